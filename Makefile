@@ -1,0 +1,74 @@
+# The stack's front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# uv is installed with pip when absent; called as a module so PATH does not matter.
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) -m include.pipeline.cli
+DATE ?=
+export STACK_UV := $(UV)
+export DO_NOT_TRACK := 1
+
+.PHONY: help setup services stop status warehouse-url settings demo up password test lint lock \
+        check-connections catalogs clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
+	@test -x $(PY) || $(UV) venv -q --python 3.11 $(VENV)
+	@echo "==> $(VENV): installing requirements-dev.txt"
+	@$(UV) pip sync -q --python $(PY) requirements-dev.txt
+	@touch $@
+
+setup: $(VENV)/.installed ## Install everything (venvs, connectors, dbt manifest, .env secrets); fast when done
+	@$(STACK) setup-runtime
+
+services: setup ## Start the embedded services (Postgres on 127.0.0.1) and print their URLs
+	@$(STACK) services start
+
+stop: ## Stop the embedded services
+	@$(STACK) services stop
+
+status: ## Are the embedded services running?
+	@$(STACK) services status
+
+warehouse-url: ## Print the warehouse URL with its password (for psql "$(make -s warehouse-url)")
+	@$(STACK) services url
+
+settings: services ## Migrate Airflow's metadata DB and load airflow_settings.yaml
+	@$(STACK) settings
+
+demo: setup ## Run the daily pipeline once with `airflow dags test` on embedded services (DATE=YYYY-MM-DD)
+	@$(STACK) demo $(if $(DATE),--date $(DATE))
+
+up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
+	@$(STACK) up
+
+password: ## Print the Airflow web UI login
+	@echo "user: admin  password: $$(grep ^AIRFLOW_ADMIN_PASSWORD= .env | cut -d= -f2-)"
+
+test: setup ## Run the test suite (starts its own Postgres on a free port)
+	@$(PY) -m pytest
+
+lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+check-connections: $(VENV)/.installed ## Validate include/airbyte/connections.yaml
+	@$(STACK) check-connections
+
+catalogs: setup ## Refresh include/airbyte/catalogs from the installed connectors (`discover`)
+	@$(STACK) catalogs
+
+lock: ## Re-resolve every requirements lock file (after editing a *.in file)
+	$(UV) pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
+	$(UV) pip compile -q requirements.in -c requirements-dev.txt -o requirements.txt --python-version 3.11
+	for f in include/airbyte/requirements/*.in; do $(UV) pip compile -q $$f -o $${f%.in}.txt --python-version 3.11; done
+
+clean: stop ## Stop services and delete local state (.local: warehouse data, Airflow DB, logs)
+	rm -rf .local include/dbt/target include/dbt/logs

@@ -1,0 +1,57 @@
+"""
+### E-commerce daily pipeline
+
+Ingest the shop's sources with Airbyte, transform them with dbt (one Airflow task per model,
+its tests right after it), every day.
+
+- **ingest**: one task per connection declared in `include/airbyte/connections.yaml`. The
+  engine is `embedded` (PyAirbyte, no Airbyte server), chosen by `AIRBYTE_ENGINE`.
+- **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest.
+
+Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task_group
+from cosmos import DbtTaskGroup
+
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.tasks import sync
+from include.pipeline.transform import cosmos_config
+
+
+@dag(
+    dag_id="ecommerce_daily",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["ecommerce", "airbyte", "dbt"],
+    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "full_refresh": Param(False, type="boolean", description="Re-sync from scratch and rebuild incremental models."),
+    },
+)
+def ecommerce_daily():
+    @task_group
+    def ingest():
+        for connection in load_connections().connections:
+            sync.override(task_id=connection.name)(connection.name)
+
+    transform = DbtTaskGroup(
+        group_id="transform",
+        project_config=cosmos_config.project_config(),
+        profile_config=cosmos_config.profile_config,
+        execution_config=cosmos_config.execution_config,
+        render_config=cosmos_config.render_config,
+        operator_args={"full_refresh": "{{ params.full_refresh }}"},
+    )
+
+    ingest() >> transform
+
+
+ecommerce_daily()

@@ -1,0 +1,262 @@
+"""The project's command line: `python -m include.pipeline.cli <command>` (the Makefile calls it).
+
+setup-runtime   generate .env secrets, install the PyAirbyte runtime and connector venvs, dbt parse
+services        start | stop | status the embedded services (prints their URLs)
+settings        load airflow_settings.yaml into Airflow
+airflow ...     run any airflow command with the project's environment
+demo            services + db migrate + settings + `airflow dags test` + a summary
+up              services + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
+check-connections / catalogs   validate include/airbyte/connections.yaml / refresh stream snapshots
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from include.pipeline import settings
+from include.pipeline.services import ServiceError
+from include.pipeline.services.postgres import EmbeddedPostgres
+
+PY = sys.executable
+DAG_ID = "ecommerce_daily"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+# -- environment ------------------------------------------------------------------------------
+def warehouse_env() -> dict[str, str]:
+    wh = settings.Warehouse.from_settings()
+    return {
+        "WAREHOUSE_HOST": wh.host,
+        "WAREHOUSE_PORT": str(wh.port),
+        "WAREHOUSE_USER": wh.user,
+        "WAREHOUSE_PASSWORD": wh.password,
+        "WAREHOUSE_DB": wh.database,
+    }
+
+
+def stack_env() -> dict[str, str]:
+    """os.environ + .env + Airflow's settings + the warehouse: what every child process gets."""
+    env = dict(os.environ)
+    for key, value in settings.read_env_file().items():
+        env.setdefault(key, value)
+    env.update(settings.airflow_env())
+    env.update(warehouse_env())
+    return env
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env or stack_env(), check=check, cwd=settings.REPO_ROOT, **kw)
+
+
+def airflow_bin() -> str:
+    return str(Path(PY).with_name("airflow"))
+
+
+# -- setup ------------------------------------------------------------------------------------
+def _sync_venv(venv: Path, lock: Path) -> None:
+    """Create `venv` and install `lock` into it with uv; skipped when the lock is unchanged."""
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = venv / ".lock-sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        say(f"{venv.name}: up to date with {lock.relative_to(settings.REPO_ROOT)}")
+        return
+    uv = shlex.split(os.environ.get("STACK_UV", "")) or [shutil.which("uv") or "uv"]
+    say(f"{venv.name}: installing {lock.relative_to(settings.REPO_ROOT)}")
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([*uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
+    subprocess.run([*uv, "pip", "sync", "-q", "--python", str(venv / "bin" / "python"), str(lock)], check=True)
+    stamp.write_text(digest)
+
+
+def cmd_setup_runtime(_: argparse.Namespace) -> int:
+    added = settings.ensure_env_file()
+    if added:
+        say(f"generated {', '.join(added)} into {settings.ENV_FILE} (keep it; never commit it)")
+    from include.pipeline.ingest.connections import load_connections
+
+    config = load_connections()
+    req = settings.AIRBYTE_REQUIREMENTS_DIR
+    _sync_venv(settings.REPO_ROOT / ".venv-airbyte", req / "pyairbyte.txt")
+    for connector in sorted({s.connector for s in config.sources.values()}):
+        _sync_venv(settings.REPO_ROOT / f".venv-{connector}", req / f"{connector}.txt")
+    say("dbt parse (writes the manifest Cosmos renders the DAG from)")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    subprocess.run(
+        [str(Path(PY).with_name("dbt")), "parse", "--quiet", "--profiles-dir", str(settings.DBT_PROJECT_DIR),
+         "--project-dir", str(settings.DBT_PROJECT_DIR)],
+        check=True, env=env,
+    )  # fmt: skip
+    return 0
+
+
+# -- services ---------------------------------------------------------------------------------
+def postgres() -> EmbeddedPostgres:
+    password = settings.setting("WAREHOUSE_PASSWORD")
+    if not password:
+        raise ServiceError(f"WAREHOUSE_PASSWORD is not set: run `make setup` to generate {settings.ENV_FILE}")
+    port = settings.setting("WAREHOUSE_PORT") or settings.services_state().get("postgres", {}).get("port")
+    return EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password=password, port=int(port) if port else None)
+
+
+def start_services() -> None:
+    pg = postgres()
+    port = pg.start()
+    state = settings.services_state()
+    state["postgres"] = {"port": port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
+    settings.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
+
+
+def print_urls() -> None:
+    wh = settings.Warehouse.from_settings()
+    print(f"  warehouse Postgres : {wh.uri(hide_password=True)}")
+    print(f"                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; "
+          f"psql \"$(make -s warehouse-url)\")")
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        start_services()
+        say("services are up")
+        print_urls()
+    elif args.action == "stop":
+        stopped = postgres().stop()
+        say("postgres stopped" if stopped else "postgres was not running")
+    elif args.action == "url":
+        print(settings.Warehouse.from_settings().uri())
+    else:
+        running = postgres().running_pid_and_port()
+        print(f"postgres: {'running (pid %d, port %d)' % running if running else 'stopped'}")
+        if running:
+            print_urls()
+        return 0 if running else 3
+    return 0
+
+
+# -- airflow ----------------------------------------------------------------------------------
+def migrate_and_load_settings() -> None:
+    env = stack_env()
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    say("airflow db migrate")
+    run([airflow_bin(), "db", "migrate"], env=env, stdout=subprocess.DEVNULL)
+    say(f"loading {settings.AIRFLOW_SETTINGS_FILE.name}")
+    run([PY, "-m", "include.pipeline.airflow_settings", str(settings.AIRFLOW_SETTINGS_FILE)], env=env)
+
+
+def cmd_settings(_: argparse.Namespace) -> int:
+    migrate_and_load_settings()
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    return run([airflow_bin(), *args.rest], check=False).returncode
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    date = args.date or (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    try:
+        dt.date.fromisoformat(date)
+    except ValueError:
+        print(f"error: DATE={date!r} is not a date; use YYYY-MM-DD, e.g. make demo DATE=2026-11-21", file=sys.stderr)
+        return 2
+    start_services()
+    migrate_and_load_settings()
+    say(f"airflow dags test {DAG_ID} {date}")
+    dag_started = time.monotonic()
+    test = run([airflow_bin(), "dags", "test", DAG_ID, date], check=False)
+    dag_seconds = time.monotonic() - dag_started
+    code = run(
+        [PY, "-m", "include.pipeline.report", DAG_ID, date, f"{dag_seconds:.1f}", f"{time.monotonic() - started:.1f}"],
+        check=False,
+    ).returncode
+    return test.returncode or code
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    start_services()
+    migrate_and_load_settings()
+    env = stack_env()
+    home = Path(env["AIRFLOW_HOME"])
+    password = settings.setting("AIRFLOW_ADMIN_PASSWORD")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    passwords.chmod(0o600)
+    say(f"Airflow on http://127.0.0.1:{env['AIRFLOW__API__PORT']}  user: admin  "
+        f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)")
+    say("Ctrl-C stops Airflow; `make stop` stops the embedded services")
+    return run([airflow_bin(), "standalone"], env=env, check=False).returncode
+
+
+# -- connections ------------------------------------------------------------------------------
+def cmd_check_connections(args: argparse.Namespace) -> int:
+    from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+
+    try:
+        config = load_connections(args.file)
+    except ConnectionsConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for c in config.connections:
+        streams = ", ".join(f"{s.name} ({s.sync_mode}, cursor {s.cursor_field}, pk {list(s.primary_key)})" for s in c.streams)
+        print(f"{c.name}: {c.source.name} [{c.source.connector}] -> {c.destination.name}.{c.destination.schema}: {streams}")
+    print(f"{config.path}: {len(config.connections)} connection(s), valid")
+    return 0
+
+
+def cmd_catalogs(_: argparse.Namespace) -> int:
+    from include.pipeline.ingest.catalog import write_snapshot
+    from include.pipeline.ingest.connections import load_connections
+
+    for source in load_connections().sources.values():
+        say(f"{source.connector}: discover -> {write_snapshot(source)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup-runtime").set_defaults(func=cmd_setup_runtime)
+    p = sub.add_parser("services")
+    p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.set_defaults(func=cmd_services)
+    sub.add_parser("settings").set_defaults(func=cmd_settings)
+    p = sub.add_parser("airflow")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_airflow)
+    p = sub.add_parser("demo")
+    p.add_argument("--date", help="logical date YYYY-MM-DD (default: yesterday)")
+    p.set_defaults(func=cmd_demo)
+    sub.add_parser("up").set_defaults(func=cmd_up)
+    p = sub.add_parser("check-connections")
+    p.add_argument("--file", default=None)
+    p.set_defaults(func=cmd_check_connections)
+    sub.add_parser("catalogs").set_defaults(func=cmd_catalogs)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as exc:
+        print(f"error: `{' '.join(map(str, exc.cmd))}` failed with exit {exc.returncode}", file=sys.stderr)
+        return exc.returncode or 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

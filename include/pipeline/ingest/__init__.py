@@ -1,0 +1,1 @@
+"""Ingest: Airbyte connections declared in include/airbyte/connections.yaml, run by an engine."""

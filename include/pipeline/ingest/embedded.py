@@ -1,0 +1,158 @@
+"""The embedded ingestion engine: a declared connection run by PyAirbyte, in-process, no server.
+
+Airflow calls `sync_connection` from a task. PyAirbyte runs in its own interpreter
+(.venv-airbyte), started as a child process rather than `@task.external_python` so that its
+progress streams into the task log line by line and the child is killed with the task (timeout,
+mark-failed), leaving no sync running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.pipeline import settings
+from include.pipeline.ingest.connections import Connection
+
+RUNNER = Path(__file__).with_name("embedded_runner.py")
+
+
+class EmbeddedSyncError(RuntimeError):
+    """The PyAirbyte run failed; the message carries the tail of its output."""
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+
+def runtime_python() -> Path:
+    return Path(os.environ.get("AIRBYTE_RUNTIME_PYTHON", settings.REPO_ROOT / ".venv-airbyte" / "bin" / "python"))
+
+
+def connector_executable(connector: str) -> Path:
+    return settings.REPO_ROOT / f".venv-{connector}" / "bin" / connector
+
+
+def build_spec(connection: Connection, warehouse: WarehouseTarget, *, full_refresh: bool = False) -> dict:
+    """The JSON handed to embedded_runner.py (no password in it)."""
+    return {
+        "connection": connection.name,
+        "connector": connection.source.connector,
+        "executable": str(connector_executable(connection.source.connector)),
+        "config": connection.source.resolved_config(),
+        "schema": connection.destination.schema,
+        "warehouse": {
+            "host": warehouse.host,
+            "port": warehouse.port,
+            "user": warehouse.user,
+            "database": warehouse.database,
+        },
+        "streams": [
+            {
+                "name": s.name,
+                "sync_mode": s.sync_mode,
+                "cursor_field": s.cursor_field,
+                "primary_key": list(s.primary_key),
+            }
+            for s in connection.streams
+        ],
+        "full_refresh": full_refresh,
+        "work_dir": str(settings.LOCAL_DIR / "airbyte" / connection.name),
+    }
+
+
+def sync_connection(
+    connection: Connection,
+    warehouse: WarehouseTarget,
+    *,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+    config_overrides: dict | None = None,
+) -> dict:
+    """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}."""
+    for path, what in ((runtime_python(), "the PyAirbyte runtime"), (connector_executable(connection.source.connector), f"the connector {connection.source.connector}")):
+        if not path.exists():
+            raise EmbeddedSyncError(f"{what} is not installed ({path} is missing): run `make setup`")
+
+    spec = build_spec(connection, warehouse, full_refresh=full_refresh)
+    spec["config"].update(config_overrides or {})
+    Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
+    logs_dir = settings.LOCAL_DIR / "logs" / "airbyte"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "WAREHOUSE_PASSWORD": warehouse.password,
+        "AIRBYTE_OFFLINE_MODE": "1",
+        "DO_NOT_TRACK": "1",
+        "NO_LIVE_PROGRESS": "1",
+        "AIRBYTE_LOGGING_ROOT": str(logs_dir),
+        "AIRBYTE_PROJECT_DIR": spec["work_dir"],
+        "PYTHONUNBUFFERED": "1",
+        # PyAirbyte imports Google client libraries that warn about Python 3.11's end of life.
+        "PYTHONWARNINGS": "ignore::FutureWarning",
+    }
+    env.pop("PYTHONPATH", None)  # Airflow's packages must not leak into the PyAirbyte interpreter
+
+    log(f"embedded engine: syncing connection '{connection.name}' with {connection.source.connector} "
+        f"({len(connection.streams)} streams) into {warehouse.host}:{warehouse.port}/{warehouse.database}.{connection.destination.schema}")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(runtime_python()), str(RUNNER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, so the connector dies with it
+    )
+    result: dict | None = None
+    tail: list[str] = []
+    try:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(spec))
+        proc.stdin.close()
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+                continue
+            if line.strip():
+                log(line)
+                tail = (tail + [line])[-30:]
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:  # the task was killed or timed out: stop the sync, leave nothing running
+            log(f"embedded engine: stopping the sync of '{connection.name}' (pid {proc.pid})")
+            _kill_group(proc)
+    if code != 0 or result is None:
+        raise EmbeddedSyncError(
+            f"sync of connection '{connection.name}' failed (exit {code}). Last output:\n" + "\n".join(tail)
+        )
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result["engine"] = "embedded"
+    total = sum(s["records"] for s in result["streams"].values())
+    log(f"embedded engine: '{connection.name}' done in {result['seconds']} s, {total} records: "
+        + ", ".join(f"{n}={s['records']}" for n, s in result["streams"].items()))
+    return result
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,32 @@
+"""Airflow tasks of the ingest stage: one sync per declared connection."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from airflow.sdk import BaseHook, task
+
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+
+log = logging.getLogger(__name__)
+
+ENGINE = os.environ.get("AIRBYTE_ENGINE", "embedded")
+
+
+@task(execution_timeout=timedelta(minutes=30))
+def sync(connection_name: str, params: dict | None = None) -> dict:
+    """Sync one connection from include/airbyte/connections.yaml; return records per stream.
+
+    `params` is the DAG run's params (Airflow injects it); `full_refresh` re-reads every stream.
+    """
+    full_refresh = bool((params or {}).get("full_refresh", False))
+    connection = load_connections().connection(connection_name)
+    log.info("ingest engine: %s (set AIRBYTE_ENGINE to change it)", ENGINE)
+    if ENGINE != "embedded":
+        raise ValueError(f"AIRBYTE_ENGINE={ENGINE!r} is not supported yet; use 'embedded'")
+    conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
+    target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log.info)

@@ -1,0 +1,120 @@
+"""The summary printed after a run: task states, rows per layer, duplicate keys, wall time.
+
+`python -m include.pipeline.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
+environment. Exits 1 when any task of the run did not succeed (or the run is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import timedelta
+
+import psycopg2
+
+from include.pipeline import settings
+from include.pipeline.ingest.connections import load_connections
+
+OK_STATES = {"success", "skipped"}
+
+
+def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
+    """(run state, {task_id: state}) of the run of `dag_id` whose logical date is `date`."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils import timezone
+    from sqlalchemy import select
+
+    day = timezone.parse(date)
+    with create_session() as session:
+        run = session.scalars(
+            select(DagRun)
+            .where(DagRun.dag_id == dag_id, DagRun.logical_date >= day, DagRun.logical_date < day + timedelta(days=1))
+            .order_by(DagRun.id.desc())
+        ).first()
+        if run is None:
+            return None, {}
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        ).all()
+        return str(run.state), {ti.task_id: str(ti.state) for ti in tis}
+
+
+def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(layer, schema.table, primary key) for raw tables and dbt tables/views from the manifest."""
+    rows = []
+    for conn in load_connections().connections:
+        for s in conn.streams:
+            rows.append(("raw", f"{conn.destination.schema}.{s.name}", s.primary_key))
+    manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+    if manifest.exists():
+        nodes = json.loads(manifest.read_text())["nodes"].values()
+        tests = [n for n in nodes if n["resource_type"] == "test"]
+        order = {"staging": 0, "intermediate": 1, "marts": 2, "snapshots": 3}
+        models = (n for n in nodes if n["resource_type"] in ("model", "snapshot"))
+        for node in sorted(models, key=lambda n: (order.get(n["fqn"][1], 9), n["fqn"])):
+            layer = node["fqn"][1] if len(node["fqn"]) > 2 else "models"
+            unique = next(
+                (t["test_metadata"]["kwargs"].get("column_name") for t in tests
+                 if t.get("test_metadata", {}).get("name") == "unique" and node["unique_id"] in t["depends_on"]["nodes"]),
+                None,
+            )  # fmt: skip
+            rows.append((layer, f"{node['schema']}.{node['alias']}", (unique,) if unique else ()))
+    return rows
+
+
+def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str, str, str]]:
+    wh = settings.Warehouse.from_settings()
+    out = []
+    conn = psycopg2.connect(host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5)
+    conn.autocommit = True
+    with conn, conn.cursor() as cur:
+        for layer, table, pk in rows:
+            try:
+                cur.execute(f"select count(*) from {table}")
+                count = cur.fetchone()[0]
+                dupes = "-"
+                if pk:
+                    cols = ", ".join(pk)
+                    cur.execute(f"select count(*) from (select {cols} from {table} group by {cols} having count(*) > 1) d")
+                    dupes = str(cur.fetchone()[0])
+                out.append((layer, table, str(count), dupes))
+            except psycopg2.Error:
+                out.append((layer, table, "missing", "-"))
+    conn.close()
+    return out
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for i, row in enumerate([header, *rows]):
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str]) -> int:
+    dag_id, date = argv[0], argv[1]
+    dag_seconds = argv[2] if len(argv) > 2 else None
+    total_seconds = argv[3] if len(argv) > 3 else None
+    run_state, states = task_states(dag_id, date)
+    print()
+    print(f"Summary of {dag_id} for {date}")
+    if run_state is None:
+        print("  no run found")
+        return 1
+    counts = Counter(states.values())
+    print(f"  run state: {run_state}; tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    failed = sorted(t for t, s in states.items() if s not in OK_STATES)
+    if failed:
+        print("  not successful: " + ", ".join(f"{t} ({states[t]})" for t in failed))
+    print()
+    print_table(("layer", "relation", "rows", "duplicate keys"), table_figures(layer_tables()))
+    if dag_seconds:
+        print(f"\n  wall time: dags test {dag_seconds} s, whole command {total_seconds} s")
+    return 1 if failed or run_state != "success" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
