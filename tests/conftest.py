@@ -1,0 +1,109 @@
+"""Shared fixtures: a real Postgres (the same embedded server the stack uses) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+import pytest
+
+from include.pipeline.ingest.embedded import WarehouseTarget
+from include.pipeline.services.postgres import EmbeddedPostgres
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> EmbeddedPostgres:
+    """One Postgres for the test session, on a free port, with a generated password."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), password=secrets.token_urlsafe(16))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def warehouse(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
+    """A fresh, empty database on the session's Postgres, for one test."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    conn = postgres_server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    conn.close()
+    return WarehouseTarget("127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name)
+
+
+@pytest.fixture
+def sql(warehouse: WarehouseTarget):
+    """Run a query on the test database and return all rows."""
+    import psycopg2
+
+    def run(query: str, params=None):
+        with psycopg2.connect(
+            host=warehouse.host, port=warehouse.port, user=warehouse.user,
+            password=warehouse.password, dbname=warehouse.database,
+        ) as conn, conn.cursor() as cur:  # fmt: skip
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    return run
+
+
+class Stack:
+    """A whole local stack in a temporary folder: its own .env, Postgres, Airflow home."""
+
+    def __init__(self, root: Path):
+        import os
+
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_"))}
+        self.env.update(
+            STACK_LOCAL_DIR=str(root / ".local"),
+            STACK_ENV_FILE=str(root / ".env"),
+            WAREHOUSE_PASSWORD=secrets.token_urlsafe(16),
+            AIRFLOW_ADMIN_PASSWORD=secrets.token_urlsafe(16),
+            DO_NOT_TRACK="1",
+        )
+
+    def cli(self, *args: str, check: bool = True):
+        """Run `python -m include.pipeline.cli ARGS` as `make` would, output captured."""
+        import subprocess
+        import sys
+
+        proc = subprocess.run(
+            [sys.executable, "-m", "include.pipeline.cli", *args],
+            cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            raise AssertionError(f"cli {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def warehouse(self) -> WarehouseTarget:
+        import json
+
+        port = json.loads((self.root / ".local" / "services.json").read_text())["postgres"]["port"]
+        return WarehouseTarget("127.0.0.1", port, "postgres", self.env["WAREHOUSE_PASSWORD"], "warehouse")
+
+    def sql(self, query: str, params=None):
+        import psycopg2
+
+        wh = self.warehouse()
+        with psycopg2.connect(
+            host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database
+        ) as conn, conn.cursor() as cur:  # fmt: skip
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+
+E2E_DATE = "2026-01-05"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    """A stack after one `demo` run of the daily DAG for E2E_DATE (shared by the e2e tests)."""
+    stack = Stack(tmp_path_factory.mktemp("stack"))
+    stack.first_run = stack.cli("demo", "--date", E2E_DATE)
+    yield stack
+    stack.cli("services", "stop", check=False)

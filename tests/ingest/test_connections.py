@@ -1,0 +1,134 @@
+"""Validation of include/airbyte/connections.yaml: every bad input names the file, line and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from include.pipeline import settings
+from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+
+GOOD = """\
+version: 1
+sources:
+  faker:
+    connector: source-faker
+    config:
+      count: 10
+      seed: 1
+destinations:
+  warehouse:
+    type: postgres
+    schema: raw
+    airflow_conn_id: warehouse
+connections:
+  - name: shop
+    source: faker
+    destination: warehouse
+    streams:
+      - name: users
+        sync_mode: incremental_deduped_history
+        cursor_field: updated_at
+        primary_key: [id]
+      - name: purchases
+        sync_mode: incremental_append
+        cursor_field: updated_at
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "connections.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConnectionsConfigError) as info:
+        load_connections(write(tmp_path, text))
+    assert "nothing was applied" in str(info.value)
+    return info.value.problems
+
+
+def test_the_shipped_declaration_is_valid():
+    config = load_connections(settings.CONNECTIONS_FILE)
+    assert [c.name for c in config.connections] == ["shop_faker_to_warehouse"]
+    streams = config.connections[0].streams
+    assert {s.name for s in streams} == {"users", "products", "purchases"}
+    assert all(s.deduplicated and s.cursor_field == "updated_at" and s.primary_key == ("id",) for s in streams)
+
+
+def test_a_good_file_loads_into_typed_objects(tmp_path):
+    config = load_connections(write(tmp_path, GOOD))
+    shop = config.connection("shop")
+    assert shop.source.connector == "source-faker"
+    assert shop.destination.schema == "raw"
+    users, purchases = shop.streams
+    assert users.deduplicated and users.primary_key == ("id",)
+    assert purchases.incremental and not purchases.deduplicated and purchases.primary_key == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "what", "fix"),
+    [
+        pytest.param("        cursor_field: updated_at\n        primary_key", "        cursor: updated_at\n        primary_key",
+                     20, "unknown key 'cursor' in stream 'users' of connection 'shop'", "use one of: name, sync_mode, cursor_field, primary_key", id="unknown-key"),
+        pytest.param("      - name: purchases", "      - name: orders", 22, "unknown stream 'orders'", "use one of: products, purchases, users", id="unknown-stream"),
+        pytest.param("sync_mode: incremental_append", "sync_mode: incremental", 23, "unknown sync_mode 'incremental'",
+                     "use one of: full_refresh_overwrite", id="unknown-sync-mode"),
+        pytest.param("        sync_mode: incremental_append\n        cursor_field: updated_at\n", "        sync_mode: incremental_append\n",
+                     22, "is incremental_append but has no cursor_field", "add `cursor_field: <column>` (the connector's cursor is 'updated_at')", id="missing-cursor"),
+        pytest.param("cursor_field: updated_at\n        primary_key: [id]", "cursor_field: updated\n        primary_key: [id]",
+                     20, "cursor_field 'updated' is not a column", "use one of:", id="cursor-not-a-column"),
+        pytest.param("        primary_key: [id]\n", "", 18, "is deduplicated but has no primary_key", "add `primary_key:", id="missing-primary-key"),
+        pytest.param("    source: faker\n", "    source: fakr\n", 15, "uses unknown source 'fakr'", "declare it under `sources:` or use one of: faker", id="unknown-source"),
+        pytest.param("connector: source-faker", "connector: source-nope", 4, "no pinned requirements file", "add source-nope.in", id="unknown-connector"),
+        pytest.param("version: 1\n", "version: 1\ncolour: blue\n", 2, "unknown key 'colour' in the file", "use one of: version", id="unknown-top-key"),
+    ],
+)
+def test_each_bad_input_names_file_line_and_fix(tmp_path, old, new, line, what, fix):
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    prefix = f"{tmp_path / 'connections.yaml'}:{line}: "
+    assert any(p.startswith(prefix) and what in p and f"Fix: {fix}" in p for p in found), found
+
+
+def test_duplicate_connection_name_points_at_both_lines(tmp_path):
+    text = GOOD + GOOD[GOOD.index("  - name: shop"):]
+    found = problems(tmp_path, text)
+    assert len(found) == 1
+    assert found[0].startswith(f"{tmp_path / 'connections.yaml'}:25: duplicate connection name 'shop' (first declared on line 14)")
+    assert "unique name" in found[0]
+
+
+def test_duplicate_stream_in_a_connection(tmp_path):
+    found = problems(tmp_path, GOOD.replace("      - name: purchases", "      - name: users"))
+    assert any(":22: duplicate stream 'users'" in p for p in found), found
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    text = GOOD.replace("      - name: purchases", "      - name: orders").replace("destination: warehouse\n    streams", "destination: wh\n    streams")
+    found = problems(tmp_path, text)
+    assert len(found) == 2
+    assert {p.split(": ", 1)[0].rsplit(":", 1)[1] for p in found} == {"16", "22"}
+
+
+def test_yaml_syntax_error_and_duplicate_key_name_the_line(tmp_path):
+    found = problems(tmp_path, GOOD.replace("    schema: raw\n", "    schema: raw\n    schema: raw2\n"))
+    assert found == [f"{tmp_path / 'connections.yaml'}:12: duplicate key 'schema'. Fix: correct the YAML syntax"]
+    found = problems(tmp_path, GOOD.replace("seed: 1", "seed: [1"))
+    assert found[0].startswith(f"{tmp_path / 'connections.yaml'}:")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConnectionsConfigError, match="file not found"):
+        load_connections(tmp_path / "nope.yaml")
+
+
+def test_secrets_come_from_the_environment_at_run_time(tmp_path):
+    config = load_connections(write(tmp_path, GOOD.replace("seed: 1", 'seed: 1\n      api_key: "${FAKER_API_KEY}"')))
+    source = config.sources["faker"]
+    assert source.config["api_key"] == "${FAKER_API_KEY}"  # nothing resolved at load time
+    assert source.resolved_config({"FAKER_API_KEY": "k-123"})["api_key"] == "k-123"
+    with pytest.raises(KeyError, match="needs the environment variable FAKER_API_KEY"):
+        source.resolved_config({})
