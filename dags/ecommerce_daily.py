@@ -33,7 +33,9 @@ from include.pipeline.transform import cosmos_config
     tags=["ecommerce", "airbyte", "dbt"],
     default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "full_refresh": Param(False, type="boolean", description="Re-sync from scratch and rebuild incremental models."),
+        "full_refresh": Param(
+            False, type="boolean", description="Re-sync from scratch and rebuild incremental models."
+        ),
     },
 )
 def ecommerce_daily():

@@ -77,7 +77,9 @@ class Stack:
             cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         if check and proc.returncode != 0:
-            raise AssertionError(f"cli {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+            raise AssertionError(
+                f"cli {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+            )
         return proc
 
     def warehouse(self) -> WarehouseTarget:

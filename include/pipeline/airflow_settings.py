@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from airflow.sdk import Connection, Variable
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -29,9 +30,13 @@ def render(path: Path, environ: dict[str, str]) -> dict:
     for number, line in enumerate(lines, start=1):
         if line.lstrip().startswith("#"):
             continue
-        missing += [f"{path}:{number}: ${{{name}}} is not set" for name in _PLACEHOLDER.findall(line) if name not in environ]
+        missing += [
+            f"{path}:{number}: ${{{name}}} is not set" for name in _PLACEHOLDER.findall(line) if name not in environ
+        ]
     if missing:
-        raise SettingsError("\n".join(missing) + "\nFix: export these variables (or run `make services` for the embedded ones)")
+        raise SettingsError(
+            "\n".join(missing) + "\nFix: export these variables (or run `make services` for the embedded ones)"
+        )
     text = "\n".join(
         line if line.lstrip().startswith("#") else _PLACEHOLDER.sub(lambda m: json.dumps(environ[m.group(1)]), line)
         for line in lines
@@ -42,7 +47,7 @@ def render(path: Path, environ: dict[str, str]) -> dict:
 
 def load(path: Path, environ: dict[str, str]) -> dict[str, int]:
     """Upsert connections, variables and pools; return how many of each."""
-    from airflow.models import Connection, Pool, Variable
+    from airflow.models import Pool
     from airflow.utils.session import create_session
 
     doc = render(path, environ)

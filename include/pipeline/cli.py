@@ -123,8 +123,9 @@ def start_services() -> None:
 def print_urls() -> None:
     wh = settings.Warehouse.from_settings()
     print(f"  warehouse Postgres : {wh.uri(hide_password=True)}")
-    print(f"                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; "
-          f"psql \"$(make -s warehouse-url)\")")
+    print(
+        f'                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; psql "$(make -s warehouse-url)")'
+    )
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -139,7 +140,7 @@ def cmd_services(args: argparse.Namespace) -> int:
         print(settings.Warehouse.from_settings().uri())
     else:
         running = postgres().running_pid_and_port()
-        print(f"postgres: {'running (pid %d, port %d)' % running if running else 'stopped'}")
+        print(f"postgres: {f'running (pid {running[0]}, port {running[1]})' if running else 'stopped'}")
         if running:
             print_urls()
         return 0 if running else 3
@@ -195,8 +196,10 @@ def cmd_up(_: argparse.Namespace) -> int:
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": password}))
     passwords.chmod(0o600)
-    say(f"Airflow on http://127.0.0.1:{env['AIRFLOW__API__PORT']}  user: admin  "
-        f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)")
+    say(
+        f"Airflow on http://127.0.0.1:{env['AIRFLOW__API__PORT']}  user: admin  "
+        f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)"
+    )
     say("Ctrl-C stops Airflow; `make stop` stops the embedded services")
     return run([airflow_bin(), "standalone"], env=env, check=False).returncode
 
@@ -211,8 +214,12 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     for c in config.connections:
-        streams = ", ".join(f"{s.name} ({s.sync_mode}, cursor {s.cursor_field}, pk {list(s.primary_key)})" for s in c.streams)
-        print(f"{c.name}: {c.source.name} [{c.source.connector}] -> {c.destination.name}.{c.destination.schema}: {streams}")
+        streams = ", ".join(
+            f"{s.name} ({s.sync_mode}, cursor {s.cursor_field}, pk {list(s.primary_key)})" for s in c.streams
+        )
+        print(
+            f"{c.name}: {c.source.name} [{c.source.connector}] -> {c.destination.name}.{c.destination.schema}: {streams}"
+        )
     print(f"{config.path}: {len(config.connections)} connection(s), valid")
     return 0
 
@@ -227,7 +234,9 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup-runtime").set_defaults(func=cmd_setup_runtime)
     p = sub.add_parser("services")

@@ -22,8 +22,8 @@ OK_STATES = {"success", "skipped"}
 def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
     """(run state, {task_id: state}) of the run of `dag_id` whose logical date is `date`."""
     from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
     from airflow.utils import timezone
+    from airflow.utils.session import create_session
     from sqlalchemy import select
 
     day = timezone.parse(date)
@@ -67,7 +67,9 @@ def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
 def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str, str, str]]:
     wh = settings.Warehouse.from_settings()
     out = []
-    conn = psycopg2.connect(host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5)
+    conn = psycopg2.connect(
+        host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5
+    )
     conn.autocommit = True
     with conn, conn.cursor() as cur:
         for layer, table, pk in rows:
@@ -77,7 +79,9 @@ def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[st
                 dupes = "-"
                 if pk:
                     cols = ", ".join(pk)
-                    cur.execute(f"select count(*) from (select {cols} from {table} group by {cols} having count(*) > 1) d")
+                    cur.execute(
+                        f"select count(*) from (select {cols} from {table} group by {cols} having count(*) > 1) d"
+                    )
                     dupes = str(cur.fetchone()[0])
                 out.append((layer, table, str(count), dupes))
             except psycopg2.Error:
@@ -87,9 +91,9 @@ def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[st
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     for i, row in enumerate([header, *rows]):
-        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)))
         if i == 0:
             print("  " + "  ".join("-" * w for w in widths))
 

@@ -124,9 +124,7 @@ def airflow_env() -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
         "AIRBYTE_OFFLINE_MODE": "1",
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
     # Values from the environment win, so CI or a user can point Airflow elsewhere.
     return {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}

@@ -20,7 +20,9 @@ LAYERS = {
 
 
 def counts(stack) -> dict[str, tuple[int, int]]:
-    return {table: stack.sql(f"select count(*), count(distinct {key}) from {table}")[0] for table, key in LAYERS.items()}
+    return {
+        table: stack.sql(f"select count(*), count(distinct {key}) from {table}")[0] for table, key in LAYERS.items()
+    }
 
 
 def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(stack):

@@ -71,19 +71,78 @@ def test_a_good_file_loads_into_typed_objects(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "line", "what", "fix"),
     [
-        pytest.param("        cursor_field: updated_at\n        primary_key", "        cursor: updated_at\n        primary_key",
-                     20, "unknown key 'cursor' in stream 'users' of connection 'shop'", "use one of: name, sync_mode, cursor_field, primary_key", id="unknown-key"),
-        pytest.param("      - name: purchases", "      - name: orders", 22, "unknown stream 'orders'", "use one of: products, purchases, users", id="unknown-stream"),
-        pytest.param("sync_mode: incremental_append", "sync_mode: incremental", 23, "unknown sync_mode 'incremental'",
-                     "use one of: full_refresh_overwrite", id="unknown-sync-mode"),
-        pytest.param("        sync_mode: incremental_append\n        cursor_field: updated_at\n", "        sync_mode: incremental_append\n",
-                     22, "is incremental_append but has no cursor_field", "add `cursor_field: <column>` (the connector's cursor is 'updated_at')", id="missing-cursor"),
-        pytest.param("cursor_field: updated_at\n        primary_key: [id]", "cursor_field: updated\n        primary_key: [id]",
-                     20, "cursor_field 'updated' is not a column", "use one of:", id="cursor-not-a-column"),
-        pytest.param("        primary_key: [id]\n", "", 18, "is deduplicated but has no primary_key", "add `primary_key:", id="missing-primary-key"),
-        pytest.param("    source: faker\n", "    source: fakr\n", 15, "uses unknown source 'fakr'", "declare it under `sources:` or use one of: faker", id="unknown-source"),
-        pytest.param("connector: source-faker", "connector: source-nope", 4, "no pinned requirements file", "add source-nope.in", id="unknown-connector"),
-        pytest.param("version: 1\n", "version: 1\ncolour: blue\n", 2, "unknown key 'colour' in the file", "use one of: version", id="unknown-top-key"),
+        pytest.param(
+            "        cursor_field: updated_at\n        primary_key",
+            "        cursor: updated_at\n        primary_key",
+            20,
+            "unknown key 'cursor' in stream 'users' of connection 'shop'",
+            "use one of: name, sync_mode, cursor_field, primary_key",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "      - name: purchases",
+            "      - name: orders",
+            22,
+            "unknown stream 'orders'",
+            "use one of: products, purchases, users",
+            id="unknown-stream",
+        ),
+        pytest.param(
+            "sync_mode: incremental_append",
+            "sync_mode: incremental",
+            23,
+            "unknown sync_mode 'incremental'",
+            "use one of: full_refresh_overwrite",
+            id="unknown-sync-mode",
+        ),
+        pytest.param(
+            "        sync_mode: incremental_append\n        cursor_field: updated_at\n",
+            "        sync_mode: incremental_append\n",
+            22,
+            "is incremental_append but has no cursor_field",
+            "add `cursor_field: <column>` (the connector's cursor is 'updated_at')",
+            id="missing-cursor",
+        ),
+        pytest.param(
+            "cursor_field: updated_at\n        primary_key: [id]",
+            "cursor_field: updated\n        primary_key: [id]",
+            20,
+            "cursor_field 'updated' is not a column",
+            "use one of:",
+            id="cursor-not-a-column",
+        ),
+        pytest.param(
+            "        primary_key: [id]\n",
+            "",
+            18,
+            "is deduplicated but has no primary_key",
+            "add `primary_key:",
+            id="missing-primary-key",
+        ),
+        pytest.param(
+            "    source: faker\n",
+            "    source: fakr\n",
+            15,
+            "uses unknown source 'fakr'",
+            "declare it under `sources:` or use one of: faker",
+            id="unknown-source",
+        ),
+        pytest.param(
+            "connector: source-faker",
+            "connector: source-nope",
+            4,
+            "no pinned requirements file",
+            "add source-nope.in",
+            id="unknown-connector",
+        ),
+        pytest.param(
+            "version: 1\n",
+            "version: 1\ncolour: blue\n",
+            2,
+            "unknown key 'colour' in the file",
+            "use one of: version",
+            id="unknown-top-key",
+        ),
     ],
 )
 def test_each_bad_input_names_file_line_and_fix(tmp_path, old, new, line, what, fix):
@@ -94,10 +153,12 @@ def test_each_bad_input_names_file_line_and_fix(tmp_path, old, new, line, what, 
 
 
 def test_duplicate_connection_name_points_at_both_lines(tmp_path):
-    text = GOOD + GOOD[GOOD.index("  - name: shop"):]
+    text = GOOD + GOOD[GOOD.index("  - name: shop") :]
     found = problems(tmp_path, text)
     assert len(found) == 1
-    assert found[0].startswith(f"{tmp_path / 'connections.yaml'}:25: duplicate connection name 'shop' (first declared on line 14)")
+    assert found[0].startswith(
+        f"{tmp_path / 'connections.yaml'}:25: duplicate connection name 'shop' (first declared on line 14)"
+    )
     assert "unique name" in found[0]
 
 
@@ -107,7 +168,9 @@ def test_duplicate_stream_in_a_connection(tmp_path):
 
 
 def test_all_problems_are_reported_at_once(tmp_path):
-    text = GOOD.replace("      - name: purchases", "      - name: orders").replace("destination: warehouse\n    streams", "destination: wh\n    streams")
+    text = GOOD.replace("      - name: purchases", "      - name: orders").replace(
+        "destination: warehouse\n    streams", "destination: wh\n    streams"
+    )
     found = problems(tmp_path, text)
     assert len(found) == 2
     assert {p.split(": ", 1)[0].rsplit(":", 1)[1] for p in found} == {"16", "22"}

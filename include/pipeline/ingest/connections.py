@@ -134,9 +134,7 @@ class _LineLoader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in mapping:
-                raise yaml.MarkedYAMLError(
-                    problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
-                )
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
             mapping[key] = self.construct_object(value_node, deep=True)
             mapping.key_lines[key] = key_node.start_mark.line + 1
         return mapping
@@ -323,21 +321,37 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
             )
         mode = s["sync_mode"]
         if mode not in SYNC_MODES:
-            check.fail(s.key_lines["sync_mode"], f"unknown sync_mode {mode!r} in {swhere}", f"use one of: {', '.join(SYNC_MODES)}")
+            check.fail(
+                s.key_lines["sync_mode"],
+                f"unknown sync_mode {mode!r} in {swhere}",
+                f"use one of: {', '.join(SYNC_MODES)}",
+            )
             continue
         columns = set((known or {}).get("json_schema", {}).get("properties", {}))
         cursor = s.get("cursor_field")
         if mode.startswith("incremental") and not cursor:
-            hint = f" (the connector's cursor is {known['default_cursor_field']!r})" if known and known.get("default_cursor_field") else ""
+            hint = (
+                f" (the connector's cursor is {known['default_cursor_field']!r})"
+                if known and known.get("default_cursor_field")
+                else ""
+            )
             check.fail(s.line, f"{swhere} is {mode} but has no cursor_field", f"add `cursor_field: <column>`{hint}")
         elif cursor and columns and cursor not in columns:
-            check.fail(s.key_lines["cursor_field"], f"cursor_field {cursor!r} is not a column of {swhere}", f"use one of: {', '.join(sorted(columns))}")
+            check.fail(
+                s.key_lines["cursor_field"],
+                f"cursor_field {cursor!r} is not a column of {swhere}",
+                f"use one of: {', '.join(sorted(columns))}",
+            )
         pk = s.get("primary_key") or []
         pk = [pk] if isinstance(pk, str) else list(pk)
         if mode == "incremental_deduped_history" and not pk:
             check.fail(s.line, f"{swhere} is deduplicated but has no primary_key", "add `primary_key: [<column>, ...]`")
         for column in pk:
             if columns and column not in columns:
-                check.fail(s.key_lines["primary_key"], f"primary_key column {column!r} is not a column of {swhere}", f"use one of: {', '.join(sorted(columns))}")
+                check.fail(
+                    s.key_lines["primary_key"],
+                    f"primary_key column {column!r} is not a column of {swhere}",
+                    f"use one of: {', '.join(sorted(columns))}",
+                )
         streams.append(Stream(sname, mode, cursor, tuple(pk)))
     return tuple(streams)

@@ -81,7 +81,10 @@ def sync_connection(
     config_overrides: dict | None = None,
 ) -> dict:
     """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}."""
-    for path, what in ((runtime_python(), "the PyAirbyte runtime"), (connector_executable(connection.source.connector), f"the connector {connection.source.connector}")):
+    for path, what in (
+        (runtime_python(), "the PyAirbyte runtime"),
+        (connector_executable(connection.source.connector), f"the connector {connection.source.connector}"),
+    ):
         if not path.exists():
             raise EmbeddedSyncError(f"{what} is not installed ({path} is missing): run `make setup`")
 
@@ -104,8 +107,10 @@ def sync_connection(
     }
     env.pop("PYTHONPATH", None)  # Airflow's packages must not leak into the PyAirbyte interpreter
 
-    log(f"embedded engine: syncing connection '{connection.name}' with {connection.source.connector} "
-        f"({len(connection.streams)} streams) into {warehouse.host}:{warehouse.port}/{warehouse.database}.{connection.destination.schema}")
+    log(
+        f"embedded engine: syncing connection '{connection.name}' with {connection.source.connector} "
+        f"({len(connection.streams)} streams) into {warehouse.host}:{warehouse.port}/{warehouse.database}.{connection.destination.schema}"
+    )
     started = time.monotonic()
     proc = subprocess.Popen(
         [str(runtime_python()), str(RUNNER)],
@@ -125,7 +130,7 @@ def sync_connection(
         for line in proc.stdout:
             line = line.rstrip()
             if line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT "):])
+                result = json.loads(line[len("RESULT ") :])
                 continue
             if line.strip():
                 log(line)
@@ -142,8 +147,10 @@ def sync_connection(
     result["seconds"] = round(time.monotonic() - started, 3)
     result["engine"] = "embedded"
     total = sum(s["records"] for s in result["streams"].values())
-    log(f"embedded engine: '{connection.name}' done in {result['seconds']} s, {total} records: "
-        + ", ".join(f"{n}={s['records']}" for n, s in result["streams"].items()))
+    log(
+        f"embedded engine: '{connection.name}' done in {result['seconds']} s, {total} records: "
+        + ", ".join(f"{n}={s['records']}" for n, s in result["streams"].items())
+    )
     return result
 
 

@@ -172,7 +172,9 @@ class EmbeddedPostgres:
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise ServiceError(f"postgres: not accepting connections on port {self.port}; see {self.log_file}")
+                    raise ServiceError(
+                        f"postgres: not accepting connections on port {self.port}; see {self.log_file}"
+                    ) from None
                 time.sleep(0.1)
 
     def connect(self, database: str = "postgres"):

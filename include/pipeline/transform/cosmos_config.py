@@ -26,8 +26,7 @@ DBT_TARGET_SCHEMA = os.environ.get("DBT_TARGET_SCHEMA", "analytics")
 def project_config() -> ProjectConfig:
     if not DBT_MANIFEST.exists():
         raise FileNotFoundError(
-            f"dbt manifest {DBT_MANIFEST} is missing: run `make setup` (it runs `dbt parse`), "
-            "or set DBT_MANIFEST_PATH"
+            f"dbt manifest {DBT_MANIFEST} is missing: run `make setup` (it runs `dbt parse`), or set DBT_MANIFEST_PATH"
         )
     return ProjectConfig(
         dbt_project_path=DBT_PROJECT_DIR,
