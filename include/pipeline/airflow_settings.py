@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import yaml
-from airflow.sdk import Connection, Variable
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -47,7 +46,8 @@ def render(path: Path, environ: dict[str, str]) -> dict:
 
 def load(path: Path, environ: dict[str, str]) -> dict[str, int]:
     """Upsert connections, variables and pools; return how many of each."""
-    from airflow.models import Pool
+    # The metadata database's own models: this runs as a CLI, not inside a task.
+    from airflow.models import Connection, Pool, Variable
     from airflow.utils.session import create_session
 
     doc = render(path, environ)
