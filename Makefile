@@ -9,6 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m include.pipeline.cli
 DATE ?=
+DAYS ?= 3
 export STACK_UV := $(UV)
 export DO_NOT_TRACK := 1
 
@@ -43,8 +44,8 @@ warehouse-url: ## Print the warehouse URL with its password (for psql "$(make -s
 settings: services ## Migrate Airflow's metadata DB and load airflow_settings.yaml
 	@$(STACK) settings
 
-demo: setup ## Run the daily pipeline once with `airflow dags test` on embedded services (DATE=YYYY-MM-DD)
-	@$(STACK) demo $(if $(DATE),--date $(DATE))
+demo: setup ## Run the daily pipeline for DAYS consecutive days (default 3) ending at DATE (default yesterday)
+	@$(STACK) demo $(if $(DATE),--date $(DATE)) --days $(DAYS)
 
 up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@$(STACK) up
@@ -58,6 +59,7 @@ test: setup ## Run the test suite (starts its own Postgres on a free port)
 lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(PY) -m include.pipeline.transform.lint
 
 check-connections: $(VENV)/.installed ## Validate include/airbyte/connections.yaml
 	@$(STACK) check-connections

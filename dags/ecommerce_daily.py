@@ -7,6 +7,7 @@ its tests right after it), every day.
 - **ingest**: one task per connection declared in `include/airbyte/connections.yaml`. The
   engine is `embedded` (PyAirbyte, no Airbyte server), chosen by `AIRBYTE_ENGINE`.
 - **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest.
+- **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
 
 Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
 """
@@ -54,6 +55,7 @@ def ecommerce_daily():
     )
 
     ingest() >> transform
+    transform >> cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
 
 
 ecommerce_daily()

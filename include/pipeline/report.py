@@ -55,6 +55,7 @@ def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
         models = (n for n in nodes if n["resource_type"] in ("model", "snapshot"))
         for node in sorted(models, key=lambda n: (order.get(n["fqn"][1], 9), n["fqn"])):
             layer = node["fqn"][1] if len(node["fqn"]) > 2 else "models"
+            layer = "snapshots" if node["resource_type"] == "snapshot" else layer
             unique = next(
                 (t["test_metadata"]["kwargs"].get("column_name") for t in tests
                  if t.get("test_metadata", {}).get("name") == "unique" and node["unique_id"] in t["depends_on"]["nodes"]),

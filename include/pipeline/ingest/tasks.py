@@ -17,7 +17,7 @@ ENGINE = os.environ.get("AIRBYTE_ENGINE", "embedded")
 
 
 @task(execution_timeout=timedelta(minutes=30))
-def sync(connection_name: str, params: dict | None = None) -> dict:
+def sync(connection_name: str, params: dict | None = None, ds: str | None = None) -> dict:
     """Sync one connection from include/airbyte/connections.yaml; return records per stream.
 
     `params` is the DAG run's params (Airflow injects it); `full_refresh` re-reads every stream.
@@ -29,4 +29,8 @@ def sync(connection_name: str, params: dict | None = None) -> dict:
         raise ValueError(f"AIRBYTE_ENGINE={ENGINE!r} is not supported yet; use 'embedded'")
     conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
     target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+    if ds:  # the shop moves day by day with the logical date (include/pipeline/ingest/daily.py)
+        from include.pipeline.ingest.daily import sync_day
+
+        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log.info)
     return sync_connection(connection, target, full_refresh=full_refresh, log=log.info)

@@ -57,3 +57,22 @@ render_config = RenderConfig(
     test_behavior=TestBehavior.AFTER_EACH,
     enable_mock_profile=True,
 )
+
+
+def docs_task(task_id: str = "dbt_docs"):
+    """`dbt docs generate` after the transform; the site is kept in .local/artifacts/<run_id>/dbt_docs."""
+    from cosmos.operators.local import DbtDocsLocalOperator
+
+    from include.pipeline.transform.docs import keep_docs
+
+    return DbtDocsLocalOperator(
+        task_id=task_id,
+        project_dir=str(DBT_PROJECT_DIR),
+        profile_config=profile_config,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        dbt_executable_path=str(DBT_EXECUTABLE),
+        install_deps=False,
+        callback=keep_docs,
+        env={"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        append_env=True,
+    )

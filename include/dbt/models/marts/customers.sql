@@ -5,44 +5,49 @@ customers as (
 ),
 
 purchases as (
-    select * from {{ ref('stg_faker__purchases') }}
+    select * from {{ ref('int_purchases_enriched') }}
 ),
 
-products as (
-    select * from {{ ref('stg_faker__products') }}
-),
-
-orders as (
+customer_orders as (
     select
-        purchases.customer_id,
-        count(*) filter (where purchases.purchased_at is not null) as order_count,
-        count(*) filter (where purchases.returned_at is not null) as return_count,
-        coalesce(
-            sum(products.price) filter (
-                where purchases.purchased_at is not null and purchases.returned_at is null
-            ),
-            0
-        ) as lifetime_value,
-        min(purchases.purchased_at) as first_order_at,
-        max(purchases.purchased_at) as last_order_at
+        customer_id,
+        count(*) filter (where order_status in ('purchased', 'returned')) as order_count,
+        count(*) filter (where order_status = 'returned') as return_count,
+        sum(net_amount) as lifetime_value,
+        min(purchased_at) as first_order_at,
+        max(purchased_at) as last_order_at
     from purchases
-    left join products on purchases.product_id = products.product_id
-    group by purchases.customer_id
+    group by customer_id
 ),
 
-final as (
+joined as (
     select
         customers.customer_id,
         customers.customer_name,
         customers.email,
+        customers.city,
+        customers.state,
         customers.country_code,
-        coalesce(orders.order_count, 0) as order_count,
-        coalesce(orders.return_count, 0) as return_count,
-        coalesce(orders.lifetime_value, 0)::numeric(14, 2) as lifetime_value,
-        orders.first_order_at,
-        orders.last_order_at
+        coalesce(customer_orders.order_count, 0) as order_count,
+        coalesce(customer_orders.return_count, 0) as return_count,
+        coalesce(customer_orders.lifetime_value, 0)::numeric(14, 2) as lifetime_value,
+        customer_orders.first_order_at,
+        customer_orders.last_order_at
     from customers
-    left join orders on customers.customer_id = orders.customer_id
+    left join customer_orders on customers.customer_id = customer_orders.customer_id
+),
+
+final as (
+    select
+        *,
+        (case
+            when order_count = 0 then 'prospect'
+            when return_count = order_count then 'returner'
+            when lifetime_value >= {{ var('high_value_lifetime_value', 50000) }} then 'high_value'
+            when order_count > 1 then 'repeat'
+            else 'one_time'
+        end)::varchar as customer_segment
+    from joined
 )
 
 select * from final

@@ -7,22 +7,26 @@ source as (
 latest as (
     select
         *,
-        row_number() over (partition by id order by _airbyte_extracted_at desc) as _row_rank
+        {{ airbyte_record_problem() }} as record_problem,
+        row_number() over (
+            partition by id
+            order by _airbyte_extracted_at desc, _airbyte_raw_id desc
+        ) as extraction_rank
     from source
 ),
 
 renamed as (
     select
-        id as product_id,
-        make,
-        model,
-        year as model_year,
+        id::bigint as product_id,
+        make::varchar as make,
+        model::varchar as model_name,
+        year::integer as model_year,
         price::numeric(12, 2) as price,
-        created_at,
-        updated_at,
-        _airbyte_extracted_at as extracted_at
+        created_at::timestamp as created_at,
+        updated_at::timestamp as updated_at,
+        _airbyte_extracted_at::timestamp as extracted_at
     from latest
-    where _row_rank = 1
+    where extraction_rank = 1 and record_problem is null
 )
 
 select * from renamed

@@ -1,0 +1,74 @@
+with
+
+purchases as (
+    select * from {{ ref('stg_faker__purchases') }}
+),
+
+products as (
+    select * from {{ ref('stg_faker__products') }}
+),
+
+customers as (
+    select * from {{ ref('stg_faker__users') }}
+),
+
+joined as (
+    select
+        purchases.purchase_id,
+        purchases.customer_id,
+        purchases.product_id,
+        customers.country_code,
+        products.make as product_make,
+        products.model_name as product_model,
+        coalesce(products.price, 0)::numeric(12, 2) as unit_price,
+        purchases.added_to_cart_at,
+        purchases.purchased_at,
+        purchases.returned_at,
+        ({{ order_status('purchases.added_to_cart_at', 'purchases.purchased_at', 'purchases.returned_at') }})::varchar
+            as order_status,
+        purchases.updated_at,
+        -- an order changes when the purchase, its product or its customer is re-extracted
+        greatest(
+            purchases.extracted_at, products.extracted_at, customers.extracted_at
+        ) as extracted_at
+    from purchases
+    left join products on purchases.product_id = products.product_id
+    left join customers on purchases.customer_id = customers.customer_id
+),
+
+amounts as (
+    select
+        *,
+        purchased_at::date as order_date,
+        case
+            when order_status in ('purchased', 'returned') then unit_price else 0
+        end::numeric(14, 2) as gross_amount,
+        case
+            when order_status = 'returned' then unit_price else 0
+        end::numeric(14, 2) as refund_amount
+    from joined
+),
+
+final as (
+    select
+        purchase_id,
+        customer_id,
+        product_id,
+        country_code,
+        product_make,
+        product_model,
+        order_status,
+        added_to_cart_at,
+        purchased_at,
+        returned_at,
+        order_date,
+        unit_price,
+        gross_amount,
+        refund_amount,
+        (gross_amount - refund_amount)::numeric(14, 2) as net_amount,
+        updated_at,
+        extracted_at
+    from amounts
+)
+
+select * from final

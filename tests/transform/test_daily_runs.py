@@ -1,0 +1,218 @@
+"""Three consecutive days of the shop, the last day again, then a full refresh: each a real
+PyAirbyte sync of that day (include/pipeline/ingest/daily.py) followed by `dbt build`, on a real
+Postgres. Checks the issue's acceptance: unique keys in every layer, the orders mart equal to a
+recount from raw, revenue equal to SQL over raw, and the snapshot keeping a changed customer's
+history. Then a record flagged by Airbyte goes to quarantine and the build goes on."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg2
+import pytest
+
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.daily import DAILY_CHANGED_CUSTOMERS, expected_counts, sync_day
+from include.pipeline.ingest.embedded import WarehouseTarget
+from tests.transform.conftest import Dbt
+
+pytestmark = pytest.mark.integration
+
+DAYS = ["2026-01-02", "2026-01-03", "2026-01-04"]
+
+# (relation, key) for every layer; the snapshot's key is its version id
+KEYS = [
+    ("raw.users", "id"), ("raw.products", "id"), ("raw.purchases", "id"),
+    ("staging.stg_faker__users", "customer_id"), ("staging.stg_faker__products", "product_id"),
+    ("staging.stg_faker__purchases", "purchase_id"), ("staging.stg_faker__quarantined_records", "raw_record_id"),
+    ("intermediate.int_purchases_enriched", "purchase_id"),
+    ("marts.customers", "customer_id"), ("marts.orders", "order_id"), ("marts.products", "product_id"),
+    ("marts.daily_revenue", "order_date"), ("marts.monthly_cohort_retention", "cohort_month, months_since_first_order"),
+    ("snapshots.customers_snapshot", "dbt_scd_id"),
+]  # fmt: skip
+
+# The order status and amounts computed straight from the raw tables, without dbt.
+RAW_ORDERS = """
+    select
+        p.id as order_id, p.user_id as customer_id, p.product_id,
+        case when p.purchased_at is not null and p.returned_at is not null then 'returned'
+             when p.purchased_at is not null then 'purchased'
+             when p.added_to_cart_at is not null then 'in_cart' else 'created' end as order_status,
+        case when p.purchased_at is not null then pr.price else 0 end::numeric(14, 2) as gross_amount,
+        case when p.purchased_at is not null and p.returned_at is not null then pr.price else 0 end::numeric(14, 2)
+            as refund_amount
+    from raw.purchases p left join raw.products pr on pr.id = p.product_id
+"""
+
+
+class Warehouse:
+    def __init__(self, target: WarehouseTarget):
+        self.target = target
+
+    def sql(self, query: str, params=None) -> list[tuple]:
+        t = self.target
+        with psycopg2.connect(
+            host=t.host, port=t.port, user=t.user, password=t.password, dbname=t.database
+        ) as conn, conn.cursor() as cur:  # fmt: skip
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def state(self) -> dict:
+        """Everything the checks compare, after one run."""
+        s: dict = {"rows": {}, "duplicates": {}}
+        for relation, key in KEYS:
+            s["rows"][relation] = self.sql(f"select count(*) from {relation}")[0][0]
+            s["duplicates"][relation] = self.sql(
+                f"select count(*) from (select {key} from {relation} group by {key} having count(*) > 1) d"
+            )[0][0]
+        s["orders_vs_raw"] = self.sql(
+            f"select count(*) from ((select order_id, customer_id, product_id, order_status, gross_amount, refund_amount"
+            f" from marts.orders except all ({RAW_ORDERS})) union all (({RAW_ORDERS}) except all"
+            f" select order_id, customer_id, product_id, order_status, gross_amount, refund_amount from marts.orders)) d"
+        )[0][0]
+        s["raw_revenue"] = self.sql(
+            f"select sum(gross_amount), sum(refund_amount), sum(gross_amount - refund_amount) from ({RAW_ORDERS}) o"
+        )[0]
+        s["mart_revenue"] = {
+            "orders": self.sql("select sum(gross_amount), sum(refund_amount), sum(net_amount) from marts.orders")[0],
+            "daily_revenue": self.sql(
+                "select sum(gross_revenue), sum(refunded_amount), sum(net_revenue) from marts.daily_revenue"
+            )[0],
+            "products": self.sql(
+                "select sum(gross_revenue), sum(refunded_amount), sum(net_revenue) from marts.products"
+            )[0],
+        }
+        s["lifetime_value"] = self.sql("select sum(lifetime_value) from marts.customers")[0][0]
+        s["customer_1_versions"] = self.sql(
+            "select email, dbt_valid_to is null from snapshots.customers_snapshot where customer_id = 1"
+            " order by dbt_valid_from"
+        )
+        s["customer_1_now"] = self.sql("select email from staging.stg_faker__users where customer_id = 1")[0][0]
+        s["changed_orders"] = self.sql(
+            "select order_id, product_id, order_status from marts.orders where order_id <= %s order by 1",
+            (DAILY_CHANGED_CUSTOMERS,),
+        )
+        s["orders_oid"] = self.sql("select 'marts.orders'::regclass::oid")[0][0]
+        return s
+
+
+@pytest.fixture(scope="module")
+def runs(postgres_server, tmp_path_factory) -> dict:
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    conn = postgres_server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    conn.close()
+    target = WarehouseTarget(
+        "127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name
+    )
+    wh = Warehouse(target)
+    dbt = Dbt(target, tmp_path_factory.mktemp("dbt"))
+    connection = load_connections().connection("shop_faker_to_warehouse")
+    quiet = lambda _: None  # noqa: E731
+
+    out: dict = {"config": connection.source.resolved_config()}
+    for label, day, full in [(d, d, False) for d in DAYS] + [("again", DAYS[-1], False), ("full", DAYS[-1], True)]:
+        sync_day(connection, target, day, full_refresh=full, log=quiet)
+        dbt("build", *(["--full-refresh"] if full else []))
+        out[label] = wh.state()
+
+    # reliability case 13: a record Airbyte had to change is quarantined; the build goes on
+    wh.sql(
+        "update raw.users set _airbyte_meta = "
+        """'{"changes": [{"field": "age", "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"}]}'"""
+        " where id = 5"
+    )
+    out["quarantine_build"] = dbt("build", check=False)
+    out["quarantine"] = wh.sql("select stream_name, record_id, problem from staging.stg_faker__quarantined_records")
+    out["customer_5"] = wh.sql("select count(*) from marts.customers where customer_id = 5")[0][0]
+    out["wh"] = wh
+    return out
+
+
+@pytest.mark.parametrize("label", [*DAYS, "again", "full"])
+def test_every_key_is_unique_in_every_layer(runs, label):
+    assert runs[label]["duplicates"] == dict.fromkeys(runs[label]["duplicates"], 0)
+
+
+@pytest.mark.parametrize("label", [*DAYS, "again", "full"])
+def test_orders_equal_a_recount_from_raw_and_revenue_equals_sql_over_raw(runs, label):
+    state = runs[label]
+    assert state["orders_vs_raw"] == 0, "marts.orders differs from the orders computed from raw"
+    assert state["rows"]["marts.orders"] == state["rows"]["raw.purchases"]
+    for mart, totals in state["mart_revenue"].items():
+        assert totals == state["raw_revenue"], mart
+    assert state["lifetime_value"] == state["raw_revenue"][2]
+
+
+def test_each_day_brings_new_customers_and_orders(runs):
+    rows = [runs[d]["rows"] for d in DAYS]
+    for day, r in zip(DAYS, rows, strict=True):
+        expected = expected_counts(day, runs["config"])
+        assert r["raw.users"] == r["marts.customers"] == expected["users"]
+        assert r["raw.purchases"] == r["marts.orders"] == expected["purchases"]
+    assert rows[0]["marts.orders"] < rows[1]["marts.orders"] < rows[2]["marts.orders"]
+
+
+def test_old_orders_change_from_day_to_day_and_the_incremental_model_merges_them(runs):
+    versions = [runs[d]["changed_orders"] for d in DAYS]
+    assert versions[0] != versions[1] != versions[2], "the day's change read rewrites the first customers' orders"
+    # merged in place: the incremental table is the same relation from day to day
+    assert runs[DAYS[0]]["orders_oid"] == runs[DAYS[1]]["orders_oid"] == runs[DAYS[2]]["orders_oid"]
+
+
+def test_the_snapshot_keeps_the_history_of_a_changed_customer(runs):
+    history = runs[DAYS[-1]]["customer_1_versions"]
+    assert len(history) == len(DAYS), history  # one version per day: customer 1 changes every day
+    assert len({email for email, _ in history}) == len(DAYS)
+    assert [current for _, current in history] == [False] * (len(DAYS) - 1) + [True]
+    assert history[-1][0] == runs[DAYS[-1]]["customer_1_now"]
+
+
+def test_rerunning_the_same_day_changes_nothing(runs):
+    last, again = runs[DAYS[-1]], runs["again"]
+    for key in ("rows", "changed_orders", "raw_revenue", "customer_1_versions", "orders_oid"):
+        assert again[key] == last[key], key
+
+
+def test_a_full_refresh_rebuilds_the_incremental_model_with_the_same_result(runs):
+    last, full = runs[DAYS[-1]], runs["full"]
+    assert full["orders_oid"] != last["orders_oid"], "--full-refresh recreates marts.orders"
+    for key in ("rows", "changed_orders", "raw_revenue", "customer_1_versions"):
+        assert full[key] == last[key], key
+
+
+def test_a_record_flagged_by_airbyte_is_quarantined_and_the_build_goes_on(runs):
+    build = runs["quarantine_build"]
+    assert build.returncode == 0, build.stdout[-4000:]
+    assert runs["quarantine"] == [("users", 5, "airbyte_changes")]
+    assert runs["customer_5"] == 0
+    # its orders stay; the relationship tests warn about the quarantined parent
+    assert "WARN" in build.stdout and "relationships_stg_faker__purchases_customer_id" in build.stdout
+
+
+def test_a_contracted_mart_whose_column_type_changes_fails_and_loads_nothing(runs, tmp_path):
+    """Reliability case 14: a mart's SQL starts returning text for a numeric column."""
+    import shutil
+
+    from include.pipeline import settings
+
+    project = tmp_path / "dbt"
+    shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    sql = project / "models" / "marts" / "products.sql"
+    sql.write_text(sql.read_text().replace("products.price,", "products.price::text as price,"))
+    wh = runs["wh"]
+    before = wh.sql("select count(*), sum(price) from marts.products")
+    dbt = Dbt(wh.target, tmp_path / "work", project_dir=project)
+    build = dbt("build", "--select", "products+", check=False)
+    assert build.returncode == 1
+    assert "contract" in build.stdout.lower() and "price" in build.stdout, build.stdout[-3000:]
+    results = {r["unique_id"]: r["status"] for r in dbt.run_results()["results"]}
+    assert results["model.ecommerce.products"] == "error"
+    assert {s for uid, s in results.items() if uid.startswith("test.")} == {"skipped"}, "its tests are skipped"
+    assert wh.sql("select count(*), sum(price) from marts.products") == before, "the old table is untouched"
+    assert wh.sql(
+        "select data_type from information_schema.columns where table_schema = 'marts'"
+        " and table_name = 'products' and column_name = 'price'"
+    ) == [("numeric",)]

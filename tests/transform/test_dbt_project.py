@@ -1,0 +1,94 @@
+"""The dbt project's shape, from its manifest: keys tested in every layer, contracts on every mart,
+unit tests for the tricky logic, sources only in staging, freshness on raw."""
+
+from __future__ import annotations
+
+import pytest
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+def models(manifest: dict, layer: str | None = None) -> list[dict]:
+    return [
+        n for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and (layer is None or n["fqn"][1] == layer)
+    ]  # fmt: skip
+
+
+def column_tests(manifest: dict, node_id: str) -> dict[str, set[str]]:
+    """{column: {generic test names}} of the data tests attached to `node_id`."""
+    out: dict[str, set[str]] = {}
+    for n in manifest["nodes"].values():
+        if n["resource_type"] == "test" and n.get("attached_node") == node_id and n.get("test_metadata"):
+            out.setdefault(n.get("column_name") or "", set()).add(n["test_metadata"]["name"])
+    return out
+
+
+def test_every_layer_has_models(manifest):
+    names = {layer: sorted(n["name"] for n in models(manifest, layer)) for layer in LAYERS}
+    assert names["staging"] == [
+        "stg_faker__products", "stg_faker__purchases", "stg_faker__quarantined_records", "stg_faker__users",
+    ]  # fmt: skip
+    assert names["intermediate"] == ["int_purchases_enriched"]
+    assert names["marts"] == ["customers", "daily_revenue", "monthly_cohort_retention", "orders", "products"]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_model_has_a_primary_key_tested_unique_and_not_null(manifest, layer):
+    for node in models(manifest, layer):
+        tests = column_tests(manifest, node["unique_id"])
+        keyed = [c for c, names in tests.items() if {"unique", "not_null"} <= names]
+        compound = tests.get("", set()) & {"unique_combination_of_columns"}
+        assert keyed or compound, f"{node['name']}: no column with both unique and not_null tests ({tests})"
+
+
+def test_the_snapshot_keeps_one_current_row_per_customer(manifest):
+    snapshot = manifest["nodes"]["snapshot.ecommerce.customers_snapshot"]
+    assert snapshot["config"]["strategy"] == "check" and snapshot["config"]["unique_key"] == "customer_id"
+    tests = column_tests(manifest, snapshot["unique_id"])
+    assert {"unique", "not_null"} <= tests["dbt_scd_id"]
+    assert "one_current_row_per_key" in tests["customer_id"]
+
+
+def test_every_mart_enforces_a_contract_with_typed_described_columns(manifest):
+    for node in models(manifest, "marts"):
+        assert node["config"]["contract"]["enforced"], node["name"]
+        assert node["columns"], node["name"]
+        for name, column in node["columns"].items():
+            assert column.get("data_type"), f"{node['name']}.{name} has no data_type"
+            assert column.get("description"), f"{node['name']}.{name} has no description"
+
+
+def test_orders_is_incremental_merging_on_order_id(manifest):
+    orders = manifest["nodes"]["model.ecommerce.orders"]["config"]
+    assert (orders["materialized"], orders["unique_key"], orders["incremental_strategy"]) == (
+        "incremental", "order_id", "merge",
+    )  # fmt: skip
+    assert orders["on_schema_change"] == "fail"
+
+
+def test_unit_tests_cover_the_status_segment_and_cohort_logic(manifest):
+    tested = {u["depends_on"]["nodes"][0].split(".")[-1] for u in manifest["unit_tests"].values()}
+    assert {"int_purchases_enriched", "monthly_cohort_retention", "customers"} <= tested
+
+
+def test_relationships_and_accepted_values_are_declared(manifest):
+    names = [n["test_metadata"]["name"] for n in manifest["nodes"].values() if n.get("test_metadata")]
+    assert names.count("relationships") >= 4
+    assert names.count("accepted_values") >= 4
+    assert {"accepted_range", "not_before", "unique_combination_of_columns", "one_current_row_per_key"} <= set(names)
+
+
+def test_only_staging_models_read_sources(manifest):
+    for node in models(manifest):
+        reads_source = any(d.startswith("source.") for d in node["depends_on"]["nodes"])
+        assert reads_source == (node["fqn"][1] == "staging"), node["name"]
+
+
+def test_sources_have_freshness_on_the_extraction_time_and_described_columns(manifest):
+    sources = manifest["sources"].values()
+    assert {s["name"] for s in sources} == {"users", "products", "purchases"}
+    for source in sources:
+        assert source["loaded_at_field"] == "_airbyte_extracted_at"
+        assert source["freshness"]["warn_after"]["count"] and source["freshness"]["error_after"]["count"]
+        assert all(c.get("description") for c in source["columns"].values()), source["name"]
