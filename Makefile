@@ -14,7 +14,7 @@ export STACK_UV := $(UV)
 export DO_NOT_TRACK := 1
 
 .PHONY: help setup services stop status warehouse-url settings demo up password test lint lock \
-        check-connections catalogs clean
+        check-connections catalogs clean airbyte-plan airbyte-apply
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt te
 
 check-connections: $(VENV)/.installed ## Validate include/airbyte/connections.yaml
 	@$(STACK) check-connections
+
+airbyte-plan: $(VENV)/.installed ## Show what airbyte-apply would change on the Airbyte server (airbyte_default)
+	@$(STACK) airbyte-plan
+
+airbyte-apply: $(VENV)/.installed ## Create/update the declared sources, destinations, connections on Airbyte, by name
+	@$(STACK) airbyte-apply
 
 catalogs: setup ## Refresh include/airbyte/catalogs from the installed connectors (`discover`)
 	@$(STACK) catalogs

@@ -5,7 +5,10 @@ Ingest the shop's sources with Airbyte, transform them with dbt (one Airflow tas
 its tests right after it), every day.
 
 - **ingest**: one task per connection declared in `include/airbyte/connections.yaml`. The
-  engine is `embedded` (PyAirbyte, no Airbyte server), chosen by `AIRBYTE_ENGINE`.
+  engine is chosen when the task runs (Airflow Variable `airbyte_engine`, else env
+  `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
+  server) or `platform` (an Airbyte server; the connection is looked up by name, the sync is
+  deferrable, and a retry reattaches to the running job instead of starting a second one).
 - **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
 
@@ -20,7 +23,7 @@ from airflow.sdk import Param, dag, task_group
 from cosmos import DbtTaskGroup
 
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.tasks import sync
+from include.pipeline.ingest.tasks import ingest_step
 from include.pipeline.transform import cosmos_config
 
 
@@ -43,7 +46,7 @@ def ecommerce_daily():
     @task_group
     def ingest():
         for connection in load_connections().connections:
-            sync.override(task_id=connection.name)(connection.name)
+            ingest_step(connection.name)
 
     transform = DbtTaskGroup(
         group_id="transform",

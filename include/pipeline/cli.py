@@ -7,6 +7,7 @@ airflow ...     run any airflow command with the project's environment
 demo            services + db migrate + settings + `airflow dags test` + a summary (--days N, --full-refresh)
 up              services + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
 check-connections / catalogs   validate include/airbyte/connections.yaml / refresh stream snapshots
+airbyte-plan / airbyte-apply   show / make the changes that bring an Airbyte server to connections.yaml
 """
 
 from __future__ import annotations
@@ -248,6 +249,13 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airbyte(args: argparse.Namespace) -> int:
+    """plan / apply on the Airbyte server of the Airflow connection airbyte_default (AIRBYTE_CONN_ID)."""
+    extra = ["--file", args.file] if args.file else []
+    module = "include.pipeline.ingest.platform.apply"
+    return run([PY, "-m", module, args.command.removeprefix("airbyte-"), *extra], check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -271,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file", default=None)
     p.set_defaults(func=cmd_check_connections)
     sub.add_parser("catalogs").set_defaults(func=cmd_catalogs)
+    for name in ("airbyte-plan", "airbyte-apply"):
+        p = sub.add_parser(name)
+        p.add_argument("--file", default=None)
+        p.set_defaults(func=cmd_airbyte)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -24,6 +24,8 @@ SYNC_MODES = (
     "incremental_deduped_history",
 )
 ENGINES = ("embedded", "platform")
+# Keys of an Airbyte destination's settings that are secrets: only `${ENV_VAR}` may be written.
+PLATFORM_SECRET_KEYS = frozenset({"password", "secret_access_key", "access_key_id", "ssh_key", "tunnel_user_password"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 
@@ -90,6 +92,9 @@ class Destination:
     type: str
     schema: str
     airflow_conn_id: str
+    # Platform engine only: settings of the Airbyte server's destination that differ from the
+    # Airflow connection (e.g. the host as seen from inside Airbyte's cluster). `${ENV}` allowed.
+    airbyte: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ class IngestionConfig:
     sources: dict[str, Source]
     destinations: dict[str, Destination]
     connections: tuple[Connection, ...] = field(default=())
+    # Platform engine: the Airbyte workspace the declaration is applied to (None: the only one).
+    workspace: str | None = None
 
     def connection(self, name: str) -> Connection:
         for conn in self.connections:
@@ -212,7 +219,11 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     top = check.mapping(doc, 1, "the file")
     if top is None:
         raise ConnectionsConfigError(check.problems)
-    check.keys(top, "the file", ("version", "sources", "destinations", "connections"))
+    check.keys(top, "the file", ("version", "sources", "destinations", "connections"), ("workspace",))
+    workspace = top.get("workspace")
+    if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
+        check.fail(top.key_lines["workspace"], f"workspace {workspace!r} is not a name", "write `workspace: <name>`")
+        workspace = None
     if top.get("version") not in (1, None):
         check.fail(top.key_lines["version"], f"version {top['version']!r} is not supported", "use `version: 1`")
 
@@ -223,11 +234,23 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         line = dests.key_lines[dname]
         if not check.name(dname, line, "destination") or check.mapping(d, line, where) is None:
             continue
-        if not check.keys(d, where, ("type", "schema", "airflow_conn_id")):
+        if not check.keys(d, where, ("type", "schema", "airflow_conn_id"), ("airbyte",)):
             continue
         if d["type"] != "postgres":
             check.fail(d.key_lines["type"], f"{where} has type {d['type']!r}", "use `type: postgres`")
-        destinations[dname] = Destination(dname, d["type"], str(d["schema"]), str(d["airflow_conn_id"]))
+        overrides = d.get("airbyte") or _Map()
+        if check.mapping(overrides, d.key_lines.get("airbyte", d.line), f"{where} airbyte") is None:
+            continue
+        for key, value in overrides.items():
+            if key in PLATFORM_SECRET_KEYS and not (isinstance(value, str) and _ENV_REF.match(value)):
+                check.fail(
+                    overrides.key_lines[key],
+                    f"{where} airbyte.{key} is a secret written in the file",
+                    f'write `{key}: "${{ENV_VAR}}"` and export ENV_VAR, or leave it to the Airflow connection',
+                )
+        destinations[dname] = Destination(
+            dname, d["type"], str(d["schema"]), str(d["airflow_conn_id"]), dict(overrides)
+        )
 
     sources: dict[str, Source] = {}
     catalogs: dict[str, dict[str, dict]] = {}
@@ -292,7 +315,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
 
     if check.problems:
         raise ConnectionsConfigError(check.problems)
-    return IngestionConfig(path, sources, destinations, tuple(connections))
+    return IngestionConfig(path, sources, destinations, tuple(connections), workspace)
 
 
 def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> tuple[Stream, ...] | None:

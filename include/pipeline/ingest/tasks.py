@@ -13,7 +13,20 @@ from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 
 log = logging.getLogger(__name__)
 
-ENGINE = os.environ.get("AIRBYTE_ENGINE", "embedded")
+ENGINE = os.environ.get("AIRBYTE_ENGINE", "embedded")  # parse-time default only; see current_engine()
+
+
+def ingest_step(connection_name: str):
+    """The DAG's ingest task of one declared connection (task id = its name), for either engine.
+
+    The engine is read when the task RUNS (include/pipeline/ingest/engine.py): `embedded` calls
+    `sync` below, `platform` syncs on the Airbyte server (include/pipeline/ingest/platform).
+    """
+    from include.pipeline.ingest.platform.operator import AirbyteConnectionSync
+
+    return AirbyteConnectionSync(
+        task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30)
+    )
 
 
 @task(execution_timeout=timedelta(minutes=30))
@@ -24,9 +37,12 @@ def sync(connection_name: str, params: dict | None = None, ds: str | None = None
     """
     full_refresh = bool((params or {}).get("full_refresh", False))
     connection = load_connections().connection(connection_name)
-    log.info("ingest engine: %s (set AIRBYTE_ENGINE to change it)", ENGINE)
-    if ENGINE != "embedded":
-        raise ValueError(f"AIRBYTE_ENGINE={ENGINE!r} is not supported yet; use 'embedded'")
+    from include.pipeline.ingest.engine import current_engine
+
+    engine = current_engine()
+    log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
+    if engine != "embedded":
+        raise ValueError(f"engine {engine!r}: this task runs the embedded engine only; use ingest_step()")
     conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
     target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
     if ds:  # the shop moves day by day with the logical date (include/pipeline/ingest/daily.py)

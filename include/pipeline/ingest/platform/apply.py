@@ -1,0 +1,390 @@
+"""plan / apply of include/airbyte/connections.yaml to an Airbyte server, by NAME in one workspace.
+
+`python -m include.pipeline.ingest.platform.apply plan|apply` inside Airflow's environment (the
+Makefile's `airbyte-plan` / `airbyte-apply` go through the project CLI). Secrets are never in
+the YAML: source settings use `${ENV_VAR}`, the warehouse destination takes host, user and
+password from its Airflow connection. The Airbyte server is the Airflow connection
+`airbyte_default` (AIRBYTE_CONN_ID to change it). Applying twice changes nothing the second time.
+
+Only what is declared is touched: sources, destinations and connections of the workspace with
+other names are left alone (listed as "not managed").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.pipeline.ingest.connections import (
+    Connection,
+    ConnectionsConfigError,
+    Destination,
+    IngestionConfig,
+    Source,
+    load_connections,
+)
+from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
+
+SECRET_MASK = "**********"  # noqa: S105 (what Airbyte shows instead of a secret)
+SECRET_KEYS = re.compile(r"(password|secret|token|api_key|private_key|credentials)", re.I)
+_ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
+
+
+def airbyte_conn_id() -> str:
+    return os.environ.get("AIRBYTE_CONN_ID", "airbyte_default")
+
+
+def workspace_name(config: IngestionConfig) -> str | None:
+    return os.environ.get("AIRBYTE_WORKSPACE") or config.workspace
+
+
+def airflow_connection(conn_id: str) -> Any:
+    """An Airflow connection from the secrets backends (AIRFLOW_CONN_* variables, then the metadata DB)."""
+    from airflow.models.connection import Connection as AirflowConnection
+
+    try:
+        return AirflowConnection.get_connection_from_secrets(conn_id)
+    except Exception as exc:  # AirflowNotFoundException and friends
+        raise AirbyteApiError(
+            f"Airflow connection {conn_id!r} is not defined ({type(exc).__name__}). Fix: export "
+            f"AIRFLOW_CONN_{conn_id.upper()} (JSON form, see README: Airbyte platform engine) or add it in the UI"
+        ) from None
+
+
+def api_from_airflow(conn_id: str | None = None) -> AirbyteApi:
+    return AirbyteApi.from_airflow_connection(airflow_connection(conn_id or airbyte_conn_id()))
+
+
+# -- desired state ----------------------------------------------------------------------------
+def _resolve(value: Any, where: str, environ: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve(v, f"{where}.{k}", environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
+    if isinstance(value, str) and (m := _ENV_REF.match(value)):
+        if m.group(1) not in environ:
+            raise AirbyteApiError(f"{where} needs the environment variable {m.group(1)}; export it (or put it in .env)")
+        return environ[m.group(1)]
+    return value
+
+
+def source_config(source: Source, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Airbyte source configuration: sourceType from the connector name + the declared config."""
+    return {"sourceType": source.connector.removeprefix("source-"), **source.resolved_config(environ)}
+
+
+def destination_config(destination: Destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Airbyte Postgres destination: the Airflow connection's facts, then the declared overrides."""
+    environ = dict(os.environ) if environ is None else environ
+    conn = airflow_connection(destination.airflow_conn_id)
+    config: dict[str, Any] = {
+        "destinationType": "postgres",
+        "host": conn.host,
+        "port": int(conn.port or 5432),
+        "database": conn.schema,
+        "schema": destination.schema,
+        "username": conn.login,
+        "password": conn.password,
+    }
+    config.update(_resolve(destination.airbyte, f"destination '{destination.name}' airbyte", environ))
+    missing = [k for k in ("host", "database", "username") if not config.get(k)]
+    if missing:
+        raise AirbyteApiError(
+            f"destination '{destination.name}': the Airflow connection {destination.airflow_conn_id!r} has no "
+            f"{', '.join(missing)}; fill it in (or set them under `airbyte:` in connections.yaml)"
+        )
+    return config
+
+
+def connection_streams(connection: Connection) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "syncMode": s.sync_mode,
+            "cursorField": [s.cursor_field] if s.cursor_field else [],
+            "primaryKey": [[k] for k in s.primary_key],
+        }
+        for s in connection.streams
+    ]
+
+
+# -- plan -------------------------------------------------------------------------------------
+@dataclass
+class Change:
+    action: str  # create | update | unchanged | replace
+    kind: str  # source | destination | connection
+    name: str
+    details: list[str] = field(default_factory=list)
+    body: dict[str, Any] = field(default_factory=dict)
+    current_id: str | None = None
+
+    def line(self) -> str:
+        sign = {"create": "+", "update": "~", "replace": "-/+", "unchanged": "="}[self.action]
+        text = f"  {sign} {self.action} {self.kind} '{self.name}'"
+        return text + ("".join(f"\n        {d}" for d in self.details))
+
+
+@dataclass
+class Plan:
+    server: str
+    workspace_id: str
+    workspace: str
+    changes: list[Change]
+    unmanaged: list[str]
+
+    @property
+    def pending(self) -> list[Change]:
+        return [c for c in self.changes if c.action != "unchanged"]
+
+    def counts(self) -> dict[str, int]:
+        out = {"create": 0, "update": 0, "replace": 0, "unchanged": 0}
+        for c in self.changes:
+            out[c.action] += 1
+        return out
+
+    def render(self) -> str:
+        lines = [f"Airbyte {self.server}, workspace '{self.workspace}' ({self.workspace_id}):"]
+        lines += [c.line() for c in self.changes]
+        if self.unmanaged:
+            lines.append(f"  not managed (left alone): {', '.join(self.unmanaged)}")
+        n = self.counts()
+        lines.append(
+            f"Plan: {n['create']} to create, {n['update']} to update, {n['replace']} to replace, {n['unchanged']} unchanged."
+        )
+        return "\n".join(lines)
+
+
+def _masked(key: str, value: Any) -> Any:
+    return SECRET_MASK if SECRET_KEYS.search(key) else value
+
+
+def _diff(desired: Any, current: Any, path: str = "") -> list[str]:
+    """Differences of `desired` against `current`, for keys `desired` declares (server defaults ignored).
+    A masked secret on the server counts as equal: secrets cannot be read back."""
+    if isinstance(desired, dict):
+        current = current if isinstance(current, dict) else {}
+        out: list[str] = []
+        for key, value in desired.items():
+            out += _diff(value, current.get(key), f"{path}.{key}" if path else key)
+        return out
+    if current == SECRET_MASK and SECRET_KEYS.search(path):
+        return []
+    if desired != current:
+        leaf = path.rsplit(".", 1)[-1]
+        return [f"{path}: {_masked(leaf, current)!r} -> {_masked(leaf, desired)!r}"]
+    return []
+
+
+def _by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if item["name"] in out:
+            raise AirbyteApiError(
+                f"two Airbyte {kind}s are named {item['name']!r} in the workspace: apply works by name; "
+                f"delete or rename one of them ({out[item['name']][f'{kind}Id']}, {item[f'{kind}Id']})"
+            )
+        out[item["name"]] = item
+    return out
+
+
+def make_plan(config: IngestionConfig, api: AirbyteApi, environ: dict[str, str] | None = None) -> Plan:
+    environ = dict(os.environ) if environ is None else environ
+    ws_name = workspace_name(config)
+    ws_id = api.workspace_id(ws_name)
+    ws_label = ws_name or next(w["name"] for w in api.workspaces() if w["workspaceId"] == ws_id)
+    sources = _by_name(api.sources(ws_id), "source")
+    destinations = _by_name(api.destinations(ws_id), "destination")
+    connections = _by_name(api.connections(ws_id), "connection")
+    changes: list[Change] = []
+    used_sources = {c.source.name for c in config.connections}
+    used_destinations = {c.destination.name for c in config.connections}
+
+    for name, source in config.sources.items():
+        if name not in used_sources:
+            continue
+        desired = source_config(source, environ)
+        changes.append(_actor_change("source", name, desired, sources.get(name), ws_id))
+    for name, destination in config.destinations.items():
+        if name not in used_destinations:
+            continue
+        desired = destination_config(destination, environ)
+        changes.append(_actor_change("destination", name, desired, destinations.get(name), ws_id))
+
+    for conn in config.connections:
+        current = connections.get(conn.name)
+        src, dst = sources.get(conn.source.name), destinations.get(conn.destination.name)
+        body = {
+            "name": conn.name,
+            "schedule": {"scheduleType": "manual"},  # Airflow decides when to sync
+            "status": "active",
+            "namespaceDefinition": "destination",
+            "configurations": {"streams": connection_streams(conn)},
+        }
+        refs = {"source": conn.source.name, "destination": conn.destination.name}
+        if current is None:
+            changes.append(
+                Change(
+                    "create",
+                    "connection",
+                    conn.name,
+                    [f"{len(conn.streams)} streams, manual schedule"],
+                    {**body, "_refs": refs},
+                )
+            )
+            continue
+        details = []
+        if (
+            src is None
+            or current["sourceId"] != src["sourceId"]
+            or dst is None
+            or current["destinationId"] != dst["destinationId"]
+        ):
+            changes.append(
+                Change(
+                    "replace",
+                    "connection",
+                    conn.name,
+                    ["source or destination changed: delete and create"],
+                    {**body, "_refs": refs},
+                    current["connectionId"],
+                )
+            )
+            continue
+        for key in ("schedule", "status", "namespaceDefinition"):
+            details += _diff(
+                {key: body[key]},
+                {key: {"scheduleType": current["schedule"]["scheduleType"]} if key == "schedule" else current.get(key)},
+            )
+        details += _stream_diff(
+            body["configurations"]["streams"], current.get("configurations", {}).get("streams") or []
+        )
+        changes.append(
+            Change(
+                "update" if details else "unchanged", "connection", conn.name, details, body, current["connectionId"]
+            )
+        )
+
+    managed = (
+        {("source", n) for n in used_sources}
+        | {("destination", n) for n in used_destinations}
+        | {("connection", c.name) for c in config.connections}
+    )
+    unmanaged = [
+        f"{kind} '{name}'"
+        for kind, items in (("source", sources), ("destination", destinations), ("connection", connections))
+        for name in items
+        if (kind, name) not in managed
+    ]
+    return Plan(api.server_url, ws_id, ws_label, changes, unmanaged)
+
+
+def _actor_change(kind: str, name: str, desired: dict, current: dict | None, ws_id: str) -> Change:
+    type_key = f"{kind}Type"
+    body = {"name": name, "workspaceId": ws_id, "configuration": desired}
+    if current is None:
+        return Change("create", kind, name, [f"{type_key} {desired[type_key]}"], body)
+    if current.get(type_key) not in (None, desired[type_key]):
+        return Change(
+            "replace",
+            kind,
+            name,
+            [f"{type_key} {current.get(type_key)!r} -> {desired[type_key]!r}"],
+            body,
+            current[f"{kind}Id"],
+        )
+    details = _diff(
+        {k: v for k, v in desired.items() if k != type_key}, current.get("configuration") or {}, "configuration"
+    )
+    return Change("update" if details else "unchanged", kind, name, details, body, current[f"{kind}Id"])
+
+
+def _stream_diff(desired: list[dict], current: list[dict]) -> list[str]:
+    cur = {s["name"]: s for s in current}
+    out = []
+    for s in desired:
+        if s["name"] not in cur:
+            out.append(f"streams.{s['name']}: added")
+            continue
+        for key in ("syncMode", "cursorField", "primaryKey"):
+            if cur[s["name"]].get(key) != s[key]:
+                out.append(f"streams.{s['name']}.{key}: {cur[s['name']].get(key)!r} -> {s[key]!r}")
+    for name in cur.keys() - {s["name"] for s in desired}:
+        out.append(f"streams.{name}: removed")
+    return out
+
+
+# -- apply ------------------------------------------------------------------------------------
+def apply_plan(plan: Plan, api: AirbyteApi, say=print) -> dict[str, int]:
+    """Carry out the plan: sources and destinations first, then connections. Returns the counts."""
+    ids: dict[tuple[str, str], str] = {}
+    for kind in ("source", "destination"):
+        for change in (c for c in plan.changes if c.kind == kind):
+            if change.action == "unchanged":
+                ids[(kind, change.name)] = change.current_id
+                continue
+            if change.action == "update":
+                result = api.request(
+                    "PATCH",
+                    f"/{kind}s/{change.current_id}",
+                    json={"name": change.name, "configuration": change.body["configuration"]},
+                )
+            else:
+                if change.action == "replace":
+                    api.request("DELETE", f"/{kind}s/{change.current_id}")
+                result = api.request("POST", f"/{kind}s", json=change.body)
+            ids[(kind, change.name)] = result[f"{kind}Id"]
+            say(f"  {change.action}d {kind} '{change.name}' ({result[f'{kind}Id']})")
+    for change in (c for c in plan.changes if c.kind == "connection" and c.action != "unchanged"):
+        body = {k: v for k, v in change.body.items() if k != "_refs"}
+        if change.action == "update":
+            result = api.request("PATCH", f"/connections/{change.current_id}", json=body)
+        else:
+            if change.action == "replace":
+                api.request("DELETE", f"/connections/{change.current_id}")
+            refs = change.body["_refs"]
+            body["sourceId"] = ids[("source", refs["source"])]
+            body["destinationId"] = ids[("destination", refs["destination"])]
+            result = api.request("POST", "/connections", json=body)
+        say(f"  {change.action}d connection '{change.name}' ({result['connectionId']})")
+    return plan.counts()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="airbyte-apply", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["plan", "apply"])
+    parser.add_argument("--file", default=None, help="connections.yaml (default: include/airbyte/connections.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_connections(args.file)  # invalid: every problem listed, nothing is called
+        api = api_from_airflow()
+        plan = make_plan(config, api)
+        print(plan.render(), flush=True)
+        if args.action == "plan":
+            if plan.pending:
+                print("Run `make airbyte-apply` to make these changes.")
+            return 0
+        if not plan.pending:
+            print(f"No changes: workspace '{plan.workspace}' already matches {config.path}.")
+            return 0
+        counts = apply_plan(plan, api)
+        print(
+            f"Apply complete: {counts['create']} created, {counts['update']} updated, "
+            f"{counts['replace']} replaced, {counts['unchanged']} unchanged."
+        )
+        return 0
+    except ConnectionsConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (AirbyteApiError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Fixtures of the platform-engine tests: the fake Airbyte API (tests/fakes) with the shipped
+declaration applied to it, and the settings the operator reads at run time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+import pytest
+
+from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
+
+CONNECTION = "shop_faker_to_warehouse"
+
+
+@pytest.fixture
+def platform_env(monkeypatch, airbyte_conn_env):  # noqa: F811
+    """Platform engine, fast polls, a warehouse Airflow connection (generated password)."""
+    monkeypatch.setenv("AIRBYTE_ENGINE", "platform")
+    monkeypatch.setenv("AIRBYTE_POLL_SECONDS", "0.05")
+    monkeypatch.setenv("AIRBYTE_SUBMIT_TRIES", "4")
+    monkeypatch.delenv("AIRBYTE_WORKSPACE", raising=False)
+    monkeypatch.delenv("AIRBYTE_CONN_ID", raising=False)
+    password = secrets.token_urlsafe(12)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE",
+        json.dumps(
+            {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
+             "password": password, "schema": "warehouse"}
+        ),
+    )  # fmt: skip
+    return {"warehouse_password": password, "configure": airbyte_conn_env}
+
+
+@pytest.fixture
+def applied(airbyte_api, platform_env):  # noqa: F811
+    """The shipped connections.yaml applied to the fake; returns the connection's id."""
+    from include.pipeline.ingest.platform.apply import main
+
+    assert main(["apply"]) == 0
+    [conn] = [c for c in airbyte_api.connections() if c["name"] == CONNECTION]
+    airbyte_api.reset_request_log()
+    return conn["connectionId"]
+
+
+class RecordingTI:
+    """What the operator needs of a task instance: xcom_push, recorded."""
+
+    def __init__(self):
+        self.xcoms: list[tuple[str, Any]] = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms.append((key, value))
+
+
+def make_operator(**kwargs):
+    from include.pipeline.ingest.platform.operator import AirbyteConnectionSync
+
+    return AirbyteConnectionSync(task_id=CONNECTION, connection_name=CONNECTION, **kwargs)
+
+
+def run_deferrable(op, context, *, between=None, make_resumed=None):
+    """Drive a deferral as Airflow does: execute raises TaskDeferred; the trigger, rebuilt from its
+    serialized form, runs until its first event; a fresh operator resumes with the event."""
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        return op.execute(context), None
+    except TaskDeferred as deferred:
+        classpath, kwargs = deferred.trigger.serialize()
+        trigger = import_string(classpath)(**kwargs)
+        if between:
+            between(trigger)
+        event = asyncio.run(anext(trigger.run()))
+        resumed = (make_resumed or (lambda: op))()
+        return resumed.resume_execution(
+            deferred.method_name, {**(deferred.kwargs or {}), "event": event.payload}, context
+        ), event

@@ -1,0 +1,139 @@
+"""plan / apply of include/airbyte/connections.yaml against the fake Airbyte public API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from include.pipeline import settings
+from include.pipeline.ingest.platform.apply import main
+
+from .conftest import CONNECTION
+
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
+
+
+def writes(fake) -> int:
+    """Requests that change something (the token request excluded)."""
+    return sum(1 for r in fake.requests if r.method in WRITES and r.route != "/applications/token")
+
+
+def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, platform_env, capsys):
+    assert main(["plan"]) == 0
+    plan = capsys.readouterr().out
+    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 unchanged." in plan
+    assert writes(airbyte_api) == 0, "plan never writes"
+
+    assert main(["apply"]) == 0
+    first = capsys.readouterr().out
+    assert "Apply complete: 3 created, 0 updated, 0 replaced, 0 unchanged." in first
+    assert writes(airbyte_api) == 3
+    [source] = airbyte_api.sources()
+    [destination] = airbyte_api.destinations()
+    [conn] = airbyte_api.connections()
+    assert (source["name"], source["configuration"]) == (
+        "faker", {"sourceType": "faker", "count": 1000, "seed": 42, "parallelism": 1, "always_updated": False}
+    )  # fmt: skip
+    # the secret came from the Airflow connection, is stored by Airbyte, and is never printed
+    assert destination["configuration"]["password"] == platform_env["warehouse_password"]
+    assert destination["configuration"]["schema"] == "raw"
+    assert platform_env["warehouse_password"] not in plan + first
+    assert conn["name"] == CONNECTION and conn["schedule"] == {"scheduleType": "manual"}
+    assert (conn["sourceId"], conn["destinationId"]) == (source["sourceId"], destination["destinationId"])
+    assert {
+        s["name"]: (s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
+    } == {
+        name: ("incremental_deduped_history", ["updated_at"], [["id"]]) for name in ("users", "products", "purchases")
+    }
+
+    airbyte_api.reset_request_log()
+    assert main(["apply"]) == 0
+    second = capsys.readouterr().out
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 unchanged." in second
+    assert "No changes: workspace 'Default Workspace' already matches" in second
+    assert writes(airbyte_api) == 0
+    assert (len(airbyte_api.sources()), len(airbyte_api.destinations()), len(airbyte_api.connections())) == (1, 1, 1)
+
+
+def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform_env, tmp_path, capsys):
+    assert main(["apply"]) == 0
+    [before] = airbyte_api.connections()
+    changed = tmp_path / "connections.yaml"
+    text = settings.CONNECTIONS_FILE.read_text()
+    changed.write_text(text.replace("count: 1000", "count: 2000", 1))
+    capsys.readouterr()
+    airbyte_api.reset_request_log()
+    assert main(["plan", "--file", str(changed)]) == 0
+    out = capsys.readouterr().out
+    assert "~ update source 'faker'" in out and "configuration.count: 1000 -> 2000" in out
+    assert "Plan: 0 to create, 1 to update, 0 to replace, 2 unchanged." in out
+    assert main(["apply", "--file", str(changed)]) == 0
+    assert airbyte_api.request_count("PATCH", "/sources/*") == 1
+    assert writes(airbyte_api) == 1
+    assert airbyte_api.sources()[0]["configuration"]["count"] == 2000
+    [after] = airbyte_api.connections()
+    assert after["connectionId"] == before["connectionId"], "updated in place, same id"
+
+
+def test_someone_elses_resources_are_left_alone(airbyte_api, platform_env, capsys):
+    other = airbyte_api.seed_connection("made_in_the_ui")
+    assert main(["apply"]) == 0
+    out = capsys.readouterr().out
+    assert "not managed (left alone): source 'made_in_the_ui-source'" in out
+    assert airbyte_api.connection(other["connectionId"])["status"] == "active"
+    assert len(airbyte_api.connections()) == 2
+
+
+def test_a_missing_airbyte_connection_says_how_to_define_it(airbyte_api, platform_env, monkeypatch, capsys):
+    monkeypatch.delenv("AIRFLOW_CONN_AIRBYTE_DEFAULT")
+    assert main(["plan"]) == 2
+    err = capsys.readouterr().err
+    assert "Airflow connection 'airbyte_default' is not defined" in err and "AIRFLOW_CONN_AIRBYTE_DEFAULT" in err
+
+
+def test_wrong_client_secret_is_a_clear_401(airbyte_api, platform_env, capsys):
+    platform_env["configure"](password="not-the-secret")
+    assert main(["plan"]) == 2
+    err = capsys.readouterr().err
+    assert "token endpoint" in err and "answered 401" in err and "abctl local credentials" in err
+
+
+def test_the_token_is_sent_as_json_so_old_oss_servers_accept_it(platform_env, monkeypatch):
+    """Older Airbyte OSS servers answer 401 to the SDK's form-encoded token request; apply sends JSON."""
+    from tests.fakes.airbyte_api import FakeAirbyteApi
+    from tests.fakes.conftest import set_airbyte_conn_env
+
+    with FakeAirbyteApi(accept_form_encoded_token=False) as old:
+        set_airbyte_conn_env(monkeypatch, old)
+        assert main(["apply"]) == 0
+        assert old.tokens_issued == 1 and len(old.connections()) == 1
+
+
+# -- reliability case 16: a bad declaration applies nothing ---------------------------------------
+BAD = {
+    "unknown stream": ("- name: users", "- name: customers", "unknown stream 'customers'"),
+    "missing cursor": ("        cursor_field: updated_at\n        primary_key: [id]\n      - name: products",
+                       "        primary_key: [id]\n      - name: products", "has no cursor_field"),
+}  # fmt: skip
+
+
+def test_case16_a_bad_declaration_names_the_lines_and_applies_nothing(airbyte_api, platform_env, tmp_path, capsys):
+    text = settings.CONNECTIONS_FILE.read_text()
+    bad = text
+    for old, new, _ in BAD.values():
+        assert old in bad
+        bad = bad.replace(old, new, 1)
+    # a duplicate connection name
+    block = text[text.index("  - name: shop_faker_to_warehouse") :]
+    bad = bad + "\n" + block
+    path: Path = tmp_path / "connections.yaml"
+    path.write_text(bad)
+    assert main(["apply", "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was applied" in err
+    for _, _, message in BAD.values():
+        assert message in err
+    assert "duplicate connection name 'shop_faker_to_warehouse' (first declared on line" in err
+    lines = [line for line in err.splitlines() if f"{path}:" in line]
+    assert len(lines) >= 3 and all(f"{path}:" in line and "Fix:" in line for line in lines)
+    assert len(airbyte_api.requests) == 0, "the Airbyte server was not even called"
+    assert airbyte_api.sources() == [] and airbyte_api.connections() == []

@@ -1,0 +1,107 @@
+"""End to end in platform mode: `make airbyte-apply` then the daily DAG through `cli demo`
+(`airflow dags test`, deferrable ingest run in-process) against the fake Airbyte API. Each
+succeeding fake job writes the raw tables as Airbyte's Postgres destination would: it runs the
+real connector through the embedded engine into the destination the job's connection points at."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from tests.conftest import Stack
+from tests.fakes.airbyte_api import FakeAirbyteApi
+
+pytestmark = pytest.mark.e2e
+DATE, FAILING_DATE = "2026-01-05", "2026-01-06"
+
+
+def write_like_the_postgres_destination(connection: dict, job: dict) -> int:
+    cfg = connection["_destination"]["configuration"]
+    target = WarehouseTarget(cfg["host"], int(cfg["port"]), cfg["username"], cfg["password"], cfg["database"])
+    result = sync_connection(load_connections().connection(connection["name"]), target, log=lambda _: None)
+    return sum(s["records"] for s in result["streams"].values())
+
+
+@pytest.fixture(scope="module")
+def platform_stack(tmp_path_factory):
+    fake = FakeAirbyteApi().start()
+    fake.on_job_succeeded = write_like_the_postgres_destination
+    stack = Stack(tmp_path_factory.mktemp("platform-stack"))
+    conn = fake.airflow_connection(extra={"timeout": 120})  # a poll waits while the fake job writes
+    stack.env.update(
+        AIRBYTE_ENGINE="platform",
+        AIRBYTE_POLL_SECONDS="0.2",
+        AIRFLOW_CONN_AIRBYTE_DEFAULT=json.dumps(conn),
+        NO_PROXY=",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost") if p),
+    )
+    stack.fake = fake
+    stack.cli("services", "start")
+    stack.cli("settings")  # the warehouse Airflow connection that apply reads the destination from
+    stack.applies = [stack.cli("airbyte-apply"), stack.cli("airbyte-apply")]
+    stack.run = stack.cli("demo", "--date", DATE, check=False)
+    yield stack
+    stack.cli("services", "stop", check=False)
+    fake.stop()
+
+
+def test_apply_twice_through_the_cli_second_changes_nothing(platform_stack):
+    first, second = platform_stack.applies
+    assert "Apply complete: 3 created" in first.stdout, first.stdout + first.stderr
+    assert "No changes" in second.stdout and "3 unchanged" in second.stdout
+    password = platform_stack.env["WAREHOUSE_PASSWORD"]
+    assert password not in first.stdout + second.stdout
+    [dest] = platform_stack.fake.destinations()
+    assert dest["configuration"]["password"] == password, "taken from the Airflow connection `warehouse`"
+
+
+def test_daily_run_in_platform_mode_is_green_with_one_job_per_connection(platform_stack):
+    out = platform_stack.run.stdout
+    assert platform_stack.run.returncode == 0 and "run state: success" in out, (
+        out[-4000:] + platform_stack.run.stderr[-3000:]
+    )
+    fake = platform_stack.fake
+    declared = [c.name for c in load_connections().connections]
+    conns = {c["name"]: c["connectionId"] for c in fake.connections()}
+    for name in declared:
+        assert fake.jobs_by_status(conns[name]) == {"succeeded": [fake.jobs(conns[name])[0]["jobId"]]}
+    assert len(fake.jobs()) == len(declared), "exactly one job per connection, none left running"
+    assert fake.callback_errors == []
+    users, distinct = platform_stack.sql("select count(*), count(distinct id) from raw.users")[0]
+    assert users == distinct > 0
+    assert platform_stack.sql("select count(*) from marts.customers")[0][0] > 0, "dbt ran after the platform sync"
+
+
+def test_a_failed_airbyte_job_fails_the_run_and_no_dbt_model_runs(platform_stack):
+    fake = platform_stack.fake
+    [conn] = fake.connections()
+    fake.script_jobs(conn["connectionId"], "failed")
+    before = len(fake.jobs())
+    run = platform_stack.cli("demo", "--date", FAILING_DATE, check=False)
+    assert run.returncode != 0
+    assert "run state: failed" in run.stdout, run.stdout[-4000:]
+    assert len(fake.jobs()) == before + 1, "one job, no Airflow retry of a job Airbyte already retried"
+    assert fake.jobs_by_status(conn["connectionId"]).get("failed") == [fake.jobs()[-1]["jobId"]]
+    states = _task_states(platform_stack, FAILING_DATE)
+    assert states["ingest.shop_faker_to_warehouse"] == "failed"
+    dbt = {task: state for task, state in states.items() if task.startswith("transform.")}
+    assert dbt and all(state == "upstream_failed" for state in dbt.values()), dbt
+
+
+def _task_states(stack, date: str) -> dict[str, str]:
+    """task_id -> state of the run of `date`, from the stack's Airflow metadata DB (SQLite)."""
+    import sqlite3
+
+    db = sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db")
+    try:
+        rows = db.execute(
+            "select ti.task_id, ti.state from task_instance ti join dag_run dr on dr.run_id = ti.run_id "
+            "and dr.dag_id = ti.dag_id where dr.dag_id = 'ecommerce_daily' and date(dr.logical_date) = ?",
+            (date,),
+        ).fetchall()
+    finally:
+        db.close()
+    return dict(rows)
