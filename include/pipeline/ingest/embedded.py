@@ -113,7 +113,9 @@ def sync_connection(
     )
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(runtime_python()), str(RUNNER)],
+        # -P: do not put the runner's folder on sys.path (its sibling package `platform` would
+        # shadow the standard library's `platform` and break pydantic's import)
+        [str(runtime_python()), "-P", str(RUNNER)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
