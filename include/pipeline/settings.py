@@ -109,6 +109,7 @@ class Warehouse:
 def airflow_env() -> dict[str, str]:
     """Environment for every Airflow command the project runs (CLI, tests, `make up`)."""
     airflow_home = Path(os.environ.get("AIRFLOW_HOME", LOCAL_DIR / "airflow"))
+    api_port = os.environ.get("AIRFLOW_PORT", "8080")
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
@@ -118,7 +119,11 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+        "AIRFLOW__API__PORT": api_port,
+        # Tasks report to the API server's execution API: same host and port (not `localhost`,
+        # which may resolve to ::1 while the server listens on 127.0.0.1 only).
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "DO_NOT_TRACK": "1",
