@@ -73,6 +73,13 @@ airbyte-apply: $(VENV)/.installed ## Create/update the declared sources, destina
 catalogs: setup ## Refresh include/airbyte/catalogs from the installed connectors (`discover`)
 	@$(STACK) catalogs
 
+.PHONY: dashboard dashboards-json
+dashboard: setup ## Local dashboard (Streamlit) on http://127.0.0.1:8501 over include/sql/dashboards (DASHBOARD_PORT)
+	@$(PY) -m include.pipeline.observe.serve
+
+dashboards-json: $(VENV)/.installed ## Regenerate grafana/provisioning/dashboards/*.json from include/sql/dashboards
+	@$(PY) -m include.pipeline.observe.dashboards
+
 lock: ## Re-resolve every requirements lock file (after editing a *.in file)
 	$(UV) pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
 	$(UV) pip compile -q requirements.in -c requirements-dev.txt -o requirements.txt --python-version 3.11

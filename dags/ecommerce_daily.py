@@ -24,6 +24,8 @@ from cosmos import DbtTaskGroup
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step
+from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
+from include.pipeline.observe.freshness import check_freshness
 from include.pipeline.transform import cosmos_config
 
 
@@ -43,7 +45,7 @@ from include.pipeline.transform import cosmos_config
     },
 )
 def ecommerce_daily():
-    @task_group
+    @task_group(default_args=SYNC_METRICS_CALLBACKS)  # per-stream figures -> metrics.syncs
     def ingest():
         for connection in load_connections().connections:
             ingest_step(connection.name)
@@ -54,10 +56,14 @@ def ecommerce_daily():
         profile_config=cosmos_config.profile_config,
         execution_config=cosmos_config.execution_config,
         render_config=cosmos_config.render_config,
-        operator_args={"full_refresh": "{{ params.full_refresh }}"},
+        operator_args={
+            "full_refresh": "{{ params.full_refresh }}",
+            # per-node run_results (status, time, rows, failures) into metrics.dbt_nodes
+            "callback": "include.pipeline.observe.callbacks.record_dbt_results",
+        },
     )
 
-    ingest() >> transform
+    ingest() >> [transform, check_freshness()]
     transform >> cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
 
 

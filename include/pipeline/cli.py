@@ -55,6 +55,9 @@ def stack_env() -> dict[str, str]:
         env.setdefault(key, value)
     env.update(settings.airflow_env())
     env.update(warehouse_env())
+    from include.pipeline.observe.config import metrics_env  # the metrics DB (defaults to the warehouse)
+
+    env.update(metrics_env())
     return env
 
 
@@ -156,6 +159,8 @@ def migrate_and_load_settings() -> None:
     run([airflow_bin(), "db", "migrate"], env=env, stdout=subprocess.DEVNULL)
     say(f"loading {settings.AIRFLOW_SETTINGS_FILE.name}")
     run([PY, "-m", "include.pipeline.airflow_settings", str(settings.AIRFLOW_SETTINGS_FILE)], env=env)
+    say("metrics schema (include/sql/metrics)")
+    run([PY, "-m", "include.pipeline.observe.schema"], env=env)  # only warns when the metrics DB is down
 
 
 def cmd_settings(_: argparse.Namespace) -> int:

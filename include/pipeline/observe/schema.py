@@ -1,0 +1,97 @@
+"""Create and migrate the metrics schema from include/sql/metrics/V<NNN>__<name>.sql, idempotently.
+
+Each file is applied once, in version order, inside a transaction holding an advisory lock
+(two processes migrating at once serialise), and recorded with its checksum in
+metrics.schema_migrations. A recorded file whose content changed is an error: add a new version.
+
+`python -m include.pipeline.observe.schema` migrates the database named by METRICS_* (else the
+warehouse settings); `cli demo/settings/up` call it and only warn when the database is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+from include.pipeline import settings
+from include.pipeline.observe import config
+
+MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "metrics"
+_NAME = re.compile(r"^V(\d{3})__[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x5354414B  # "STAK": the advisory lock of metrics migrations
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        if not _NAME.match(path.name):
+            raise MigrationError(f"{path}: migration files are named V<NNN>__<lowercase_name>.sql")
+        found.append((path.name[1:4], path))
+    return found
+
+
+def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the pending migrations; return the versions applied now (empty when up to date)."""
+    from include.pipeline.observe import writer
+
+    conn = writer.connect(params or config.params_from_env())
+    applied_now = []
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute(f"create schema if not exists {config.SCHEMA}")
+            cur.execute(
+                f"create table if not exists {config.SCHEMA}.schema_migrations ("
+                " version text primary key, name text not null, checksum text not null,"
+                " applied_at timestamptz not null default now())"
+            )
+            cur.execute(f"select version, name, checksum from {config.SCHEMA}.schema_migrations")
+            done = {v: (n, c) for v, n, c in cur.fetchall()}
+            for version, path in migrations(folder):
+                text = path.read_text()
+                checksum = hashlib.sha256(text.encode()).hexdigest()
+                if version in done:
+                    if done[version][1] != checksum:
+                        raise MigrationError(
+                            f"{path} changed after it was applied (recorded checksum {done[version][1][:12]}); "
+                            "never edit an applied migration: add V<next>__<name>.sql"
+                        )
+                    continue
+                cur.execute(text)
+                cur.execute(
+                    f"insert into {config.SCHEMA}.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                    (version, path.name, checksum),
+                )
+                applied_now.append(version)
+    finally:
+        conn.close()
+    return applied_now
+
+
+def main() -> int:
+    params = config.params_from_env()
+    target = f"{params['host']}:{params['port']}/{params['dbname']}"
+    try:
+        applied = migrate(params)
+    except MigrationError as exc:
+        print(f"error: metrics schema: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a metrics database that is down must not stop the stack
+        print(
+            f"warning: metrics schema not migrated: {target} unreachable ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); runs go on without metrics",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"metrics schema on {target}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

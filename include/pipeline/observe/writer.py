@@ -1,0 +1,184 @@
+"""Write metrics rows as idempotent upserts, never failing or stalling the pipeline.
+
+Every write is one short transaction on a fresh connection with a bounded connect timeout
+(the connection's `connect_timeout` extra, default 2 s) and a statement timeout. When the
+metrics database cannot be reached, the write logs ONE warning naming what was not recorded
+and returns False; for STACK_METRICS_RETRY_AFTER seconds (default 30) later writes in the same
+process skip the connection attempt (one warning each), so a database that is down costs a
+process at most one connect timeout per window instead of one per event (reliability case 9).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+
+from include.pipeline.observe import config
+
+log = logging.getLogger("stack.metrics")
+
+WARNING_PREFIX = "stack-metrics:"
+_params_cache: dict | None = None
+_down_until = 0.0
+_down_reason = ""
+
+
+def _core_connection(conn_id: str):
+    """The connection from env (AIRFLOW_CONN_*) or the metadata DB, in a session of our own.
+
+    Never through provide_session/create_session: in the scheduler and `dags test` those hand
+    out the caller's thread-local session and close it, detaching the objects it is working on.
+    """
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+
+    conn = EnvironmentVariablesBackend().get_connection(conn_id)
+    if conn is not None:
+        return conn
+    from airflow import settings as airflow_settings
+    from airflow.models.connection import Connection
+    from sqlalchemy.orm import Session
+
+    engine = airflow_settings.engine or airflow_settings.get_engine()
+    with Session(bind=engine) as session:
+        conn = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
+        if conn is not None:
+            session.expunge(conn)
+    return conn
+
+
+def _task_connection(conn_id: str):
+    """The connection through the Task SDK (inside a task: the supervisor asks the API server)."""
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id)
+
+
+def _airflow_connection_params(conn_id: str, *, in_task: bool) -> dict | None:
+    """Connection facts of the Airflow connection `conn_id`, or None when Airflow has none."""
+    try:
+        conn = _task_connection(conn_id) if in_task else _core_connection(conn_id)
+    except Exception:  # noqa: BLE001 - no such connection, or not reachable from here: use METRICS_*
+        return None
+    if conn is None:
+        return None
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    return {
+        "host": conn.host,
+        "port": int(conn.port or 5432),
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+        "connect_timeout": int(extra.get("connect_timeout", config.DEFAULT_CONNECT_TIMEOUT)),
+    }
+
+
+def connection_params(*, in_task: bool = True) -> dict:
+    """The metrics database: Airflow connection `metrics` inside Airflow, else METRICS_* settings.
+
+    `in_task`: called from a task process (Task SDK) rather than the scheduler / API server.
+    """
+    global _params_cache
+    if _params_cache is None:
+        params = _airflow_connection_params(config.CONN_ID, in_task=in_task) if "AIRFLOW_HOME" in os.environ else None
+        _params_cache = params or config.params_from_env()
+    return dict(_params_cache)
+
+
+def reset() -> None:
+    """Forget the cached connection facts and the down window (tests; a changed connection)."""
+    global _params_cache, _down_until, _down_reason
+    _params_cache, _down_until, _down_reason = None, 0.0, ""
+
+
+def connect(params: dict | None = None):
+    import psycopg2
+
+    params = dict(params or connection_params())
+    params.setdefault("connect_timeout", config.DEFAULT_CONNECT_TIMEOUT)
+    return psycopg2.connect(
+        **params,
+        application_name="stack-metrics",
+        options="-c statement_timeout=5000 -c lock_timeout=2000",
+    )
+
+
+def write(
+    what: str,
+    statements: Iterable[tuple[str, Sequence | dict | None]],
+    params: dict | None = None,
+    *,
+    in_task: bool = True,
+) -> bool:
+    """Run `statements` in one transaction on the metrics database. Never raises.
+
+    `what` names the event for the warning ("task success of ecommerce_daily.transform.x try 1").
+    """
+    global _down_until, _down_reason
+    if not config.enabled():
+        return False
+    statements = list(statements)
+    if not statements:
+        return True
+    now = time.monotonic()
+    if now < _down_until:
+        log.warning(
+            "%s %s not recorded: the metrics database was unreachable %.0f s ago (%s); next attempt in %.0f s",
+            WARNING_PREFIX, what, now - (_down_until - _retry_after()), _down_reason, _down_until - now,
+        )  # fmt: skip
+        return False
+    target = "?"
+    try:
+        p = dict(params or connection_params(in_task=in_task))
+        target = f"{p.get('host')}:{p.get('port')}/{p.get('dbname')}"
+        conn = connect(p)
+    except Exception as exc:  # noqa: BLE001 - metrics must never fail the run
+        _down_until = time.monotonic() + _retry_after()
+        _down_reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        log.warning(
+            "%s %s not recorded: cannot connect to the metrics database %s within %s s (%s); the run goes on",
+            WARNING_PREFIX, what, target, (params or _params_cache or {}).get("connect_timeout"), _down_reason,
+        )  # fmt: skip
+        return False
+    try:
+        with conn, conn.cursor() as cur:
+            for sql, args in statements:
+                cur.execute(sql, args)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.warning(
+            "%s %s not recorded: the metrics database %s refused the write (%s: %s); the run goes on",
+            WARNING_PREFIX, what, target, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        )  # fmt: skip
+        return False
+    finally:
+        conn.close()
+
+
+def _retry_after() -> float:
+    return float(os.environ.get("STACK_METRICS_RETRY_AFTER", "30"))
+
+
+def upsert(
+    table: str,
+    row: dict,
+    key: Sequence[str],
+    *,
+    overrides: dict[str, str] | None = None,
+) -> tuple[str, dict]:
+    """`insert ... on conflict (key) do update`: a second delivery of the same row leaves one row.
+
+    A non-key column takes the new value unless it is null (`coalesce(excluded.c, t.c)`);
+    `overrides` gives other update expressions, e.g. {"deliveries": "t.deliveries + 1"}.
+    """
+    overrides = overrides or {}
+    cols = list(row)
+    updates = [f"{c} = {overrides.get(c, f'coalesce(excluded.{c}, t.{c})')}" for c in cols if c not in key]
+    updates += [f"{c} = {expr}" for c, expr in overrides.items() if c not in row]
+    sql = (
+        f"insert into {config.SCHEMA}.{table} as t ({', '.join(cols)}) "
+        f"values ({', '.join(f'%({c})s' for c in cols)}) "
+        f"on conflict ({', '.join(key)}) do " + (f"update set {', '.join(updates)}" if updates else "nothing")
+    )
+    return sql, row

@@ -1,0 +1,16 @@
+-- title: Data quality of the latest run: failed dbt tests, quarantined rows
+-- panel: barchart
+with latest as (
+    select dag_id, run_id
+    from metrics.data_quality
+    order by recorded_at desc
+    limit 1
+)
+select
+    check_name,
+    count(*) filter (where value > 0) as subjects_with_issues,
+    sum(value) as total
+from metrics.data_quality
+join latest using (dag_id, run_id)
+group by check_name
+order by check_name

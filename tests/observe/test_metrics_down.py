@@ -1,0 +1,57 @@
+"""Reliability case 9 end to end: the metrics database hangs for the whole run -> the DAG is green,
+one warning per callback, each bounded by the connect timeout (2 s, then a 30 s skip window)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from tests.conftest import E2E_DATE
+
+pytestmark = pytest.mark.e2e
+
+
+def dags_test_seconds(out: str) -> float:
+    return float(re.search(r"wall time: dags test ([\d.]+) s", out).group(1))
+
+
+def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, blackhole):
+    run_id_of = re.compile(r"DagRun Finished: dag_id=ecommerce_daily, logical_date=\S+ \S+, run_id=([^,]+),")
+    original = stack.env.get("METRICS_PORT")
+    stack.env["METRICS_PORT"] = str(blackhole)  # airflow_settings.yaml points connection `metrics` at it
+    try:
+        down = stack.cli("demo", "--date", E2E_DATE, check=False)
+    finally:
+        if original is None:
+            stack.env.pop("METRICS_PORT")
+        else:
+            stack.env["METRICS_PORT"] = original
+        stack.cli("settings")  # the connection back to the real metrics database for the other tests
+    out = down.stdout + down.stderr
+    assert down.returncode == 0, out[-4000:]
+    summary = re.search(r"run state: (\w+); tasks: (\d+) success\n", down.stdout)
+    assert summary and summary.group(1) == "success", down.stdout[-3000:]
+    tasks = int(summary.group(2))
+    assert "warning: metrics schema not migrated" in out
+
+    warnings = re.findall(r"stack-metrics: (.+?) not recorded", out)
+    per_callback = Counter(warnings)
+    dbt_tasks = len({w for w in per_callback if w.startswith("dbt results of ")})
+    expected = 2 * tasks + 1 + dbt_tasks + 1 + 1  # running+success per task, sync, dbt per task, freshness, run
+    healthy, hung = dags_test_seconds(stack.first_run.stdout), dags_test_seconds(down.stdout)
+    print(
+        f"case 9: {tasks} tasks green, {len(warnings)} warnings for {len(per_callback)} callbacks "
+        f"(expected {expected}), dags test {hung:.1f} s with the metrics DB hung vs {healthy:.1f} s healthy"
+    )
+    assert max(per_callback.values()) == 1, f"one warning per callback: {per_callback.most_common(3)}"
+    assert len(per_callback) == expected, sorted(per_callback)
+    assert dbt_tasks > 0
+    connect_attempts = sum("cannot connect to the metrics database" in line for line in out.splitlines())
+    assert connect_attempts >= 1 and "within 2 s" in out
+    # each connect attempt costs at most the 2 s connect timeout; every other callback skips at once
+    assert hung <= healthy + 2 * connect_attempts + 20, (hung, healthy, connect_attempts)
+
+    run_id = run_id_of.search(down.stdout).group(1)
+    assert stack.sql("select count(*) from metrics.dag_runs where run_id = %s", (run_id,)) == [(0,)]
