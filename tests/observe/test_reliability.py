@@ -193,3 +193,16 @@ def test_metrics_off_writes_nothing_and_connects_nowhere(metrics_params, sql, mo
     listener.on_task_instance_success(None, runtime_ti("a", 1, "success"))
     assert sql("select count(*) from metrics.task_events") == [(0,)]
     assert _warnings(caplog) == []
+
+
+def test_a_metrics_db_that_came_up_without_the_schema_gets_it_on_the_first_write(warehouse, sql, caplog):
+    """`cli demo` could not migrate (database down), the database came back: the first write creates the schema."""
+    writer.reset()
+    writer._params_cache = {"host": warehouse.host, "port": warehouse.port, "user": warehouse.user,
+                            "password": warehouse.password, "dbname": warehouse.database, "connect_timeout": 2}  # fmt: skip
+    assert sql("select count(*) from information_schema.schemata where schema_name = 'metrics'") == [(0,)]
+    listener.on_task_instance_success(None, runtime_ti("a", 1, "success"))
+    assert sql("select task_id, event from metrics.task_events") == [("a", "success")]
+    assert sql("select version from metrics.schema_migrations") == [("001",)]
+    assert any("the metrics schema is missing" in m for m in _warnings(caplog))
+    writer.reset()

@@ -142,9 +142,16 @@ def write(
         )  # fmt: skip
         return False
     try:
-        with conn, conn.cursor() as cur:
-            for sql, args in statements:
-                cur.execute(sql, args)
+        try:
+            _execute(conn, statements)
+        except Exception as exc:  # the database came up after `cli demo`/`make settings` migrated nothing
+            if getattr(exc, "pgcode", None) not in ("42P01", "3F000"):  # undefined_table, invalid_schema_name
+                raise
+            from include.pipeline.observe import schema
+
+            log.warning("%s the metrics schema is missing on %s: creating it (%s)", WARNING_PREFIX, target, what)
+            schema.migrate(p)
+            _execute(conn, statements)
         return True
     except Exception as exc:  # noqa: BLE001
         log.warning(
@@ -154,6 +161,12 @@ def write(
         return False
     finally:
         conn.close()
+
+
+def _execute(conn, statements) -> None:
+    with conn, conn.cursor() as cur:
+        for sql, args in statements:
+            cur.execute(sql, args)
 
 
 def _retry_after() -> float:
