@@ -58,6 +58,8 @@ def stack_env() -> dict[str, str]:
     from include.pipeline.observe.config import metrics_env  # the metrics DB (defaults to the warehouse)
 
     env.update(metrics_env())
+    # `airflow standalone` starts its components as `airflow ...`: the venv's bin must come first.
+    env["PATH"] = os.pathsep.join([str(Path(PY).parent), env.get("PATH", "")])
     return env
 
 
@@ -209,6 +211,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(_: argparse.Namespace) -> int:
+    from include.pipeline.services import port_owner
+
+    env = stack_env()
+    owner = port_owner(int(env["AIRFLOW__API__PORT"]))
+    if owner:
+        raise ServiceError(
+            f"port {env['AIRFLOW__API__PORT']} on 127.0.0.1 is in use ({owner}): stop it, "
+            "or choose another port: AIRFLOW_PORT=8081 make up"
+        )
     start_services()
     migrate_and_load_settings()
     env = stack_env()
@@ -222,7 +233,64 @@ def cmd_up(_: argparse.Namespace) -> int:
         f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)"
     )
     say("Ctrl-C stops Airflow; `make stop` stops the embedded services")
-    return run([airflow_bin(), "standalone"], env=env, check=False).returncode
+    return supervise(env)
+
+
+# Airflow's components, as `airflow standalone` runs them, but with no log server: standalone's
+# log servers listen on every interface (0.0.0.0:8793/8794), and on one machine the API server
+# reads task logs from the local files anyway. Everything here stays on 127.0.0.1.
+COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def supervise(env: dict[str, str]) -> int:
+    """Run every component, prefix its output, stop them all when one exits or on Ctrl-C."""
+    import selectors
+    import signal
+
+    procs = {
+        name: subprocess.Popen(
+            [airflow_bin(), *args],
+            env=env,
+            cwd=settings.REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        for name, args in COMPONENTS.items()
+    }
+    selector = selectors.DefaultSelector()
+    for name, proc in procs.items():
+        selector.register(proc.stdout, selectors.EVENT_READ, name)
+    width = max(map(len, procs))
+    code = 0
+    try:
+        while all(p.poll() is None for p in procs.values()):
+            for key, _ in selector.select(timeout=1):
+                line = key.fileobj.readline()
+                if line:
+                    print(f"{key.data:<{width}} | {line}", end="", flush=True)
+        code = next(p.returncode for p in procs.values() if p.returncode is not None)
+        failed = [n for n, p in procs.items() if p.returncode is not None]
+        print(f"error: Airflow component {', '.join(failed)} exited ({code}); stopping the others", file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        say("Airflow stopped")
+    return code or 0
 
 
 # -- connections ------------------------------------------------------------------------------
