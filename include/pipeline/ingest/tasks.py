@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 from airflow.sdk import BaseHook, task
@@ -12,8 +11,6 @@ from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 
 log = logging.getLogger(__name__)
-
-ENGINE = os.environ.get("AIRBYTE_ENGINE", "embedded")  # parse-time default only; see current_engine()
 
 
 def ingest_step(connection_name: str):
