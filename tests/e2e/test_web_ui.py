@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from include.pipeline.services import find_free_port
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, Stack
 
 pytestmark = pytest.mark.e2e
 RUN_DATE = "2026-01-04"
@@ -40,9 +40,12 @@ def call(url: str, method: str = "GET", body: dict | None = None, token: str | N
 
 
 @pytest.fixture(scope="module")
-def airflow_up(stack):
+def airflow_up(tmp_path_factory):
+    # A stack of its own: the runs made here must not change the data other tests read.
+    stack = Stack(tmp_path_factory.mktemp("ui_stack"))
     port = find_free_port()
-    env = {**stack.env, "AIRFLOW_PORT": str(port)}
+    # No scheduled runs: unpausing would otherwise start today's run before (and beside) ours.
+    env = {**stack.env, "AIRFLOW_PORT": str(port), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     log = open(stack.root / "up.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "include.pipeline.cli", "up"], cwd=REPO_ROOT, env=env,
@@ -65,6 +68,7 @@ def airflow_up(stack):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+    stack.cli("services", "stop", check=False)
 
 
 def test_only_loopback_listeners_and_the_generated_login(airflow_up):
