@@ -44,7 +44,7 @@ warehouse-url: ## Print the warehouse URL with its password (for psql "$(make -s
 settings: services ## Migrate Airflow's metadata DB and load airflow_settings.yaml
 	@$(STACK) settings
 
-demo: setup ## Run the daily pipeline for DAYS consecutive days (default 3) ending at DATE (default yesterday)
+demo: setup ## Run the daily pipeline for DAYS consecutive days (default 3) ending at DATE (default 2026-01-07)
 	@$(STACK) demo $(if $(DATE),--date $(DATE)) --days $(DAYS)
 
 up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)

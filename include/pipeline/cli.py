@@ -30,6 +30,10 @@ from include.pipeline.services.postgres import EmbeddedPostgres
 
 PY = sys.executable
 DAG_ID = "ecommerce_daily"
+# The demo's default last day: a week into the shop's life (it starts on the DAG's start_date,
+# 2026-01-01, and grows by 20 customers a day), so `make demo` is quick and prints the same
+# figures every time. Any later date works too: DATE=2026-11-20 is a shop of 7,460 customers.
+DEMO_DATE = "2026-01-07"
 
 
 def say(message: str) -> None:
@@ -176,7 +180,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    date = args.date or (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    date = args.date or DEMO_DATE
     try:
         dt.date.fromisoformat(date)
     except ValueError:
@@ -343,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_airflow)
     p = sub.add_parser("demo")
-    p.add_argument("--date", help="logical date YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--date", help=f"last logical date YYYY-MM-DD (default: {DEMO_DATE})")
     p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at --date (default 1)")
     p.add_argument("--full-refresh", action="store_true", help="trigger with the DAG param full_refresh=true")
     p.set_defaults(func=cmd_demo)
