@@ -23,9 +23,8 @@ def postgres_server(tmp_path_factory) -> EmbeddedPostgres:
     server.stop()
 
 
-@pytest.fixture
-def warehouse(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
-    """A fresh, empty database on the session's Postgres, for one test."""
+def new_database(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
+    """Create a fresh, empty database on `postgres_server` and return how to reach it."""
     name = f"test_{uuid.uuid4().hex[:10]}"
     conn = postgres_server.connect()
     conn.autocommit = True
@@ -33,6 +32,12 @@ def warehouse(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
         cur.execute(f'create database "{name}"')
     conn.close()
     return WarehouseTarget("127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name)
+
+
+@pytest.fixture
+def warehouse(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
+    """A fresh, empty database on the session's Postgres, for one test."""
+    return new_database(postgres_server)
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ history. Then a record flagged by Airbyte goes to quarantine and the build goes 
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg2
 import pytest
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import DAILY_CHANGED_CUSTOMERS, expected_counts, sync_day
 from include.pipeline.ingest.embedded import WarehouseTarget
+from tests.conftest import new_database
 from tests.transform.conftest import Dbt
 
 pytestmark = pytest.mark.integration
@@ -98,15 +97,7 @@ class Warehouse:
 
 @pytest.fixture(scope="module")
 def runs(postgres_server, tmp_path_factory) -> dict:
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    conn = postgres_server.connect()
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    conn.close()
-    target = WarehouseTarget(
-        "127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name
-    )
+    target = new_database(postgres_server)
     wh = Warehouse(target)
     dbt = Dbt(target, tmp_path_factory.mktemp("dbt"))
     connection = load_connections().connection("shop_faker_to_warehouse")
