@@ -83,7 +83,9 @@ dashboards-json: $(VENV)/.installed ## Regenerate grafana/provisioning/dashboard
 lock: ## Re-resolve every requirements lock file (after editing a *.in file)
 	$(UV) pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
 	$(UV) pip compile -q requirements.in -c requirements-dev.txt -o requirements.txt --python-version 3.11
-	for f in include/airbyte/requirements/*.in; do $(UV) pip compile -q $$f -o $${f%.in}.txt --python-version 3.11; done
+	# A connector whose PyPI metadata is broken gets <connector>.overrides.txt (uv --override) beside its .in
+	for f in include/airbyte/requirements/*.in; do o=$${f%.in}.overrides.txt; \
+	  $(UV) pip compile -q $$f -o $${f%.in}.txt --python-version 3.11 $$(test -f $$o && echo --override $$o); done
 
 clean: stop ## Stop services and delete local state (.local: warehouse data, Airflow DB, logs)
 	rm -rf .local include/dbt/target include/dbt/logs

@@ -4,6 +4,8 @@
 Ingest the shop's sources with Airbyte, transform them with dbt (one Airflow task per model,
 its tests right after it), every day.
 
+- **shop_export**: stands in for the shop's own nightly export job: writes the day's new and
+  changed records as files into S3 (a simulated shop; with real exports it has nothing to do).
 - **ingest**: one task per connection declared in `include/airbyte/connections.yaml`. The
   engine is chosen when the task runs (Airflow Variable `airbyte_engine`, else env
   `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
@@ -23,7 +25,7 @@ from airflow.sdk import Param, dag, task_group
 from cosmos import DbtTaskGroup
 
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.tasks import ingest_step
+from include.pipeline.ingest.tasks import ingest_step, shop_export
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
 from include.pipeline.observe.freshness import check_freshness
 from include.pipeline.transform import cosmos_config
@@ -63,7 +65,7 @@ def ecommerce_daily():
         },
     )
 
-    ingest() >> [transform, check_freshness()]
+    shop_export() >> ingest() >> [transform, check_freshness()]
     transform >> cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
 
 

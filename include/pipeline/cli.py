@@ -1,7 +1,7 @@
 """The project's command line: `python -m include.pipeline.cli <command>` (the Makefile calls it).
 
 setup-runtime   generate .env secrets, install the PyAirbyte runtime and connector venvs, dbt parse
-services        start | stop | status the embedded services (prints their URLs)
+services        start | stop | status the embedded services: Postgres, S3 (prints their URLs)
 settings        load airflow_settings.yaml into Airflow
 airflow ...     run any airflow command with the project's environment
 demo            services + db migrate + settings + `airflow dags test` + a summary (--days N, --full-refresh)
@@ -27,9 +27,11 @@ from pathlib import Path
 from include.pipeline import settings
 from include.pipeline.services import ServiceError
 from include.pipeline.services.postgres import EmbeddedPostgres
+from include.pipeline.services.s3 import EmbeddedS3
 
 PY = sys.executable
 DAG_ID = "ecommerce_daily"
+EXPORTS_BUCKET = "shop-exports"  # the simulated shop's export files (connections.yaml: sources.shop)
 # The demo's default last day: a week into the shop's life (it starts on the DAG's start_date,
 # 2026-01-01, and grows by 20 customers a day), so `make demo` is quick and prints the same
 # figures every time. Any later date works too: DATE=2026-11-20 is a shop of 7,460 customers.
@@ -59,6 +61,7 @@ def stack_env() -> dict[str, str]:
         env.setdefault(key, value)
     env.update(settings.airflow_env())
     env.update(warehouse_env())
+    env.update(settings.S3.from_settings().env())  # the shop's export files (S3_ENDPOINT, keys)
     from include.pipeline.observe.config import metrics_env  # the metrics DB (defaults to the warehouse)
 
     env.update(metrics_env())
@@ -100,8 +103,13 @@ def cmd_setup_runtime(_: argparse.Namespace) -> int:
     config = load_connections()
     req = settings.AIRBYTE_REQUIREMENTS_DIR
     _sync_venv(settings.REPO_ROOT / ".venv-airbyte", req / "pyairbyte.txt")
+    from include.pipeline.ingest.connectors import prepare_offline
+
     for connector in sorted({s.connector for s in config.sources.values()}):
+        # a lock is installed as pinned, without re-resolving: a connector with broken metadata
+        # (source-s3, see its .overrides.txt) installs like any other
         _sync_venv(settings.REPO_ROOT / f".venv-{connector}", req / f"{connector}.txt")
+        prepare_offline(settings.REPO_ROOT / f".venv-{connector}")  # nothing downloaded at run time
     say("dbt parse (writes the manifest Cosmos renders the DAG from)")
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     subprocess.run(
@@ -121,6 +129,15 @@ def postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password=password, port=int(port) if port else None)
 
 
+def s3() -> EmbeddedS3 | None:
+    """The embedded S3 server, or None when S3_ENDPOINT points at another one."""
+    if os.environ.get("S3_ENDPOINT"):
+        return None
+    keys = settings.S3.from_settings()
+    ports = settings.services_state().get("s3", {}).get("ports", {})
+    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), (EXPORTS_BUCKET,))
+
+
 def start_services() -> None:
     pg = postgres()
     port = pg.start()
@@ -128,6 +145,13 @@ def start_services() -> None:
     state["postgres"] = {"port": port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
     settings.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
     settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
+    server = s3()
+    if server is not None:
+        try:
+            server.start()
+        finally:  # ports are kept even when the start failed, so `make stop` finds the process
+            state["s3"] = server.state() if server.ports else {}
+            settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
 
 
 def print_urls() -> None:
@@ -136,6 +160,9 @@ def print_urls() -> None:
     print(
         f'                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; psql "$(make -s warehouse-url)")'
     )
+    exports = settings.S3.from_settings()
+    print(f"  shop exports S3    : {exports.endpoint or '(not started)'}  bucket s3://{EXPORTS_BUCKET}/")
+    print(f"                       (keys: S3_ACCESS_KEY, S3_SECRET_KEY in {settings.ENV_FILE})")
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -146,11 +173,18 @@ def cmd_services(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         stopped = postgres().stop()
         say("postgres stopped" if stopped else "postgres was not running")
+        server = s3()
+        if server is not None:
+            say("s3 stopped" if server.stop() else "s3 was not running")
     elif args.action == "url":
         print(settings.Warehouse.from_settings().uri())
     else:
         running = postgres().running_pid_and_port()
         print(f"postgres: {f'running (pid {running[0]}, port {running[1]})' if running else 'stopped'}")
+        server = s3()
+        if server is not None:
+            pid = server.running_pid()
+            print(f"s3: {f'running (pid {pid}, {server.endpoint})' if pid and server.ports else 'stopped'}")
         if running:
             print_urls()
         return 0 if running else 3
@@ -322,6 +356,9 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
     from include.pipeline.ingest.connections import load_connections
 
     for source in load_connections().sources.values():
+        if isinstance(source.config.get("streams"), list):
+            say(f"{source.connector}: streams declared in connections.yaml (source '{source.name}'); no snapshot")
+            continue
         say(f"{source.connector}: discover -> {write_snapshot(source)}")
     return 0
 

@@ -27,7 +27,7 @@ AIRBYTE_REQUIREMENTS_DIR = REPO_ROOT / "include" / "airbyte" / "requirements"
 AIRFLOW_SETTINGS_FILE = Path(os.environ.get("AIRFLOW_SETTINGS_FILE", REPO_ROOT / "airflow_settings.yaml"))
 
 # Secrets generated into .env on first setup. No default password exists anywhere.
-GENERATED_SECRETS = ("WAREHOUSE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD")
+GENERATED_SECRETS = ("WAREHOUSE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
@@ -104,6 +104,41 @@ class Warehouse:
     def uri(self, *, hide_password: bool = False) -> str:
         password = "***" if hide_password else self.password
         return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class S3:
+    """The S3 service holding the shop's export files (the embedded SeaweedFS, or S3_ENDPOINT)."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    @classmethod
+    def from_settings(cls) -> S3:
+        state = services_state().get("s3", {})
+        access_key, secret_key = setting("S3_ACCESS_KEY"), setting("S3_SECRET_KEY")
+        if not access_key or not secret_key:
+            raise RuntimeError(
+                f"S3_ACCESS_KEY / S3_SECRET_KEY are not set: run `make setup` to generate {ENV_FILE}, "
+                "or export them for an external S3."
+            )
+        endpoint = setting("S3_ENDPOINT") or state.get("endpoint") or ""
+        return cls(endpoint=endpoint, access_key=access_key, secret_key=secret_key)
+
+    def env(self) -> dict[str, str]:
+        return {"S3_ENDPOINT": self.endpoint, "S3_ACCESS_KEY": self.access_key, "S3_SECRET_KEY": self.secret_key}
+
+
+def shop_size_overrides() -> dict[str, int]:
+    """SHOP_CUSTOMERS / SHOP_ORDERS: the simulated shop's size on day 0, over connections.yaml's
+    `simulator:` block (e.g. `SHOP_CUSTOMERS=1000000 SHOP_ORDERS=1000000` for the benchmark)."""
+    out = {}
+    for key, name in (("customers", "SHOP_CUSTOMERS"), ("orders", "SHOP_ORDERS")):
+        value = setting(name)
+        if value:
+            out[key] = int(value)
+    return out
 
 
 def airflow_env() -> dict[str, str]:

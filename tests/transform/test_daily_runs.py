@@ -1,8 +1,10 @@
-"""Three consecutive days of the shop, the last day again, then a full refresh: each a real
-PyAirbyte sync of that day (include/pipeline/ingest/daily.py) followed by `dbt build`, on a real
-Postgres. Checks the issue's acceptance: unique keys in every layer, the orders mart equal to a
-recount from raw, revenue equal to SQL over raw, and the snapshot keeping a changed customer's
-history. Then a record flagged by Airbyte goes to quarantine and the build goes on."""
+"""Three consecutive days of the shop, the last day again, then a full refresh: each the shop's
+export of that day into a real S3 server, a real source-s3 sync by PyAirbyte
+(include/pipeline/ingest/daily.py), then `dbt build`, on a real Postgres. Checks the issue's
+acceptance: a day's sync reads only that day's new and changed records, unique keys in every
+layer, the orders mart equal to a recount from raw, revenue equal to SQL over raw, the snapshot
+keeping a changed customer's history, a rerun of a day reading nothing and changing nothing.
+Then a record flagged by Airbyte goes to quarantine and the build goes on."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import psycopg2
 import pytest
 
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.daily import DAILY_CHANGED_CUSTOMERS, expected_counts, sync_day
+from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.embedded import WarehouseTarget
+from include.pipeline.ingest.shop import ShopHistory, day_index
 from tests.conftest import new_database
 from tests.transform.conftest import Dbt
 
@@ -82,30 +85,45 @@ class Warehouse:
             )[0],
         }
         s["lifetime_value"] = self.sql("select sum(lifetime_value) from marts.customers")[0][0]
-        s["customer_1_versions"] = self.sql(
-            "select email, dbt_valid_to is null from snapshots.customers_snapshot where customer_id = 1"
-            " order by dbt_valid_from"
-        )
-        s["customer_1_now"] = self.sql("select email from staging.stg_faker__users where customer_id = 1")[0][0]
         s["changed_orders"] = self.sql(
-            "select order_id, product_id, order_status from marts.orders where order_id <= %s order by 1",
-            (DAILY_CHANGED_CUSTOMERS,),
+            "select order_id, product_id, order_status from marts.orders where order_id = any(%s) order by 1",
+            (CHANGED_ORDERS,),
         )
+        s["customer_versions"] = self.sql(
+            "select email, dbt_valid_to is null from snapshots.customers_snapshot where customer_id = %s"
+            " order by dbt_valid_from",
+            (CHANGED_CUSTOMER,),
+        )
+        s["customer_now"] = self.sql(
+            "select email from staging.stg_faker__users where customer_id = %s", (CHANGED_CUSTOMER,)
+        )[0][0]
         s["orders_oid"] = self.sql("select 'marts.orders'::regclass::oid")[0][0]
         return s
 
 
+SOURCE = load_connections().sources["shop"]
+_HISTORY = ShopHistory(shop_settings(SOURCE), day_index(DAYS[-1]))
+# orders the shop changed on the last two days, and a day-0 customer changed on the last day
+CHANGED_ORDERS = sorted(
+    {*_HISTORY.changed_order_ids(day_index(DAYS[1])), *_HISTORY.changed_order_ids(day_index(DAYS[2]))}
+)
+CHANGED_ORDERS = [int(i) for i in CHANGED_ORDERS]
+CHANGED_CUSTOMER = int(min(_HISTORY.changed_customer_ids(day_index(DAYS[-1]))))
+
+
 @pytest.fixture(scope="module")
-def runs(postgres_server, tmp_path_factory) -> dict:
+def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
     target = new_database(postgres_server)
     wh = Warehouse(target)
     dbt = Dbt(target, tmp_path_factory.mktemp("dbt"))
-    connection = load_connections().connection("shop_faker_to_warehouse")
+    connection = load_connections().connection("shop_to_warehouse")
+    client = s3_server.client()
     quiet = lambda _: None  # noqa: E731
 
-    out: dict = {"config": connection.source.resolved_config()}
+    out: dict = {"exports": {}, "syncs": {}}
     for label, day, full in [(d, d, False) for d in DAYS] + [("again", DAYS[-1], False), ("full", DAYS[-1], True)]:
-        sync_day(connection, target, day, full_refresh=full, log=quiet)
+        out["exports"][label] = export_shop_day(connection.source, client, day, full_refresh=full, log=quiet)
+        out["syncs"][label] = sync_day(connection, target, day, full_refresh=full, log=quiet)
         dbt("build", *(["--full-refresh"] if full else []))
         out[label] = wh.state()
 
@@ -120,6 +138,10 @@ def runs(postgres_server, tmp_path_factory) -> dict:
     out["customer_5"] = wh.sql("select count(*) from marts.customers where customer_id = 5")[0][0]
     out["wh"] = wh
     return out
+
+
+def records(sync: dict) -> dict[str, int]:
+    return {name: figures["records"] for name, figures in sync["streams"].items()}
 
 
 @pytest.mark.parametrize("label", [*DAYS, "again", "full"])
@@ -140,37 +162,63 @@ def test_orders_equal_a_recount_from_raw_and_revenue_equals_sql_over_raw(runs, l
 def test_each_day_brings_new_customers_and_orders(runs):
     rows = [runs[d]["rows"] for d in DAYS]
     for day, r in zip(DAYS, rows, strict=True):
-        expected = expected_counts(day, runs["config"])
+        expected = expected_counts(day, SOURCE)
         assert r["raw.users"] == r["marts.customers"] == expected["users"]
         assert r["raw.purchases"] == r["marts.orders"] == expected["purchases"]
+        assert r["raw.products"] == r["marts.products"] == expected["products"]
     assert rows[0]["marts.orders"] < rows[1]["marts.orders"] < rows[2]["marts.orders"]
+
+
+def test_the_first_day_reads_the_whole_shop_and_each_later_day_only_its_new_and_changed_records(runs):
+    first = runs["exports"][DAYS[0]]
+    assert first["kind"] == "full" and records(runs["syncs"][DAYS[0]]) == first["rows"]
+    for before, day in zip(DAYS, DAYS[1:], strict=False):
+        export, read = runs["exports"][day], records(runs["syncs"][day])
+        assert export["kind"] == "daily"
+        # what the shop exported that day, and nothing more, is what source-s3 read
+        assert read == {"users": export["rows"]["users"], "products": 0, "purchases": export["rows"]["purchases"]}
+        history = ShopHistory(shop_settings(SOURCE), day_index(day))
+        for stream, table in (("users", "raw.users"), ("purchases", "raw.purchases")):
+            new = runs[day]["rows"][table] - runs[before]["rows"][table]
+            changed = len(
+                history.changed_customer_ids(day_index(day))
+                if stream == "users"
+                else history.changed_order_ids(day_index(day))
+            )
+            assert read[stream] == new + changed, stream  # the day's new keys plus its changed ones
+            assert read[stream] <= 0.05 * runs[day]["rows"][table], "an increment, not the whole shop"
 
 
 def test_old_orders_change_from_day_to_day_and_the_incremental_model_merges_them(runs):
     versions = [runs[d]["changed_orders"] for d in DAYS]
-    assert versions[0] != versions[1] != versions[2], "the day's change read rewrites the first customers' orders"
+    assert versions[0] != versions[1] != versions[2], "the day's changes advance orders (cart, purchased, returned)"
     # merged in place: the incremental table is the same relation from day to day
     assert runs[DAYS[0]]["orders_oid"] == runs[DAYS[1]]["orders_oid"] == runs[DAYS[2]]["orders_oid"]
 
 
 def test_the_snapshot_keeps_the_history_of_a_changed_customer(runs):
-    history = runs[DAYS[-1]]["customer_1_versions"]
-    assert len(history) == len(DAYS), history  # one version per day: customer 1 changes every day
-    assert len({email for email, _ in history}) == len(DAYS)
-    assert [current for _, current in history] == [False] * (len(DAYS) - 1) + [True]
-    assert history[-1][0] == runs[DAYS[-1]]["customer_1_now"]
+    before, after = runs[DAYS[-2]]["customer_versions"], runs[DAYS[-1]]["customer_versions"]
+    assert len(after) == len(before) + 1, after  # the last day's change is a new version
+    assert len({email for email, _ in after}) == len(after), "a move comes with a new e-mail"
+    assert [current for _, current in after] == [False] * (len(after) - 1) + [True]
+    assert after[-1][0] == runs[DAYS[-1]]["customer_now"]
 
 
-def test_rerunning_the_same_day_changes_nothing(runs):
+def test_rerunning_the_same_day_reads_nothing_and_changes_nothing(runs):
     last, again = runs[DAYS[-1]], runs["again"]
-    for key in ("rows", "changed_orders", "raw_revenue", "customer_1_versions", "orders_oid"):
+    export = runs["exports"]["again"]
+    assert export["written"] == 0 and export["unchanged"] == runs["exports"][DAYS[-1]]["written"] > 0
+    assert records(runs["syncs"]["again"]) == {"users": 0, "products": 0, "purchases": 0}
+    for key in ("rows", "changed_orders", "raw_revenue", "customer_versions", "orders_oid"):
         assert again[key] == last[key], key
 
 
 def test_a_full_refresh_rebuilds_the_incremental_model_with_the_same_result(runs):
     last, full = runs[DAYS[-1]], runs["full"]
+    assert runs["exports"]["full"]["kind"] == "full"
+    assert records(runs["syncs"]["full"]) == runs["exports"]["full"]["rows"], "one full export, re-read once"
     assert full["orders_oid"] != last["orders_oid"], "--full-refresh recreates marts.orders"
-    for key in ("rows", "changed_orders", "raw_revenue", "customer_1_versions"):
+    for key in ("rows", "changed_orders", "raw_revenue", "customer_versions"):
         assert full[key] == last[key], key
 
 

@@ -64,10 +64,20 @@ class Source:
     name: str
     connector: str
     config: dict[str, Any]
+    # The simulated shop that writes this source's files (include/pipeline/ingest/shop.py), or None
+    simulator: dict[str, Any] | None = None
 
     def resolved_config(self, environ: dict[str, str] | None = None) -> dict[str, Any]:
-        """The config with `${ENV_VAR}` references filled in, at run time only."""
+        """The config with `${ENV_VAR}` references filled in, at run time only. A file-based
+        stream's `input_schema` written as a YAML mapping is sent as the JSON string it must be."""
         environ = os.environ if environ is None else environ
+        config = self._resolved(environ)
+        for stream in config.get("streams") or []:
+            if isinstance(stream, dict) and isinstance(stream.get("input_schema"), dict):
+                stream["input_schema"] = json.dumps(stream["input_schema"], sort_keys=True)
+        return config
+
+    def _resolved(self, environ) -> dict[str, Any]:
 
         def resolve(value: Any, path: str) -> Any:
             if isinstance(value, dict):
@@ -83,7 +93,16 @@ class Source:
                 return environ[match.group(1)]
             return value
 
-        return resolve(self.config, "config")
+        return resolve(_plain(self.config), "config")
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists (the loader's line-aware mappings copied away)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -260,7 +279,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         line = srcs.key_lines[sname]
         if not check.name(sname, line, "source") or check.mapping(s, line, where) is None:
             continue
-        if not check.keys(s, where, ("connector",), ("config",)):
+        if not check.keys(s, where, ("connector",), ("config", "simulator")):
             continue
         connector = s["connector"]
         requirements = settings.AIRBYTE_REQUIREMENTS_DIR / f"{connector}.txt"
@@ -270,8 +289,17 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
                 f"{where} uses connector {connector!r}, which has no pinned requirements file {requirements}",
                 f"add {connector}.in with the connector's PyPI package, then `make lock`",
             )
-        catalogs[sname] = load_catalog(connector)
-        sources[sname] = Source(sname, connector, dict(s.get("config") or {}))
+        config = s.get("config") or _Map()
+        if check.mapping(config, s.key_lines.get("config", s.line), f"{where} config") is None:
+            continue
+        if isinstance(config.get("streams"), list):  # a file-based connector: streams declared in its config
+            catalogs[sname] = _file_streams(check, config, where)
+        else:
+            catalogs[sname] = load_catalog(connector)
+        simulator = s.get("simulator")
+        if simulator is not None:
+            _check_simulator(check, simulator, s.key_lines["simulator"], where)
+        sources[sname] = Source(sname, connector, dict(config), _plain(simulator) if simulator is not None else None)
 
     connections: list[Connection] = []
     seen: dict[str, int] = {}
@@ -378,3 +406,119 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
                 )
         streams.append(Stream(sname, mode, cursor, tuple(pk)))
     return tuple(streams)
+
+
+# -- file-based sources (source-s3): the streams are declared in the source's config ----------------
+# Columns source-s3 adds to every record; the file's last-modified time is its cursor.
+FILE_COLUMNS = {
+    "_ab_source_file_last_modified": {"type": "string"},
+    "_ab_source_file_url": {"type": "string"},
+}
+FILE_CURSOR = "_ab_source_file_last_modified"
+# the types source-s3 accepts in an input_schema (airbyte_cdk file_based schema_helpers)
+FILE_TYPES = ("string", "integer", "number", "float", "boolean", "object", "array", "null")
+FILE_STREAM_KEYS = (
+    "name", "globs", "format", "input_schema", "validation_policy", "schemaless",
+    "days_to_sync_if_history_is_full", "recent_n_files_to_read_for_schema_discovery",
+)  # fmt: skip
+
+
+def _file_streams(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
+    """The catalog of a file-based source from its `streams:` config, checked line by line."""
+    catalog: dict[str, dict] = {}
+    items = config["streams"]
+    for item in items:
+        if check.mapping(item, getattr(items, "line", config.line), f"a stream of {where} config") is None:
+            continue
+        name = item.get("name")
+        swhere = f"config stream {name!r} of {where}"
+        if not check.keys(item, swhere, ("name", "format"), FILE_STREAM_KEYS[2:] + ("globs",)):
+            continue
+        if not isinstance(name, str) or not _NAME.match(name):
+            check.fail(
+                item.key_lines["name"], f"{swhere}: not a valid stream name", "use lowercase letters, digits and _"
+            )
+            continue
+        if name in catalog:
+            check.fail(item.key_lines["name"], f"duplicate {swhere}", "declare each stream once in the config")
+        fmt = item["format"]
+        if not isinstance(fmt, dict) or fmt.get("filetype") not in ("jsonl", "parquet", "csv", "avro", "excel"):
+            check.fail(
+                item.key_lines["format"],
+                f"{swhere} has no supported format",
+                "write `format: {filetype: parquet}` (or jsonl, csv, avro, excel)",
+            )
+        properties: dict[str, Any] = {}
+        schema = item.get("input_schema")
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except ValueError:
+                schema = None
+        if not isinstance(schema, dict) or not schema:
+            check.fail(
+                item.key_lines.get("input_schema", item.line),
+                f"{swhere} has no explicit input_schema",
+                "add `input_schema:` with one `column: type` line per column, so no type is inferred",
+            )
+        else:
+            for column, kind in schema.items():
+                if not isinstance(kind, str) or kind.strip().lower() not in FILE_TYPES:
+                    lines = getattr(schema, "key_lines", {})
+                    check.fail(
+                        lines.get(column, item.key_lines["input_schema"]),
+                        f"{swhere}: input_schema type {kind!r} of column {column!r} is not a source-s3 type",
+                        f"use one of: {', '.join(FILE_TYPES)} (source-s3 takes a flat column: type mapping)",
+                    )
+                else:
+                    properties[column] = {"type": kind.strip().lower()}
+        catalog[name] = {
+            "name": name,
+            "json_schema": {"properties": {**properties, **FILE_COLUMNS}},
+            "default_cursor_field": [FILE_CURSOR],
+        }
+    return catalog
+
+
+# The `simulator:` block of a source (include/pipeline/ingest/shop.py ShopSettings; kept here so
+# the DAG's parse does not import numpy)
+SIMULATOR_KEYS = (
+    "bucket",
+    "format",
+    "seed",
+    "customers",
+    "orders",
+    "products",
+    "daily_new",
+    "daily_changed",
+    "chunk_rows",
+)
+SIMULATOR_FORMATS = ("jsonl", "parquet")
+
+
+def _check_simulator(check: _Checker, simulator: Any, line: int, where: str) -> None:
+    block = check.mapping(simulator, line, f"{where} simulator")
+    if block is None:
+        return
+    if not check.keys(block, f"{where} simulator", (), SIMULATOR_KEYS):
+        return
+    if block.get("format", "jsonl") not in SIMULATOR_FORMATS:
+        check.fail(
+            block.key_lines["format"],
+            f"{where} simulator format {block['format']!r}",
+            f"use one of: {', '.join(SIMULATOR_FORMATS)}",
+        )
+    for key in ("customers", "orders", "products", "seed", "chunk_rows"):
+        if key in block and (not isinstance(block[key], int) or block[key] < (0 if key == "seed" else 1)):
+            check.fail(
+                block.key_lines[key],
+                f"{where} simulator {key} {block[key]!r} is not a positive integer",
+                f"write `{key}: <n>`",
+            )
+    for key in ("daily_new", "daily_changed"):
+        if key in block and (not isinstance(block[key], (int, float)) or not 0 <= block[key] <= 1):
+            check.fail(
+                block.key_lines[key],
+                f"{where} simulator {key} {block[key]!r} is not a share",
+                f"write `{key}: 0.01` (1% a day)",
+            )

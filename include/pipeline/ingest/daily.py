@@ -1,71 +1,63 @@
-"""A shop whose data moves day by day, derived from the run's logical date (embedded engine).
+"""A shop whose data moves day by day: the export of the logical date, then an incremental read.
 
-source-faker generates a fixed shop for a (count, seed) pair, and with `always_updated: false`
-it emits nothing once its cursor state exists. A real shop grows and changes every day, so the
-daily DAG asks it for a shop that depends on the logical date, deterministically:
+The source is the shop's nightly export files in S3, read by source-s3 (connections.yaml,
+source `shop`): day N's sync reads only the files that appeared since the last sync, i.e. that
+day's new and changed records (about 2% of the demo shop, 1% new + 1% changed at the scale the
+benchmark runs), never the whole shop again.
 
-- growth: `count` = base count + `DAILY_NEW_CUSTOMERS` per day since `ANCHOR_DATE`, re-emitted in
-  full every day (`always_updated: true`) and merged on the primary key by the destination, so
-  each day brings new customers and their purchases;
-- changes: a second, small read regenerates the first `DAILY_CHANGED_CUSTOMERS` customers and
-  their purchases with a seed derived from the day (new profile, address, products, cart /
-  purchase / return times), merged over yesterday's version: old orders change status and
-  amount, old customers change, so incremental models and the snapshot see real updates.
-
-The same logical date always yields the same records (rerunning a day changes nothing), except
-the wall-clock fields faker stamps itself (`updated_at`, and timestamps it draws up to "today").
+In the demo those files are written by a simulated shop (include/pipeline/ingest/shop.py), the
+stand-in for the shop's own export job: the DAG's first task `shop_export` calls
+`export_shop_day` for the logical date, for every source with a `simulator:` block, so both
+ingestion engines (embedded PyAirbyte, an Airbyte server) read the same files. The export of a
+date is the same on every run, and an unchanged file is not rewritten, so rerunning a day reads
+nothing new and leaves every table as it was. With real exports (no `simulator:` block) the
+task has nothing to do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from typing import Any
 
-from include.pipeline.ingest.connections import Connection
+from include.pipeline.ingest.connections import Connection, Source
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
 
-ANCHOR_DATE = dt.date(2026, 1, 1)  # the DAG's start_date: day 0 of the shop
-DAILY_NEW_CUSTOMERS = 20
-DAILY_CHANGED_CUSTOMERS = 20
-
-
-@dataclass(frozen=True)
-class DailyPlan:
-    """The reads that make up one logical day of the shop."""
-
-    day: int
-    growth: dict  # config overrides of the full read
-    changes: dict | None  # config overrides of the small read that changes old records, or None
+__all__ = ["ANCHOR_DATE", "day_index", "expected_counts", "export_shop_day", "shop_settings", "sync_day"]
 
 
-def day_index(logical_date: dt.date | str) -> int:
-    if isinstance(logical_date, str):
-        logical_date = dt.date.fromisoformat(logical_date[:10])
-    return max(0, (logical_date - ANCHOR_DATE).days)
+def shop_settings(source: Source) -> ShopSettings:
+    """The simulated shop of `source` (its `simulator:` block), sized by SHOP_CUSTOMERS /
+    SHOP_ORDERS when set (the benchmark's 1M shop), with the connection's bucket and format."""
+    from include.pipeline import settings
+
+    config = source.config
+    fmt = {s.get("format", {}).get("filetype") for s in config.get("streams") or []}
+    declared = {"bucket": config.get("bucket"), "format": fmt.pop() if len(fmt) == 1 else None}
+    return ShopSettings.from_config({**declared, **(source.simulator or {})}, settings.shop_size_overrides())
 
 
-def plan(logical_date: dt.date | str, base_config: dict) -> DailyPlan:
-    """Config overrides for `logical_date`, from the connection's declared `count` and `seed`."""
-    day = day_index(logical_date)
-    base_count = int(base_config.get("count", 1000))
-    seed = int(base_config.get("seed", 42))
-    growth = {"count": base_count + DAILY_NEW_CUSTOMERS * day, "seed": seed, "always_updated": True}
-    changes = None
-    if day > 0:
-        changes = {
-            "count": min(DAILY_CHANGED_CUSTOMERS, base_count),
-            "seed": seed + 1000 + day,  # far from the base seed, one per day
-            "always_updated": True,
-        }
-    return DailyPlan(day, growth, changes)
+def expected_counts(logical_date: dt.date | str, source: Source) -> dict[str, int]:
+    """Raw rows once the shop's exports up to `logical_date` are synced: one per key."""
+    history = ShopHistory(shop_settings(source), day_index(logical_date))
+    return {stream: len(history.keys_in(stream, None)) for stream in ("users", "products", "purchases")}
 
 
-def expected_counts(logical_date: dt.date | str, base_config: dict) -> dict[str, int]:
-    """Raw rows after the day's sync (faker: products are a fixed list of 100; purchases, see
-    source_faker/purchase_generator.py: every 10 users make 10 purchases, ids 1..count)."""
-    count = plan(logical_date, base_config).growth["count"]
-    return {"users": count, "products": min(count, 100), "purchases": count}
+def export_shop_day(
+    source: Source,
+    client: Any,
+    logical_date: dt.date | str,
+    *,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict | None:
+    """Write the simulated shop's export of `logical_date` into its bucket (a `minio` client);
+    None when `source` reads real exports (no `simulator:` block)."""
+    if source.simulator is None:
+        log(f"source '{source.name}' has no simulator: it reads real exports, nothing to write")
+        return None
+    return export_day(client, shop_settings(source), logical_date, full_refresh=full_refresh, log=log)
 
 
 def sync_day(
@@ -76,23 +68,14 @@ def sync_day(
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run the day's reads for `connection` (a faker source); return the growth read's figures
-    with the change read's under 'changes'. Full refresh applies to the growth read only: the
-    change read always merges over it."""
+    """The embedded sync of one day: source-s3 reads the files that are new since its state.
+    A full refresh re-reads every file (after `shop_export` replaced them with one full export)."""
     if full_refresh:
         drop_dependent_views(target, connection.destination.schema, [s.name for s in connection.streams], log=log)
-    if connection.source.connector != "source-faker":
-        return sync_connection(connection, target, full_refresh=full_refresh, log=log)
-    day = plan(logical_date, connection.source.resolved_config())
-    log(f"daily data: day {day.day} since {ANCHOR_DATE}: growth read {day.growth}, change read {day.changes}")
-    result = sync_connection(connection, target, full_refresh=full_refresh, log=log, config_overrides=day.growth)
-    if day.changes:
-        merged = replace(
-            connection,
-            streams=tuple(s for s in connection.streams if s.name in ("users", "purchases")) or connection.streams,
-        )
-        result["changes"] = sync_connection(merged, target, log=log, config_overrides=day.changes)
-    return result
+    log(
+        f"daily data: {connection.name} for {str(logical_date)[:10]} (day {day_index(logical_date)} since {ANCHOR_DATE})"
+    )
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log)
 
 
 DEPENDENT_VIEWS = """

@@ -1,4 +1,4 @@
-"""Airflow tasks of the ingest stage: one sync per declared connection."""
+"""Airflow tasks of the ingest stage: the simulated shop's export, then one sync per connection."""
 
 from __future__ import annotations
 
@@ -47,3 +47,39 @@ def sync(connection_name: str, params: dict | None = None, ds: str | None = None
 
         return sync_day(connection, target, ds, full_refresh=full_refresh, log=log.info)
     return sync_connection(connection, target, full_refresh=full_refresh, log=log.info)
+
+
+EXPORTS_CONN_ID = "shop_exports"  # airflow_settings.yaml: the S3 service of the export files
+
+
+def exports_client(conn_id: str = EXPORTS_CONN_ID):
+    """A `minio` client for the Airflow connection of the exports' S3 (endpoint in its extra)."""
+    from urllib.parse import urlsplit
+
+    from minio import Minio
+
+    conn = BaseHook.get_connection(conn_id)
+    endpoint = urlsplit(conn.extra_dejson.get("endpoint_url") or "")
+    if not endpoint.netloc:
+        raise ValueError(f"Airflow connection {conn_id!r} has no extra endpoint_url (e.g. http://127.0.0.1:8333)")
+    return Minio(
+        endpoint.netloc, access_key=conn.login, secret_key=conn.password, secure=endpoint.scheme == "https",
+        region=conn.extra_dejson.get("region_name"),
+    )  # fmt: skip
+
+
+@task(execution_timeout=timedelta(minutes=30))
+def shop_export(params: dict | None = None, ds: str | None = None) -> dict:
+    """Stand-in for the shop's own nightly export job: write the logical date's new and changed
+    records into the exports bucket (include/pipeline/ingest/shop.py), for every source of
+    connections.yaml with a `simulator:` block. Reading real exports: nothing to do (delete this
+    task, or leave it: it only logs that). Full refresh: the exports become one full export."""
+    from include.pipeline.ingest.daily import export_shop_day
+
+    full_refresh = bool((params or {}).get("full_refresh", False))
+    simulated = [s for s in load_connections().sources.values() if s.simulator is not None]
+    if not simulated:
+        log.info("no source has a simulator: the connections read real exports; nothing to write")
+        return {}
+    client = exports_client()
+    return {s.name: export_shop_day(s, client, ds, full_refresh=full_refresh, log=log.info) for s in simulated}

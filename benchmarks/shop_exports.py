@@ -1,0 +1,154 @@
+"""The daily workload's figures: the shop simulator's speed, a day's increment vs the whole shop,
+and source-s3's own read speed per file format.
+
+    .venv/bin/python benchmarks/shop_exports.py [--customers 1000000] [--read-records 100000] [--repeat 2]
+
+1. generation: the initial export (the whole shop) of a shop of --customers customers and as
+   many orders, in Parquet and JSONL, encoded in bounded chunks (not uploaded): seconds,
+   records/s, bytes, peak RSS of this process;
+2. day 1's increment of that shop (1% new, 1% changed) vs the initial export: records and bytes;
+3. source-s3 read: a shop of about --read-records records exported into an embedded S3 server
+   (started on free ports in a temp dir), then `source-s3 read` of all three streams, its
+   records counted from its stdout, no destination: seconds and records/s per format.
+
+Each timed step runs --repeat times; the best and the median are printed. Measured under
+whatever else runs on the machine: say so when quoting the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from include.pipeline.ingest import shop  # noqa: E402
+from include.pipeline.ingest.connections import load_connections  # noqa: E402
+from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
+from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[list[float], object]:
+    seconds, result = [], None
+    for _ in range(repeat):
+        started = time.monotonic()
+        result = fn()
+        seconds.append(time.monotonic() - started)
+    return seconds, result
+
+
+def fmt_times(seconds: list[float], records: int) -> str:
+    best, median = min(seconds), statistics.median(seconds)
+    return (
+        f"best {best:7.2f} s ({records / best:>9,.0f} rec/s)  median {median:7.2f} s ({records / median:>9,.0f} rec/s)"
+    )
+
+
+def generate(settings: shop.ShopSettings, day: int, after: int | None, kind: str) -> tuple[int, int]:
+    rows = size = 0
+    for f in shop.export_files(settings, day, after, kind):
+        rows += f.rows
+        size += len(f.data)
+    return rows, size
+
+
+def read_with_source_s3(server: EmbeddedS3, fmt: str, repeat: int) -> tuple[list[float], int]:
+    source = load_connections().sources["shop"]
+    config = source.resolved_config(
+        {"S3_ENDPOINT": server.endpoint, "S3_ACCESS_KEY": server.access_key, "S3_SECRET_KEY": server.secret_key}
+    )
+    config["bucket"] = f"bench-{fmt}"
+    for stream in config["streams"]:
+        stream["format"] = {"filetype": fmt}
+    catalog = {
+        "streams": [
+            {
+                "stream": {
+                    "name": s["name"],
+                    "json_schema": json.loads(s["input_schema"]),
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                },
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": "overwrite",
+            }
+            for s in config["streams"]
+        ]
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(config))
+        (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
+        cmd = [str(connector_executable("source-s3")), "read", "--config", f"{tmp}/config.json",
+               "--catalog", f"{tmp}/catalog.json"]  # fmt: skip
+        env = {**os.environ, "DO_NOT_TRACK": "1"}
+
+        def run() -> int:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp)
+            assert proc.stdout
+            count, tail = 0, []
+            for line in proc.stdout:
+                if b"RECORD" in line[:30]:
+                    count += 1
+                else:
+                    tail = (tail + [line[:2000]])[-20:]
+            if proc.wait() != 0:
+                raise RuntimeError(
+                    f"source-s3 read exited {proc.returncode}: " + b"".join(tail).decode(errors="replace")
+                )
+            return count
+
+        return timed(run, repeat)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--read-records", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    n = args.customers
+    print(f"Shop: {n:,} customers, {n:,} orders, 100 products; 1% new and 1% changed a day\n")
+    print("1. generation of the initial export (whole shop), encoded in 200k-row chunks, not uploaded")
+    for fmt in ("parquet", "jsonl"):
+        settings = shop.ShopSettings(customers=n, orders=n, daily_new=0.01, daily_changed=0.01, format=fmt)
+        seconds, (rows, size) = timed(lambda s=settings: generate(s, 0, None, "full-"), args.repeat)
+        print(f"   {fmt:8s} {rows:>10,} records {size / 1e6:8.1f} MB  {fmt_times(seconds, rows)}")
+    print(f"   peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    print("\n2. day 1's increment vs the whole shop (parquet)")
+    settings = shop.ShopSettings(customers=n, orders=n, daily_new=0.01, daily_changed=0.01, format="parquet")
+    full_rows, full_size = generate(settings, 1, None, "full-")
+    inc_rows, inc_size = generate(settings, 1, 0, "")
+    print(f"   whole shop on day 1: {full_rows:>10,} records {full_size / 1e6:8.1f} MB")
+    print(f"   day 1's increment  : {inc_rows:>10,} records {inc_size / 1e6:8.1f} MB "
+          f"({100 * inc_rows / full_rows:.1f}% of the records, {100 * inc_size / full_size:.1f}% of the bytes)")  # fmt: skip
+
+    half = max(1, (args.read_records - 100) // 2)
+    print(f"\n3. source-s3's own read (no destination), shop of {half:,} customers + {half:,} orders + 100 products")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedS3(Path(tmp), secrets.token_hex(8), secrets.token_urlsafe(24))
+        server.start()
+        try:
+            client = server.client()
+            for fmt in ("parquet", "jsonl"):
+                settings = shop.ShopSettings(customers=half, orders=half, format=fmt, bucket=f"bench-{fmt}")
+                shop.export_day(client, settings, "2026-01-01", log=lambda _: None)
+                seconds, records = read_with_source_s3(server, fmt, args.repeat)
+                print(f"   {fmt:8s} {records:>10,} records  {fmt_times(seconds, records)}")
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,561 @@
+"""The simulated shop and its nightly export job: a stand-in for a real shop's own export.
+
+A real shop exports, every night, the records it created or changed that day into object
+storage; source-s3 reads the new files incrementally. This module plays that shop so the demo
+has a realistic daily workload: for a logical date D it writes D's new and changed users,
+products and purchases into the exports bucket as files `<stream>/<D>/<kind>part-NNNN.<fmt>`.
+Point connections.yaml at real exports and this step is simply not used (see README).
+
+The shop is a pure function of (simulator settings, D): day 0 (ANCHOR_DATE) holds `customers`
+customers and `orders` orders with their history; each later day adds `daily_new` x that size
+and changes `daily_changed` x that size of existing records (a customer moves and gets a new
+e-mail; an order advances: cart -> purchased -> returned). Generated with numpy, one bounded
+chunk (`chunk_rows`) at a time, so a 1M-customer shop needs no more memory than a chunk.
+
+Which files a run writes, so that every sync sees each primary key at most once (PyAirbyte's
+merge cannot order two versions of a key that arrive in one read):
+- no export yet: one `full-` export, the whole shop as of D (the initial export, its history);
+- the previous day exported: D's increment (`part-`: records created or changed on D);
+- days missing in between: one catch-up export of everything changed since the last one
+  (`since-<last>-`), latest version per key;
+- D already exported: the same kind again, byte for byte; an object whose content hash is
+  unchanged is not rewritten, so source-s3 (whose cursor is each file's last-modified time)
+  reads nothing new and a rerun leaves every table as it was;
+- a later day already exported: nothing (a nightly export cannot be made for the past);
+- full refresh: the exports are replaced by one `full-` export as of D, so re-reading every
+  file still yields one version per key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ANCHOR_DATE = dt.date(2026, 1, 1)  # the DAG's start_date: day 0 of the shop
+STREAMS = ("users", "products", "purchases")
+FORMATS = ("jsonl", "parquet")
+HASH_META = "content-sha256"  # user metadata on every export object: its content's hash
+
+# The raw columns of each stream, with source-faker's JSON types (include/airbyte/catalogs/
+# source-faker.json): the dbt project's staging models read these names and types.
+_TS = {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"}
+_TS_NULL = {**_TS, "type": ["null", "string"]}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "users": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "title": {"type": "string"},
+        "email": {"type": "string"},
+        "telephone": {"type": "string"},
+        "gender": {"type": "string"},
+        "age": {"type": "integer"},
+        "height": {"type": "string"},
+        "weight": {"type": "integer"},
+        "blood_type": {"type": "string"},
+        "academic_degree": {"type": "string"},
+        "language": {"type": "string"},
+        "nationality": {"type": "string"},
+        "occupation": {"type": "string"},
+        "address": {
+            "type": "object",
+            "properties": {
+                k: {"type": "string"}
+                for k in ("street_number", "street_name", "city", "state", "province", "postal_code", "country_code")
+            },
+        },
+        "created_at": _TS,
+        "updated_at": _TS,
+    },
+    "products": {
+        "id": {"type": "integer"},
+        "make": {"type": "string"},
+        "model": {"type": "string"},
+        "year": {"type": "integer"},
+        "price": {"type": "number"},
+        "created_at": _TS,
+        "updated_at": _TS,
+    },
+    "purchases": {
+        "id": {"type": "integer"},
+        "user_id": {"type": "integer"},
+        "product_id": {"type": "integer"},
+        "added_to_cart_at": _TS_NULL,
+        "purchased_at": _TS_NULL,
+        "returned_at": _TS_NULL,
+        "created_at": _TS,
+        "updated_at": _TS,
+    },
+}
+
+
+def input_schema(stream: str) -> dict[str, str]:
+    """source-s3's `input_schema` of a stream (a flat column: type mapping; nested types are
+    not supported there, so `address` is an `object` and times are strings)."""
+    return {
+        name: spec["type"] if isinstance(spec["type"], str) else spec["type"][-1]
+        for name, spec in SCHEMAS[stream].items()
+    }
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    """The `simulator:` block of a source in connections.yaml (defaults: the demo's small shop)."""
+
+    bucket: str = "shop-exports"
+    format: str = "jsonl"
+    seed: int = 42
+    customers: int = 1000  # on day 0
+    orders: int = 1000  # on day 0
+    products: int = 100
+    daily_new: float = 0.02  # new customers and orders per day, as a share of day 0's size
+    daily_changed: float = 0.02  # changed customers and orders per day, same share
+    chunk_rows: int = 200_000  # rows per export file: bounds the generator's memory
+
+    KEYS = ("bucket", "format", "seed", "customers", "orders", "products", "daily_new", "daily_changed", "chunk_rows")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], overrides: dict[str, Any] | None = None) -> ShopSettings:
+        values = {k: v for k, v in {**config, **(overrides or {})}.items() if v is not None}
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in values.items() if k in cls.KEYS})
+
+    def new_customers(self) -> int:
+        return round(self.customers * self.daily_new)
+
+    def new_orders(self) -> int:
+        return round(self.orders * self.daily_new)
+
+    def changed_customers(self) -> int:
+        return round(self.customers * self.daily_changed)
+
+    def changed_orders(self) -> int:
+        return round(self.orders * self.daily_changed)
+
+
+def day_index(logical_date: dt.date | str) -> int:
+    if isinstance(logical_date, str):
+        logical_date = dt.date.fromisoformat(logical_date[:10])
+    return max(0, (logical_date - ANCHOR_DATE).days)
+
+
+def day_date(day: int) -> dt.date:
+    return ANCHOR_DATE + dt.timedelta(days=day)
+
+
+# -- deterministic randomness: a counter-based hash, so any record of any day is computed alone --
+_M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(*parts: Any) -> np.ndarray:
+    """splitmix64 over the parts (arrays or ints), elementwise: a uint64 per element."""
+    with np.errstate(over="ignore"):
+        h = np.zeros(np.broadcast(*[np.asarray(p) for p in parts]).shape, dtype=np.uint64)
+        for p in parts:
+            h = h ^ np.asarray(p).astype(np.uint64)
+            h = h + _GOLDEN
+            h = (h ^ (h >> np.uint64(30))) * _M1
+            h = (h ^ (h >> np.uint64(27))) * _M2
+            h = h ^ (h >> np.uint64(31))
+    return h
+
+
+def _pick(h: np.ndarray, salt: int, choices: np.ndarray) -> np.ndarray:
+    return choices[(_mix(h, salt) % np.uint64(len(choices))).astype(np.int64)]
+
+
+def _uniform(h: np.ndarray, salt: int) -> np.ndarray:
+    return (_mix(h, salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+_FIRST = np.array("Ada Alan Anna Ben Carla Chen Dana Eli Emma Finn Grace Hugo Ines Ivan Jana Kai Lea Liam Maya "
+                  "Mila Nora Omar Pia Raj Rosa Sami Sara Tom Uma Vera Yara Zoe".split())  # fmt: skip
+_LAST = np.array("Adams Berg Costa Diaz Evans Fischer Garcia Hansen Ito Jensen Kim Lopez Martin Novak Okafor "
+                 "Petrov Quinn Rossi Silva Tanaka Ueda Varga Weber Xu Yilmaz Zhang".split())  # fmt: skip
+_TITLES = np.array(["Mr.", "Ms.", "Mx.", "Dr.", "Prof."])
+_GENDERS = np.array(["Female", "Male", "Other"])
+_BLOOD = np.array(["A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-"])
+_DEGREES = np.array(["Bachelor", "Master", "PhD", "None"])
+_LANGUAGES = np.array(["English", "German", "French", "Spanish", "Japanese", "Portuguese", "Hindi"])
+_NATIONS = np.array(["American", "German", "French", "Spanish", "Japanese", "Brazilian", "Indian", "Kenyan"])
+_JOBS = np.array("Accountant Baker Carpenter Designer Engineer Farmer Geologist Nurse Pilot Teacher Writer".split())
+_CITIES = np.array("Austin Berlin Cairo Denver Essen Fresno Geneva Hanoi Izmir Jaipur Kyoto Lagos Lyon Madrid "
+                   "Nairobi Osaka Porto Quito Recife Seoul Tampa Utrecht Vienna".split())  # fmt: skip
+_STREETS = np.array(["Oak Street", "Maple Avenue", "Station Road", "Park Lane", "Mill Road", "High Street"])
+_STATES = np.array(["California", "Texas", "Bavaria", "Ontario", "Kansai", "Lombardy", "Gauteng"])
+_COUNTRIES = np.array(["US", "DE", "FR", "ES", "JP", "BR", "IN", "KE"])
+_DOMAINS = np.array(["example.com", "mail.test", "shop.invalid"])
+_MAKES = np.array("Audi BMW Citroen Dacia Ford Honda Kia Mazda Nissan Opel Renault Seat Skoda Toyota Volvo".split())
+_MODELS = np.array("Alpha Beta Civic Corsa Duster Focus Golf Model Octavia Polo Rio Swift Yaris".split())
+_HISTORY_DAYS = 365  # day 0's records were created over the year before it
+
+
+def _timestamps(day: np.ndarray, h: np.ndarray, salt: int, offset_seconds: np.ndarray | int = 0):
+    """ISO-8601 UTC times (pyarrow strings) on `day` (days since ANCHOR_DATE, may be negative),
+    at a time of day from the hash."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    seconds = (_mix(h, salt) % np.uint64(20 * 3600)).astype(np.int64) + 3 * 3600 + offset_seconds
+    epoch = (ANCHOR_DATE - dt.date(1970, 1, 1)).days * 86400
+    moment = pa.array(epoch + day.astype(np.int64) * 86400 + seconds, type=pa.int64()).cast(pa.timestamp("s"))
+    text = pc.utf8_replace_slice(moment.cast(pa.string()), start=10, stop=11, replacement="T")
+    return pc.binary_join_element_wise(text, "+00:00", "")  # 10x faster than pc.strftime
+
+
+def _pick(h: np.ndarray, salt: int, choices: np.ndarray):
+    """A pyarrow string array: one of `choices` per element, from the hash."""
+    import pyarrow as pa
+
+    index = (_mix(h, salt) % np.uint64(len(choices))).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(index), pa.array(choices)).dictionary_decode()
+
+
+def _text(values: np.ndarray, width: int = 0):
+    """Integers as a pyarrow string array, zero-padded to `width`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(values.astype(np.int64)).cast(pa.string())
+    return pc.utf8_lpad(text, width=width, padding="0") if width else text
+
+
+def _join(*parts, sep: str = ""):
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(*parts, sep)
+
+
+def _where(mask: np.ndarray, a, b):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.if_else(pa.array(mask), a, b)
+
+
+@dataclass
+class ShopHistory:
+    """Per-key facts up to a day: when each customer/order was created and last changed."""
+
+    settings: ShopSettings
+    day: int
+    customer_created: np.ndarray = field(init=False)
+    order_created: np.ndarray = field(init=False)
+    customer_changed: np.ndarray = field(init=False)  # last change day (-1: never)
+    order_first_change: np.ndarray = field(init=False)
+    order_last_change: np.ndarray = field(init=False)
+    order_changes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        s, d = self.settings, self.day
+        n_cust = s.customers + s.new_customers() * d
+        n_ord = s.orders + s.new_orders() * d
+        self.customer_created = self._created(s.customers, s.new_customers(), n_cust)
+        self.order_created = self._created(s.orders, s.new_orders(), n_ord)
+        self.customer_changed = np.full(n_cust, -1, dtype=np.int32)
+        self.order_first_change = np.full(n_ord, -1, dtype=np.int32)
+        self.order_last_change = np.full(n_ord, -1, dtype=np.int32)
+        self.order_changes = np.zeros(n_ord, dtype=np.int8)
+        for day in range(1, d + 1):  # each day's changes touch keys that existed the day before
+            ids = self.changed_customer_ids(day)
+            self.customer_changed[ids - 1] = day
+            ids = self.changed_order_ids(day) - 1
+            self.order_first_change[ids] = np.where(self.order_first_change[ids] < 0, day, self.order_first_change[ids])
+            self.order_last_change[ids] = day
+            self.order_changes[ids] = np.minimum(self.order_changes[ids] + 1, 2)
+
+    def _created(self, base: int, per_day: int, total: int) -> np.ndarray:
+        ids = np.arange(1, total + 1, dtype=np.int64)
+        history = -(_HISTORY_DAYS - (ids - 1) * _HISTORY_DAYS // max(base, 1)).astype(np.int32)
+        later = 1 + (ids - base - 1) // max(per_day, 1)
+        return np.where(ids <= base, np.minimum(history, 0), later).astype(np.int32)
+
+    def _existing(self, base: int, per_day: int, day: int) -> int:
+        return base + per_day * (day - 1)
+
+    def changed_customer_ids(self, day: int) -> np.ndarray:
+        s = self.settings
+        n = self._existing(s.customers, s.new_customers(), day)
+        return _sample(s.seed, day, 1, n, s.changed_customers())
+
+    def changed_order_ids(self, day: int) -> np.ndarray:
+        s = self.settings
+        n = self._existing(s.orders, s.new_orders(), day)
+        return _sample(s.seed, day, 2, n, s.changed_orders())
+
+    def keys_in(self, stream: str, after: int | None) -> np.ndarray:
+        """Ids of `stream` whose latest version as of `day` is newer than day `after` (None: all)."""
+        if stream == "products":
+            return np.arange(1, self.settings.products + 1) if after is None else np.empty(0, dtype=np.int64)
+        created, changed = (
+            (self.customer_created, self.customer_changed)
+            if stream == "users"
+            else (self.order_created, self.order_last_change)
+        )
+        if after is None:
+            return np.arange(1, len(created) + 1)
+        return np.flatnonzero((created > after) | (changed > after)) + 1
+
+
+def _sample(seed: int, day: int, salt: int, population: int, k: int) -> np.ndarray:
+    """k distinct ids out of 1..population, a function of (seed, day, salt)."""
+    k = min(k, population)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, day, salt])
+    return np.sort(rng.choice(population, size=k, replace=False)) + 1
+
+
+# -- records of one chunk of keys, as columns (pyarrow arrays) -----------------------------------
+def users_columns(history: ShopHistory, ids: np.ndarray) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    s = history.settings
+    created = history.customer_created[ids - 1]
+    changed = history.customer_changed[ids - 1]
+    version = np.where(changed >= 0, changed, created)
+    person = _mix(s.seed, 11, ids)  # who the customer is: never changes
+    where = _mix(person, version)  # where they live: changes with every version
+    first, last = _pick(person, 1, _FIRST), _pick(person, 2, _LAST)
+    moved = version > np.maximum(created, 0)  # a new e-mail with every change: +<day>
+    tag = _where(moved, _join(pa.array(np.full(len(ids), "+")), _text(version)), pa.array(np.full(len(ids), "")))
+    email = _join(pc.utf8_lower(first), ".", pc.utf8_lower(last), tag, ".", _text(ids), "@", _pick(where, 4, _DOMAINS))
+    created_at = _timestamps(created, person, 23)
+    return {
+        "id": pa.array(ids, type=pa.int64()),
+        "name": _join(first, " ", last),
+        "title": _pick(person, 5, _TITLES),
+        "email": email,
+        "telephone": _join("+1-555-", _text(_mix(where, 6) % np.uint64(10**7), 7)),
+        "gender": _pick(person, 7, _GENDERS),
+        "age": pa.array(18 + (_mix(person, 3) % np.uint64(70)).astype(np.int64)),
+        "height": _join("1.", _text(50 + _mix(person, 8) % np.uint64(50), 2)),
+        "weight": pa.array(45 + (_mix(person, 9) % np.uint64(70)).astype(np.int64)),
+        "blood_type": _pick(person, 10, _BLOOD),
+        "academic_degree": _pick(person, 12, _DEGREES),
+        "language": _pick(person, 13, _LANGUAGES),
+        "nationality": _pick(person, 14, _NATIONS),
+        "occupation": _pick(where, 15, _JOBS),
+        "address": pa.StructArray.from_arrays(
+            [
+                _text(1 + _mix(where, 16) % np.uint64(999)),
+                _pick(where, 17, _STREETS),
+                _pick(where, 18, _CITIES),
+                _pick(where, 19, _STATES),
+                _pick(where, 20, _STATES),
+                _text(_mix(where, 21) % np.uint64(99999), 5),
+                _pick(where, 22, _COUNTRIES),
+            ],
+            names=list(SCHEMAS["users"]["address"]["properties"]),
+        ),
+        "created_at": created_at,
+        "updated_at": _where(version == created, created_at, _timestamps(version, where, 24)),
+    }
+
+
+def products_columns(history: ShopHistory, ids: np.ndarray) -> dict[str, Any]:
+    import pyarrow as pa
+
+    s = history.settings
+    h = _mix(s.seed, 31, ids)
+    created_at = _timestamps(np.full(len(ids), -_HISTORY_DAYS, dtype=np.int32), h, 5)
+    return {
+        "id": pa.array(ids, type=pa.int64()),
+        "make": _pick(h, 1, _MAKES),
+        "model": _pick(h, 2, _MODELS),
+        "year": pa.array(1995 + (_mix(h, 3) % np.uint64(30)).astype(np.int64)),
+        "price": pa.array(np.round(5_000 + _uniform(h, 4) * 95_000, 2)),
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def purchases_columns(history: ShopHistory, ids: np.ndarray) -> dict[str, Any]:
+    """An order is created in the cart (20%), paid (70%) or paid and returned (10%); each later
+    change advances it one step (cart -> purchased -> returned), stamped on the day it happened."""
+    import pyarrow as pa
+
+    s = history.settings
+    i = ids - 1
+    created = history.order_created[i]
+    first, last, changes = history.order_first_change[i], history.order_last_change[i], history.order_changes[i]
+    version = np.where(last >= 0, last, created)
+    h = _mix(s.seed, 41, ids)
+    customers_then = s.customers + s.new_customers() * np.maximum(created, 0)
+    u = _uniform(h, 2)
+    base = np.where(u < 0.2, 1, np.where(u < 0.9, 2, 3))  # 1 in cart, 2 purchased, 3 returned
+    stage = np.minimum(base + changes, 3)
+    # a step at creation comes minutes after the cart; a change is stamped at the order's time
+    # of day on the day it happened (always a later day than the creation)
+    minutes = 60 * (1 + (_mix(h, 4) % np.uint64(120)).astype(np.int64))
+    paid_day = np.where(base >= 2, created, first)
+    return_day = np.where(base >= 3, created, np.where(base + 1 >= 3, first, last))
+    null = pa.nulls(len(ids), pa.string())
+    cart = _timestamps(created, h, 3)
+    paid = _where(stage >= 2, _timestamps(paid_day, h, 3, np.where(paid_day == created, minutes, 0)), null)
+    returned = _where(stage >= 3, _timestamps(return_day, h, 3, np.where(return_day == created, 2 * minutes, 0)), null)
+    return {
+        "id": pa.array(ids, type=pa.int64()),
+        "user_id": pa.array(1 + (_mix(h, 1) % customers_then.astype(np.uint64)).astype(np.int64)),
+        "product_id": pa.array(1 + (_mix(h, 5) % np.uint64(s.products)).astype(np.int64)),
+        "added_to_cart_at": cart,
+        "purchased_at": paid,
+        "returned_at": returned,
+        "created_at": cart,
+        "updated_at": _where(version > created, _timestamps(version, h, 3), cart),
+    }
+
+
+COLUMNS: dict[str, Callable[[ShopHistory, np.ndarray], dict[str, Any]]] = {
+    "users": users_columns,
+    "products": products_columns,
+    "purchases": purchases_columns,
+}
+
+
+# -- files ---------------------------------------------------------------------------------------
+def encode(stream: str, columns: dict[str, Any], fmt: str) -> bytes:
+    """One export file's bytes: Parquet (zstd), or JSON lines (nulls as null, address nested)."""
+    import pyarrow as pa
+
+    table = pa.table({name: columns[name] for name in SCHEMAS[stream]})
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        out = io.BytesIO()
+        pq.write_table(table, out, compression="zstd")
+        return out.getvalue()
+    frame = table.to_pandas()
+    return frame.to_json(orient="records", lines=True, force_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    key: str
+    rows: int
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+_KEY = re.compile(
+    r"^(?P<stream>[a-z_]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<kind>full-|since-\d{4}-\d{2}-\d{2}-|)part-\d+\."
+)
+
+
+def export_files(settings: ShopSettings, day: int, after: int | None, kind: str) -> Iterator[ExportFile]:
+    """The files of one export, chunk by chunk: records newer than day `after` (None: all)."""
+    history = ShopHistory(settings, day)
+    date = day_date(day).isoformat()
+    for stream in STREAMS:
+        keys = history.keys_in(stream, after)
+        for part, start in enumerate(range(0, len(keys), settings.chunk_rows)):
+            chunk = keys[start : start + settings.chunk_rows]
+            data = encode(stream, COLUMNS[stream](history, chunk), settings.format)
+            yield ExportFile(f"{stream}/{date}/{kind}part-{part:04d}.{settings.format}", len(chunk), data)
+
+
+def existing_exports(client, bucket: str) -> dict[str, str]:
+    """{date: kind} of the exports already in the bucket ('full-', 'since-<date>-' or '')."""
+    found: dict[str, str] = {}
+    for obj in client.list_objects(bucket, recursive=True):
+        if match := _KEY.match(obj.object_name):
+            found[match["date"]] = match["kind"]
+    return found
+
+
+def plan_export(existing: dict[str, str], day: int, *, full_refresh: bool = False) -> tuple[str, int | None] | None:
+    """(kind, after) of the export for `day` given what the bucket holds; None: nothing to write."""
+    date = day_date(day).isoformat()
+    if full_refresh or not existing:
+        return "full-", None
+    if date in existing:
+        kind = existing[date]
+        if kind == "full-":
+            return kind, None
+        if kind.startswith("since-"):
+            return kind, day_index(kind[len("since-") : -1])
+        return "", day - 1
+    last = max(existing)
+    if last > date:
+        return None
+    last_day = day_index(last)
+    if last_day == day - 1:
+        return "", day - 1
+    return f"since-{last}-", last_day
+
+
+def export_day(
+    client,
+    settings: ShopSettings,
+    logical_date: dt.date | str,
+    *,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Write the shop's export for `logical_date` into the bucket; return what was written.
+
+    Objects whose content is unchanged are left alone (their last-modified time is source-s3's
+    cursor). A full refresh removes the older exports first.
+    """
+    import time
+
+    started = time.monotonic()
+    day = day_index(logical_date)
+    if not client.bucket_exists(settings.bucket):
+        client.make_bucket(settings.bucket)
+    existing = existing_exports(client, settings.bucket)
+    planned = plan_export(existing, day, full_refresh=full_refresh)
+    date = day_date(day).isoformat()
+    result: dict[str, Any] = {"date": date, "kind": None, "rows": {}, "bytes": 0, "written": 0, "unchanged": 0}
+    if planned is None:
+        log(f"shop export {date}: the bucket already holds a later export ({max(existing)}); nothing to write")
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+    kind, after = planned
+    if full_refresh:
+        for obj in list(client.list_objects(settings.bucket, recursive=True)):
+            if _KEY.match(obj.object_name):
+                client.remove_object(settings.bucket, obj.object_name)
+    result["kind"] = {"full-": "full", "": "daily"}.get(kind, kind.rstrip("-"))
+    current = {
+        o.object_name
+        for o in client.list_objects(settings.bucket, recursive=True)
+        if o.object_name.split("/")[1:2] == [date]
+    }
+    for f in export_files(settings, day, after, kind):
+        stream = f.key.split("/", 1)[0]
+        result["rows"][stream] = result["rows"].get(stream, 0) + f.rows
+        result["bytes"] += len(f.data)
+        if f.key in current and _stored_hash(client, settings.bucket, f.key) == f.sha256:
+            result["unchanged"] += 1
+            continue
+        client.put_object(
+            settings.bucket, f.key, io.BytesIO(f.data), len(f.data), metadata={HASH_META: f.sha256},
+            content_type="application/x-ndjson" if settings.format == "jsonl" else "application/vnd.apache.parquet",
+        )  # fmt: skip
+        result["written"] += 1
+    result["seconds"] = round(time.monotonic() - started, 3)
+    log(
+        f"shop export {date} ({result['kind']}): "
+        + ", ".join(f"{k}={v}" for k, v in result["rows"].items())
+        + f"; {result['written']} file(s) written, {result['unchanged']} unchanged, {result['bytes']} bytes"
+        + f" in {result['seconds']} s (s3://{settings.bucket}/)"
+    )
+    return result
+
+
+def _stored_hash(client, bucket: str, key: str) -> str | None:
+    meta = client.stat_object(bucket, key).metadata
+    for name, value in meta.items():
+        if name.lower() in (HASH_META, f"x-amz-meta-{HASH_META}"):
+            return value
+    return None
