@@ -90,6 +90,7 @@ SYNC_MODES = frozenset(
 SOURCE_DEFINITIONS = {
     "faker": "dfd88b22-b603-4c3d-aad7-3701784586b1",
     "postgres": "decd338e-5647-4c0b-adf4-da0e75f5a750",
+    "s3": "69589781-7828-43c5-9f63-8925b1c1ccc2",
 }
 DESTINATION_DEFINITIONS = {
     "postgres": "25c5221d-dce2-4163-ade9-739ef790f503",
@@ -117,8 +118,14 @@ DEFAULT_SECRET_FIELDS = frozenset(
         "credentials_json",
         "tunnel_user_password",
         "ssh_key",
+        "aws_access_key_id",  # source-s3 marks both keys airbyte_secret
+        "aws_secret_access_key",
     }
 )
+#: File-based sources (source-s3): their streams are those declared in their configuration, each
+#: with the file's last-modified time as its source-defined cursor and no primary key.
+FILE_BASED_SOURCES = frozenset({"s3"})
+FILE_CURSOR = "_ab_source_file_last_modified"
 SECRET_MASK = "**********"
 
 
@@ -764,6 +771,8 @@ class FakeAirbyteApi:
             definition_id = definitions.get(actor_type) or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{actor_type}"))
         else:
             raise _unprocessable(f"{type_key} or definitionId is required to know which {kind} to create")
+        if actor_type in FILE_BASED_SOURCES:
+            self._check_file_based_config(body["configuration"])
         actor = {
             f"{kind}Id": str(uuid.uuid4()),
             "name": body["name"],
@@ -778,6 +787,23 @@ class FakeAirbyteApi:
             actor["resourceAllocation"] = copy.deepcopy(body["resourceAllocation"])
         self._actor_store(kind)[actor[f"{kind}Id"]] = actor
         return actor
+
+    @staticmethod
+    def _check_file_based_config(config: dict[str, Any]) -> None:
+        """What Airbyte's source-s3 spec requires (api_sdk.yaml: bucket, streams; each stream a name
+        and a format with a filetype; an input_schema, when given, a string)."""
+        for key in ("bucket", "streams"):
+            if not config.get(key):
+                raise _bad_request(f"configuration.{key} is required")
+        if not isinstance(config["streams"], list):
+            raise _bad_request("configuration.streams must be a list")
+        for i, stream in enumerate(config["streams"]):
+            if not isinstance(stream, dict) or not stream.get("name"):
+                raise _bad_request(f"configuration.streams[{i}].name is required")
+            if not isinstance(stream.get("format"), dict) or not stream["format"].get("filetype"):
+                raise _bad_request(f"configuration.streams[{i}].format.filetype is required")
+            if "input_schema" in stream and not isinstance(stream["input_schema"], str):
+                raise _bad_request(f"configuration.streams[{i}].input_schema must be a string")
 
     def _actor_or_404(self, kind: str, actor_id: str) -> dict[str, Any]:
         actor = self._actor_store(kind).get(actor_id)
@@ -804,7 +830,10 @@ class FakeAirbyteApi:
                 raise _bad_request("configuration must be an object")
             # a masked secret sent back unchanged keeps the stored secret (as Airbyte does)
             cfg = self._unmask(cfg, actor["configuration"])
-            actor["configuration"] = copy.deepcopy(cfg) if replace else _deep_merge(actor["configuration"], cfg)
+            merged = copy.deepcopy(cfg) if replace else _deep_merge(actor["configuration"], cfg)
+            if actor[f"{kind}Type"] in FILE_BASED_SOURCES:
+                self._check_file_based_config(merged)
+            actor["configuration"] = merged
         if body.get("resourceAllocation") is not None:
             actor["resourceAllocation"] = copy.deepcopy(body["resourceAllocation"])
         return actor
@@ -829,6 +858,13 @@ class FakeAirbyteApi:
     def _catalog_for(self, source: dict[str, Any]) -> list[dict[str, Any]]:
         if source["sourceId"] in self._catalogs:
             return self._catalogs[source["sourceId"]]
+        if source["sourceType"] in FILE_BASED_SOURCES:
+            return [
+                self._normalize_stream_properties(
+                    {"streamName": s["name"], "defaultCursorField": [FILE_CURSOR], "sourceDefinedCursorField": True}
+                )
+                for s in source["configuration"].get("streams") or []
+            ]
         return [self._normalize_stream_properties(s) for s in DEFAULT_CATALOGS.get(source["sourceType"], [])]
 
     @staticmethod

@@ -52,10 +52,161 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_the_shipped_declaration_is_valid():
     config = load_connections(settings.CONNECTIONS_FILE)
-    assert [c.name for c in config.connections] == ["shop_faker_to_warehouse"]
+    assert [c.name for c in config.connections] == ["shop_to_warehouse"]
     streams = config.connections[0].streams
     assert {s.name for s in streams} == {"users", "products", "purchases"}
-    assert all(s.deduplicated and s.cursor_field == "updated_at" and s.primary_key == ("id",) for s in streams)
+    assert all(
+        s.deduplicated and s.cursor_field == "_ab_source_file_last_modified" and s.primary_key == ("id",)
+        for s in streams
+    )
+
+
+def test_the_shipped_input_schemas_are_what_the_simulator_writes_with_source_fakers_names():
+    """source-s3's explicit input schema per stream = the simulator's columns and JSON types =
+    source-faker's field names (the dbt staging models read them)."""
+    import json
+
+    from include.pipeline.ingest.shop import SCHEMAS, input_schema
+
+    source = load_connections(settings.CONNECTIONS_FILE).sources["shop"]
+    config = source.resolved_config({"S3_ENDPOINT": "http://x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
+    faker = json.loads((settings.REPO_ROOT / "include/airbyte/catalogs/source-faker.json").read_text())
+    for stream in config["streams"]:
+        declared = json.loads(stream["input_schema"])  # a JSON string, as source-s3's spec asks
+        assert declared == input_schema(stream["name"]), stream["name"]
+        faker_fields = next(s for s in faker["streams"] if s["name"] == stream["name"])["json_schema"]["properties"]
+        assert set(declared) == set(faker_fields) == set(SCHEMAS[stream["name"]]), stream["name"]
+        for column, spec in faker_fields.items():
+            kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+            assert declared[column] in kinds, (stream["name"], column)
+
+
+def test_the_simulator_keys_are_the_shop_settings():
+    from include.pipeline.ingest.connections import SIMULATOR_FORMATS, SIMULATOR_KEYS
+    from include.pipeline.ingest.shop import FORMATS, ShopSettings
+
+    assert SIMULATOR_KEYS == ShopSettings.KEYS and SIMULATOR_FORMATS == FORMATS
+
+
+S3 = """version: 1
+sources:
+  shop:
+    connector: source-s3
+    simulator:
+      customers: 10
+    config:
+      bucket: exports
+      streams:
+        - name: users
+          globs: ["users/**"]
+          format: {filetype: parquet}
+          input_schema:
+            id: integer
+            email: string
+destinations:
+  warehouse:
+    type: postgres
+    schema: raw
+    airflow_conn_id: warehouse
+connections:
+  - name: shop
+    source: shop
+    destination: warehouse
+    streams:
+      - name: users
+        sync_mode: incremental_deduped_history
+        cursor_field: _ab_source_file_last_modified
+        primary_key: [id]
+"""
+
+
+def test_a_file_based_source_declares_its_streams_in_its_config(tmp_path):
+    config = load_connections(write(tmp_path, S3))
+    assert config.sources["shop"].simulator == {"customers": 10}
+    assert config.connection("shop").streams[0].cursor_field == "_ab_source_file_last_modified"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "what", "fix"),
+    [
+        pytest.param(
+            "      - name: users\n        sync_mode",
+            "      - name: orders\n        sync_mode",
+            26,
+            "unknown stream 'orders' of connection 'shop': the connector offers no such stream",
+            "use one of: users",
+            id="stream-not-in-config",
+        ),
+        pytest.param(
+            "cursor_field: _ab_source_file_last_modified",
+            "cursor_field: updated_at",
+            28,
+            "cursor_field 'updated_at' is not a column of stream 'users'",
+            "_ab_source_file_last_modified",
+            id="cursor-not-a-column",
+        ),
+        pytest.param(
+            "primary_key: [id]",
+            "primary_key: [user_id]",
+            29,
+            "primary_key column 'user_id' is not a column of stream 'users'",
+            "use one of:",
+            id="pk-not-a-column",
+        ),
+        pytest.param(
+            "            email: string",
+            "            email: text",
+            15,
+            "config stream 'users' of source 'shop': input_schema type 'text' of column 'email' is not a source-s3 type",
+            "use one of: string, integer",
+            id="bad-input-type",
+        ),
+        pytest.param(
+            "          input_schema:\n            id: integer\n            email: string\n",
+            "",
+            10,
+            "config stream 'users' of source 'shop' has no explicit input_schema",
+            "add `input_schema:`",
+            id="no-input-schema",
+        ),
+        pytest.param(
+            "          format: {filetype: parquet}",
+            "          format: {filetype: xml}",
+            12,
+            "config stream 'users' of source 'shop' has no supported format",
+            "filetype: parquet",
+            id="bad-format",
+        ),
+        pytest.param(
+            "          globs:",
+            "          glob:",
+            11,
+            "unknown key 'glob' in config stream 'users' of source 'shop'",
+            "use one of: name, format",
+            id="unknown-stream-key",
+        ),
+        pytest.param(
+            "      customers: 10",
+            "      customers: many",
+            6,
+            "source 'shop' simulator customers 'many' is not a positive integer",
+            "write `customers: <n>`",
+            id="bad-simulator-size",
+        ),
+        pytest.param(
+            "      customers: 10",
+            "      shoppers: 10",
+            6,
+            "unknown key 'shoppers' in source 'shop' simulator",
+            "use one of: bucket, format",
+            id="unknown-simulator-key",
+        ),
+    ],
+)
+def test_file_based_streams_are_checked_against_the_source_config(tmp_path, old, new, line, what, fix):
+    assert old in S3
+    found = problems(tmp_path, S3.replace(old, new, 1))
+    assert any(p.startswith(f"{tmp_path / 'connections.yaml'}:{line}: {what}") and fix in p for p in found), found
 
 
 def test_a_good_file_loads_into_typed_objects(tmp_path):

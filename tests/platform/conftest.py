@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
 
-CONNECTION = "shop_faker_to_warehouse"
+CONNECTION = "shop_to_warehouse"
 
 
 @pytest.fixture
@@ -24,6 +24,10 @@ def platform_env(monkeypatch, airbyte_conn_env):  # noqa: F811
     monkeypatch.delenv("AIRBYTE_WORKSPACE", raising=False)
     monkeypatch.delenv("AIRBYTE_CONN_ID", raising=False)
     password = secrets.token_urlsafe(12)
+    # the exports' S3 that connections.yaml's source refers to as ${S3_...}
+    monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("S3_ACCESS_KEY", secrets.token_hex(8))
+    monkeypatch.setenv("S3_SECRET_KEY", secrets.token_urlsafe(16))
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE",
         json.dumps(

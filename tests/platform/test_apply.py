@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from include.pipeline import settings
@@ -30,9 +32,13 @@ def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, 
     [source] = airbyte_api.sources()
     [destination] = airbyte_api.destinations()
     [conn] = airbyte_api.connections()
-    assert (source["name"], source["configuration"]) == (
-        "faker", {"sourceType": "faker", "count": 1000, "seed": 42, "parallelism": 1, "always_updated": False}
-    )  # fmt: skip
+    assert (source["name"], source["sourceType"]) == ("shop", "s3")
+    assert source["configuration"]["bucket"] == "shop-exports"
+    assert source["configuration"]["endpoint"] == os.environ["S3_ENDPOINT"]
+    assert [s["name"] for s in source["configuration"]["streams"]] == ["users", "products", "purchases"]
+    # the S3 keys came from the environment (.env), are stored by Airbyte, and are never printed
+    assert source["configuration"]["credentials"]["aws_secret_access_key"] == os.environ["S3_SECRET_KEY"]
+    assert os.environ["S3_SECRET_KEY"] not in plan
     # the secret came from the Airflow connection, is stored by Airbyte, and is never printed
     assert destination["configuration"]["password"] == platform_env["warehouse_password"]
     assert destination["configuration"]["schema"] == "raw"
@@ -42,7 +48,8 @@ def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, 
     assert {
         s["name"]: (s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
     } == {
-        name: ("incremental_deduped_history", ["updated_at"], [["id"]]) for name in ("users", "products", "purchases")
+        name: ("incremental_deduped_history", ["_ab_source_file_last_modified"], [["id"]])
+        for name in ("users", "products", "purchases")
     }
 
     airbyte_api.reset_request_log()
@@ -59,17 +66,17 @@ def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform
     [before] = airbyte_api.connections()
     changed = tmp_path / "connections.yaml"
     text = settings.CONNECTIONS_FILE.read_text()
-    changed.write_text(text.replace("count: 1000", "count: 2000", 1))
+    changed.write_text(text.replace("bucket: shop-exports", "bucket: shop-exports-v2", 1))
     capsys.readouterr()
     airbyte_api.reset_request_log()
     assert main(["plan", "--file", str(changed)]) == 0
     out = capsys.readouterr().out
-    assert "~ update source 'faker'" in out and "configuration.count: 1000 -> 2000" in out
+    assert "~ update source 'shop'" in out and "configuration.bucket: 'shop-exports' -> 'shop-exports-v2'" in out
     assert "Plan: 0 to create, 1 to update, 0 to replace, 2 unchanged." in out
     assert main(["apply", "--file", str(changed)]) == 0
     assert airbyte_api.request_count("PATCH", "/sources/*") == 1
     assert writes(airbyte_api) == 1
-    assert airbyte_api.sources()[0]["configuration"]["count"] == 2000
+    assert airbyte_api.sources()[0]["configuration"]["bucket"] == "shop-exports-v2"
     [after] = airbyte_api.connections()
     assert after["connectionId"] == before["connectionId"], "updated in place, same id"
 
@@ -110,8 +117,9 @@ def test_the_token_is_sent_as_json_so_old_oss_servers_accept_it(platform_env, mo
 
 # -- reliability case 16: a bad declaration applies nothing ---------------------------------------
 BAD = {
-    "unknown stream": ("- name: users", "- name: customers", "unknown stream 'customers'"),
-    "missing cursor": ("        cursor_field: updated_at\n        primary_key: [id]\n      - name: products",
+    "unknown stream": ("- name: users\n        sync_mode", "- name: customers\n        sync_mode",
+                       "unknown stream 'customers'"),
+    "missing cursor": ("        cursor_field: _ab_source_file_last_modified\n        primary_key: [id]\n      - name: products",
                        "        primary_key: [id]\n      - name: products", "has no cursor_field"),
 }  # fmt: skip
 
@@ -123,7 +131,7 @@ def test_case16_a_bad_declaration_names_the_lines_and_applies_nothing(airbyte_ap
         assert old in bad
         bad = bad.replace(old, new, 1)
     # a duplicate connection name
-    block = text[text.index("  - name: shop_faker_to_warehouse") :]
+    block = text[text.index("  - name: shop_to_warehouse") :]
     bad = bad + "\n" + block
     path: Path = tmp_path / "connections.yaml"
     path.write_text(bad)
@@ -132,8 +140,39 @@ def test_case16_a_bad_declaration_names_the_lines_and_applies_nothing(airbyte_ap
     assert "nothing was applied" in err
     for _, _, message in BAD.values():
         assert message in err
-    assert "duplicate connection name 'shop_faker_to_warehouse' (first declared on line" in err
+    assert "duplicate connection name 'shop_to_warehouse' (first declared on line" in err
     lines = [line for line in err.splitlines() if f"{path}:" in line]
     assert len(lines) >= 3 and all(f"{path}:" in line and "Fix:" in line for line in lines)
     assert len(airbyte_api.requests) == 0, "the Airbyte server was not even called"
     assert airbyte_api.sources() == [] and airbyte_api.connections() == []
+
+
+# -- the source-s3 configuration against Airbyte's official API schema ------------------------------
+API_SPEC = Path("/work/shared/airbyte-api-spec/api_sdk.yaml")
+
+
+def official_schema(name: str) -> dict:
+    """components.schemas[name] of Airbyte's public API (api_sdk.yaml), with its local $refs."""
+    import yaml
+
+    spec = yaml.safe_load(API_SPEC.read_text())
+    schemas = spec["components"]["schemas"]
+    return {**schemas[name], "components": {"schemas": schemas}}
+
+
+def test_the_source_s3_configuration_is_valid_against_airbytes_official_schema(platform_env):
+    import jsonschema
+
+    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.platform.apply import source_config
+
+    schema = official_schema("source-s3")
+    config = source_config(load_connections().sources["shop"])
+    jsonschema.validate(config, schema)  # raises with the failing path
+    assert set(schema["required"]) <= set(config)
+    for stream in config["streams"]:
+        assert isinstance(stream["input_schema"], str) and json.loads(stream["input_schema"])["id"] == "integer"
+    # and the validator rejects what the schema forbids: it can fail
+    broken = {**config, "streams": [{k: v for k, v in config["streams"][0].items() if k != "format"}]}
+    with __import__("pytest").raises(jsonschema.ValidationError, match="'format' is a required property"):
+        jsonschema.validate(broken, schema)

@@ -30,7 +30,7 @@ from include.pipeline.ingest.connections import (
 from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
 
 SECRET_MASK = "**********"  # noqa: S105 (what Airbyte shows instead of a secret)
-SECRET_KEYS = re.compile(r"(password|secret|token|api_key|private_key|credentials)", re.I)
+SECRET_KEYS = re.compile(r"(password|secret|token|api_key|private_key|credentials|access_key)", re.I)
 _ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 
 
@@ -73,8 +73,19 @@ def _resolve(value: Any, where: str, environ: dict[str, str]) -> Any:
 
 
 def source_config(source: Source, environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The Airbyte source configuration: sourceType from the connector name + the declared config."""
-    return {"sourceType": source.connector.removeprefix("source-"), **source.resolved_config(environ)}
+    """The Airbyte source configuration: sourceType from the connector name + the declared config.
+
+    source-s3: the public API's schema (api_sdk.yaml `source-s3`) has the keys at the top level
+    (`aws_access_key_id`, `aws_secret_access_key`), while the connector we pin (4.16.1) requires
+    them in a `credentials` block; both are sent, so either version of the connector accepts it.
+    `input_schema` goes as the JSON string both expect (Source.resolved_config)."""
+    config = {"sourceType": source.connector.removeprefix("source-"), **source.resolved_config(environ)}
+    credentials = config.get("credentials")
+    if config["sourceType"] == "s3" and isinstance(credentials, dict) and credentials.get("auth_type") == "iam_user":
+        for key in ("aws_access_key_id", "aws_secret_access_key"):
+            if key in credentials:
+                config.setdefault(key, credentials[key])
+    return config
 
 
 def destination_config(destination: Destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
