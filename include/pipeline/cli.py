@@ -139,6 +139,7 @@ def s3() -> EmbeddedS3 | None:
 
 
 def start_services() -> None:
+    settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
     pg = postgres()
     port = pg.start()
     state = settings.services_state()

@@ -24,9 +24,8 @@ LAYERS = {
 
 
 def expected() -> dict[str, int]:
-    """Raw rows for E2E_DATE: the faker count grows with the logical date (ingest/daily.py)."""
-    config = load_connections().connection("shop_faker_to_warehouse").source.resolved_config()
-    return expected_counts(E2E_DATE, config)
+    """Raw rows for E2E_DATE: the simulated shop as of that date (ingest/shop.py)."""
+    return expected_counts(E2E_DATE, load_connections().connection("shop_to_warehouse").source)
 
 
 def counts(stack) -> dict[str, tuple[int, int]]:
@@ -40,8 +39,8 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
     assert "run state: success" in out, out[-3000:]
     assert "not successful" not in out
     first = counts(stack)
-    # source-faker: count users (1000 + 20 a day since 2026-01-01), 100 products, count purchases;
-    # staging and marts follow raw
+    # the shop's exports: 1000 customers and orders on 2026-01-01, 20 more of each a day, 100
+    # products; staging and marts follow raw
     rows = expected()
     assert rows["users"] == 1080
     for stream in ("users", "products", "purchases"):
@@ -52,9 +51,40 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
     for model in ("stg_faker__users", "stg_faker__products", "stg_faker__purchases", "customers", "orders"):
         assert f"task_id=transform.{model}.run" in out and f"task_id=transform.{model}.test" in out
 
+    assert "task_id=shop_export" in out and "shop export 2026-01-05 (full)" in out, "the first export: the whole shop"
+
     second = stack.cli("demo", "--date", E2E_DATE)
     assert "run state: success" in second.stdout, second.stdout[-3000:]
     assert counts(stack) == first, "the same day run twice: identical row counts, zero duplicate keys"
+    # the rerun's export rewrote no file, so source-s3 read nothing new
+    assert "0 file(s) written" in second.stdout and "0 records: users=0, products=0, purchases=0" in second.stdout
+
+
+def test_the_embedded_s3_listens_on_127_0_0_1_only_and_requires_its_keys(stack):
+    import json
+
+    import psutil
+    from minio import Minio
+    from minio.error import S3Error
+
+    state = json.loads((stack.root / ".local" / "services.json").read_text())["s3"]
+    pid = int((stack.root / ".local" / "s3" / "weed.pid").read_text())
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.pid == pid and c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {("127.0.0.1", port) for port in state["ports"].values()}, listening
+    anonymous = Minio(f"127.0.0.1:{state['port']}", secure=False)
+    with pytest.raises(S3Error):
+        anonymous.list_buckets()
+    env = dict(line.split("=", 1) for line in (stack.root / ".env").read_text().splitlines() if "=" in line)
+    client = Minio(f"127.0.0.1:{state['port']}", env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], secure=False)
+    assert any(
+        o.object_name.startswith("users/2026-01-05/") for o in client.list_objects("shop-exports", recursive=True)
+    )
+    identities = stack.root / ".local" / "s3" / "s3-identities.json"
+    assert identities.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_summary_lists_layers_and_task_states(stack):
