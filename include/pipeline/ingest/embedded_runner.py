@@ -7,14 +7,35 @@ on the command line. Output: progress lines, then one line `RESULT <json>` with 
 
 Tables are written in the Destinations-V2 shape (_airbyte_raw_id, _airbyte_extracted_at,
 _airbyte_meta), which is also what the Airbyte platform's Postgres destination writes.
+
+The write path is PyAirbyte's Postgres cache with two parts replaced (see `copy_cache_class`), because
+its own loader (pandas `to_sql`, ~1,000 records/s) was 5x slower than the connectors it runs:
+
+- batches are written as gzipped CSV (level 1) instead of JSON lines, one header line first;
+- each stream's batches are loaded into its stage table by `COPY ... FROM STDIN (FORMAT csv)`,
+  then moved into the final table in ONE transaction (merge: delete the keys present in the stage
+  + insert the latest version of each key; append: insert; overwrite: PyAirbyte's table swap).
+
+Everything else stays PyAirbyte's: reading the connector, batching to disk (bounded memory),
+table and column creation, and state, which is stored in <schema>._airbyte_state only after the
+stream's rows are committed. A failure before that commit leaves the final table as it was.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import resource
 import sys
 import time
+from datetime import date, datetime
+from datetime import time as dtime
+from typing import Any, ClassVar
+
+import orjson  # a PyAirbyte dependency, in .venv-airbyte
+
+PROGRESS_EVERY = 25_000  # records between progress lines in the task log
 
 # Sync mode -> (PyAirbyte write strategy, force full refresh)
 MODES = {
@@ -29,6 +50,181 @@ def log(message: str) -> None:
     print(f"[embedded-airbyte] {message}", flush=True)
 
 
+def csv_field(value: Any) -> str:
+    """One value as a Postgres CSV field: NULL is an empty unquoted field, text is always quoted.
+
+    Quoting every string keeps '' (empty text) apart from NULL and carries tabs, newlines,
+    backslashes and quotes unchanged; objects and arrays become JSON text for the json columns.
+    Postgres text cannot hold NUL (U+0000), so it is dropped from strings.
+    """
+    kind = type(value)
+    if value is None:
+        return ""
+    if kind is str:
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        return '"' + value.replace('"', '""') + '"'
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        return repr(value)
+    if kind is dict or kind is list:
+        try:
+            dumped = orjson.dumps(value).decode()
+        except TypeError:  # nested deeper than orjson allows
+            dumped = json.dumps(value, ensure_ascii=False, default=str)
+        return '"' + dumped.replace('"', '""') + '"'
+    if isinstance(value, datetime | date | dtime):
+        return value.isoformat()
+    return '"' + str(value).replace("\x00", "").replace('"', '""') + '"'
+
+
+def copy_cache_class() -> type:
+    """PyAirbyte's PostgresCache whose batches are CSV files loaded by COPY (see the module doc)."""
+    from airbyte._processors.sql.postgres import PostgresSqlProcessor
+    from airbyte._writers.file_writers import FileWriterBase
+    from airbyte.caches import PostgresCache
+    from sqlalchemy import text
+
+    class CsvBatchWriter(FileWriterBase):
+        """Batches as gzipped CSV: a JSON header line (column names), then one line per record."""
+
+        default_cache_file_suffix = ".csv.gz"
+        prune_extra_fields = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._columns: dict[Any, list[str]] = {}  # open file -> its header
+
+        def _open_new_file(self, file_path):  # noqa: ANN001, ANN202
+            # level 1: ~4x smaller files for a few % of the time of the default level 9
+            return gzip.open(file_path, "wt", encoding="utf-8", compresslevel=1, newline="")
+
+        def _write_record_dict(self, record_dict, open_file_writer) -> None:  # noqa: ANN001
+            columns = self._columns.get(open_file_writer)
+            if columns is None:
+                columns = self._columns[open_file_writer] = list(record_dict)
+                open_file_writer.write(json.dumps(columns) + "\n")
+            get = record_dict.get
+            open_file_writer.write(",".join([csv_field(get(c)) for c in columns]) + "\n")
+
+        def _flush_active_batch(self, stream_name, progress_tracker) -> None:  # noqa: ANN001
+            batch = self._active_batches.get(stream_name)
+            if batch is not None:
+                self._columns.pop(batch.open_file_writer, None)
+            super()._flush_active_batch(stream_name, progress_tracker)
+
+    class CopyPostgresSqlProcessor(PostgresSqlProcessor):
+        """Loads each stream's batch files by COPY and merges them in one transaction."""
+
+        file_writer_class = CsvBatchWriter
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._read_started: float | None = None
+            self._records_read = 0
+            self._stream_counts: dict[str, int] = {}
+
+        def process_record_message(self, record_msg, stream_record_handler, progress_tracker) -> None:  # noqa: ANN001
+            if self._read_started is None:
+                self._read_started = time.monotonic()
+            super().process_record_message(record_msg, stream_record_handler, progress_tracker)
+            self._records_read += 1
+            stream = record_msg.stream
+            self._stream_counts[stream] = self._stream_counts.get(stream, 0) + 1
+            if self._records_read % PROGRESS_EVERY == 0:
+                rate = self._records_read / max(time.monotonic() - self._read_started, 1e-6)
+                counts = ", ".join(f"{n} {c}" for n, c in self._stream_counts.items())
+                log(f"read {self._records_read} records ({counts}), {rate:,.0f} records/s")
+
+        def _write_files_to_new_table(self, files, stream_name: str, batch_id: str) -> str:  # noqa: ANN001
+            started = time.monotonic()
+            table = self._create_table_for_loading(stream_name, batch_id)
+            known = set(self._get_sql_column_definitions(stream_name))
+            raw = self.get_sql_engine().raw_connection()
+            rows = 0
+            try:
+                cursor = raw.cursor()
+                for path in files:
+                    with gzip.open(path, "rb") as batch:
+                        header = batch.readline()
+                        if not header:
+                            continue  # an empty batch: no header was written
+                        columns = [self.normalizer.normalize(c) for c in json.loads(header)]
+                        unknown = sorted(set(columns) - known)
+                        if unknown:
+                            raise RuntimeError(f"stream {stream_name}: batch columns {unknown} are not in its schema")
+                        cursor.copy_expert(
+                            f"copy {self._fully_qualified(table)} "
+                            f"({', '.join(self._quote_identifier(c) for c in columns)}) "
+                            "from stdin with (format csv)",
+                            batch,
+                            size=1 << 20,
+                        )
+                        rows += cursor.rowcount
+                cursor.execute(f"analyze {self._fully_qualified(table)}")  # the merge joins on it
+                raw.commit()
+            finally:
+                raw.close()
+            seconds = time.monotonic() - started
+            log(
+                f"stream {stream_name}: {rows} rows copied to stage in {seconds:.2f} s ({rows / max(seconds, 1e-6):,.0f} rows/s)"
+            )
+            return table
+
+        def _emulated_merge_temp_table_to_final_table(
+            self, stream_name: str, temp_table_name: str, final_table_name: str
+        ) -> None:
+            """Replace every key present in the stage by its latest staged version, atomically.
+
+            Latest: highest cursor, then latest extracted, then last emitted (raw ids are UUIDv7,
+            in emit order). Rows without a key are kept as they come (dbt quarantines them).
+            """
+            q = self._quote_identifier
+            final, stage = self._fully_qualified(final_table_name), self._fully_qualified(temp_table_name)
+            columns = ", ".join(q(c) for c in self._get_sql_column_definitions(stream_name))
+            keys = [q(k) for k in self.catalog_provider.get_primary_keys(stream_name)]
+            cursor = self.catalog_provider.get_cursor_key(stream_name)
+            cursor = cursor[0] if isinstance(cursor, list) and cursor else cursor
+            order = [f"{q(self.normalizer.normalize(cursor))} desc nulls last"] if cursor else []
+            order += ['"_airbyte_extracted_at" desc', '"_airbyte_raw_id" desc']
+            on = " and ".join(f"f.{k} = s.{k}" for k in keys)
+            any_null = " or ".join(f"{k} is null" for k in keys)
+            started = time.monotonic()
+            with self.get_sql_connection() as conn:  # one transaction: all or nothing
+                deleted = conn.execute(text(f"delete from {final} f using {stage} s where {on}")).rowcount
+                inserted = conn.execute(
+                    text(
+                        f"insert into {final} ({columns}) select {columns} from ("
+                        f" select *, row_number() over (partition by {', '.join(keys)} order by {', '.join(order)})"
+                        f" as _rank from {stage}) ranked where _rank = 1 or {any_null}"
+                    )
+                ).rowcount
+            log(
+                f"stream {stream_name}: stage -> final table (merge on {', '.join(keys)}: {inserted} rows written, "
+                f"{deleted} older versions replaced) in {time.monotonic() - started:.2f} s"
+            )
+
+        def _append_temp_table_to_final_table(
+            self, temp_table_name: str, final_table_name: str, stream_name: str
+        ) -> None:
+            started = time.monotonic()
+            super()._append_temp_table_to_final_table(temp_table_name, final_table_name, stream_name)
+            log(f"stream {stream_name}: stage -> final table (append) in {time.monotonic() - started:.2f} s")
+
+        def _swap_temp_table_with_final_table(
+            self, stream_name: str, temp_table_name: str, final_table_name: str
+        ) -> None:
+            started = time.monotonic()
+            super()._swap_temp_table_with_final_table(stream_name, temp_table_name, final_table_name)
+            log(f"stream {stream_name}: stage -> final table (replace: swapped) in {time.monotonic() - started:.2f} s")
+
+    class CopyPostgresCache(PostgresCache):
+        _sql_processor_class: ClassVar[type] = CopyPostgresSqlProcessor
+
+    return CopyPostgresCache
+
+
 def main() -> int:
     spec = json.load(sys.stdin)
     os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")  # the connector registry is unreachable
@@ -36,10 +232,9 @@ def main() -> int:
     os.environ.setdefault("NO_LIVE_PROGRESS", "1")
 
     import airbyte as ab
-    from airbyte.caches import PostgresCache
 
     wh = spec["warehouse"]
-    cache = PostgresCache(
+    cache = copy_cache_class()(
         host=wh["host"],
         port=wh["port"],
         username=wh["user"],
@@ -93,7 +288,10 @@ def main() -> int:
         for name, fig in figures.items():
             fig["rows_in_table"] = conn.execute(text(f'select count(*) from "{spec["schema"]}"."{name}"')).scalar()
 
-    print("RESULT " + json.dumps({"connection": spec["connection"], "streams": figures}), flush=True)
+    peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    log(f"peak RSS of this runner: {peak_rss_mib} MiB")
+    result = {"connection": spec["connection"], "streams": figures, "runner_peak_rss_mib": peak_rss_mib}
+    print("RESULT " + json.dumps(result), flush=True)
     return 0
 
 
