@@ -127,10 +127,12 @@ def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
         dbt("build", *(["--full-refresh"] if full else []))
         out[label] = wh.state()
 
-    # reliability case 13: a record Airbyte had to change is quarantined; the build goes on
+    # reliability case 13: a record Airbyte had to change is quarantined; the build goes on. It
+    # lands as Airbyte lands it: a newer extraction of customer 5 (incremental staging reads those)
     wh.sql(
         "update raw.users set _airbyte_meta = "
-        """'{"changes": [{"field": "age", "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"}]}'"""
+        """'{"changes": [{"field": "age", "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"}]}',"""
+        " _airbyte_extracted_at = (select max(_airbyte_extracted_at) from raw.users) + interval '1 second'"
         " where id = 5"
     )
     out["quarantine_build"] = dbt("build", check=False)

@@ -67,6 +67,41 @@ def test_orders_is_incremental_merging_on_order_id(manifest):
     assert orders["on_schema_change"] == "fail"
 
 
+def test_orders_has_a_primary_key_constraint_like_the_other_keyed_marts(manifest):
+    for name in ("orders", "customers", "products", "daily_revenue"):
+        node = manifest["nodes"][f"model.ecommerce.{name}"]
+        keyed = [
+            c
+            for c, col in node["columns"].items()
+            if any(c["type"] == "primary_key" for c in col.get("constraints", []))
+        ]
+        assert len(keyed) == 1, f"{name}: {keyed}"
+
+
+def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manifest):
+    """Plan-stable staging (issue 8): deduped once with the latest_extraction macro into tables
+    merged on the primary key, indexed on it and on extracted_at (the incremental cutoff)."""
+    keys = {
+        "stg_faker__users": "customer_id",
+        "stg_faker__products": "product_id",
+        "stg_faker__purchases": "purchase_id",
+    }
+    for name, key in keys.items():
+        node = manifest["nodes"][f"model.ecommerce.{name}"]
+        config = node["config"]
+        assert (config["materialized"], config["unique_key"], config["incremental_strategy"]) == (
+            "incremental", key, "merge",
+        ), name  # fmt: skip
+        indexes = [(tuple(i["columns"]), bool(i.get("unique"))) for i in config["indexes"]]
+        assert ((key,), True) in indexes and (("extracted_at",), False) in indexes, name
+        assert "macro.ecommerce.latest_extraction" in node["depends_on"]["macros"], name
+        assert "row_number" not in node["raw_code"], name
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model":
+            assert node["config"]["materialized"] in ("table", "incremental"), node["name"]
+            assert any("analyze" in h["sql"] for h in node["config"]["post-hook"]), node["name"]
+
+
 def test_unit_tests_cover_the_status_segment_and_cohort_logic(manifest):
     tested = {u["depends_on"]["nodes"][0].split(".")[-1] for u in manifest["unit_tests"].values()}
     assert {"int_purchases_enriched", "monthly_cohort_retention", "customers"} <= tested

@@ -1,3 +1,6 @@
+{#- A table, indexed for the orders mart's incremental read (extracted_at). -#}
+{{ config(indexes=[{'columns': ['purchase_id'], 'unique': true}, {'columns': ['extracted_at']}]) }}
+
 with
 
 purchases as (

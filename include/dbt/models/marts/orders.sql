@@ -4,6 +4,7 @@
         unique_key='order_id',
         incremental_strategy='merge',
         on_schema_change='fail',
+        indexes=[{'columns': ['extracted_at']}],
     )
 }}
 
@@ -12,8 +13,9 @@ with
 purchases as (
     select * from {{ ref('int_purchases_enriched') }}
     {% if is_incremental() %}
-        -- only what was extracted since the last build; merged on order_id
-        where extracted_at > (select coalesce(max(extracted_at), '1970-01-01') from {{ this }})
+        -- only what was extracted since the last build (>=: a record landing with the same time
+        -- stamp is merged again, never missed); merged on order_id (the primary key's index)
+        where extracted_at >= (select coalesce(max(extracted_at), '-infinity'::timestamp) from {{ this }})
     {% endif %}
 ),
 

@@ -1,18 +1,15 @@
+{{
+    config(
+        unique_key='customer_id',
+        indexes=[{'columns': ['customer_id'], 'unique': true}, {'columns': ['extracted_at']}],
+        pre_hook="{{ delete_newly_quarantined(source('faker', 'users'), 'customer_id') }}",
+    )
+}}
+
 with
 
-source as (
-    select * from {{ source('faker', 'users') }}
-),
-
 latest as (
-    select
-        *,
-        {{ airbyte_record_problem() }} as record_problem,
-        row_number() over (
-            partition by id
-            order by _airbyte_extracted_at desc, _airbyte_raw_id desc
-        ) as extraction_rank
-    from source
+    {{ latest_extraction(source('faker', 'users'), since_column='extracted_at') }}
 ),
 
 renamed as (
@@ -36,7 +33,7 @@ renamed as (
         updated_at::timestamp as updated_at,
         _airbyte_extracted_at::timestamp as extracted_at
     from latest
-    where extraction_rank = 1 and record_problem is null
+    where record_problem is null
 )
 
 select * from renamed

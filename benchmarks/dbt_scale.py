@@ -1,0 +1,153 @@
+"""Does every dbt model stay linear in the shop's size? `dbt build` on synthetic shops of given sizes.
+
+    .venv/bin/python benchmarks/dbt_scale.py --customers 100000 1000000 [--days 1] [--share 0.01]
+        [--project-dir include/dbt] [--timeout 3600]
+
+For each size: a fresh database on a throw-away embedded Postgres, `fill_shop` (the raw tables in
+the Destinations-V2 shape, benchmarks/synthetic_shop.py), one `dbt build` (the initial load),
+then for each of --days days `add_day` (about --share of the shop new or changed) and another
+`dbt build` (the daily run). Prints, per model and snapshot: rows in the relation, wall time of
+the initial build and time per row, the daily run's time, and the daily/initial ratio; then the
+tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
+--project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_shop import add_day, fill_shop  # noqa: E402
+from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
+
+DBT = Path(sys.executable).with_name("dbt")
+
+
+def run_dbt(args: list[str], project: Path, work: Path, env: dict, timeout: float) -> tuple[float, dict]:
+    """Run dbt; return (wall seconds, run_results.json). Raises when dbt fails."""
+    cmd = [
+        str(DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project),
+        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-5000:]}")
+    return wall, json.loads((work / "target" / "run_results.json").read_text())
+
+
+def relations(results: dict) -> dict[str, dict]:
+    """{node name: {seconds, relation}} of the models and snapshots in `results`."""
+    out = {}
+    for r in results["results"]:
+        kind, _, name = r["unique_id"].split(".", 2)
+        if kind in ("model", "snapshot"):
+            out[name] = {"seconds": r["execution_time"], "relation": r.get("relation_name"), "kind": kind}
+    return out
+
+
+def tests_seconds(results: dict) -> float:
+    return sum(r["execution_time"] for r in results["results"] if r["unique_id"].startswith(("test.", "unit_test.")))
+
+
+def count_rows(conn, relation: str | None) -> int | None:
+    if not relation:
+        return None
+    with conn.cursor() as cur:
+        cur.execute(f"select count(*) from {relation}")
+        return cur.fetchone()[0]
+
+
+def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) -> None:
+    import psycopg2
+
+    database = f"shop_{customers}"
+    admin = server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{database}"')
+        cur.execute(f'create database "{database}"')
+    admin.close()
+    conn = psycopg2.connect(
+        host="127.0.0.1", port=server.port, user=server.superuser, password=server.password, dbname=database
+    )
+    env = {
+        **os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "WAREHOUSE_HOST": "127.0.0.1", "WAREHOUSE_PORT": str(server.port), "WAREHOUSE_USER": server.superuser,
+        "WAREHOUSE_PASSWORD": server.password, "WAREHOUSE_DB": database,
+    }  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix=f"dbt-scale-{customers}-"))
+    project = Path(args.project_dir).resolve()
+
+    started = time.monotonic()
+    size = fill_shop(conn, customers, args.purchases)
+    print(
+        f"\n== {customers:,} customers, {size.purchases:,} purchases (raw filled in {time.monotonic() - started:.1f} s)"
+    )
+    wall0, initial = run_dbt(["build"], project, work, env, args.timeout)
+    nodes0 = relations(initial)
+    rows = {name: count_rows(conn, n["relation"]) for name, n in nodes0.items()}
+    daily: list[tuple[dict, float, dict, dict]] = []
+    for day in range(1, args.days + 1):
+        appended = add_day(conn, size, day, share=args.share)
+        wall, results = run_dbt(["build"], project, work, env, args.timeout)
+        daily.append((appended, wall, relations(results), results))
+
+    header = f"{'node':34} {'rows':>10} {'initial s':>10} {'us/row':>8}"
+    for day in range(1, args.days + 1):
+        header += f" {f'day {day} s':>9} {'day/init':>8}"
+    print(header)
+    for name, node in nodes0.items():
+        n = rows[name] or 0
+        line = f"{name:34} {n:>10,} {node['seconds']:>10.2f} {1e6 * node['seconds'] / max(n, 1):>8.1f}"
+        for _, _, nodes, _ in daily:
+            s = nodes.get(name, {}).get("seconds", float("nan"))
+            line += f" {s:>9.2f} {s / max(node['seconds'], 1e-9):>8.2f}"
+        print(line)
+    line = f"{'(tests, summed)':34} {'':>10} {tests_seconds(initial):>10.2f} {'':>8}"
+    for *_, results in daily:
+        line += f" {tests_seconds(results):>9.2f} {'':>8}"
+    print(line)
+    line = f"{'dbt build, wall':34} {'':>10} {wall0:>10.2f} {'':>8}"
+    for _, wall, _, _ in daily:
+        line += f" {wall:>9.2f} {wall / wall0:>8.2f}"
+    print(line)
+    for day, (appended, *_rest) in enumerate(daily, start=1):
+        print(f"day {day} appended to raw: {appended}")
+    conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--purchases", type=int, default=None, help="purchases per shop (default: = customers)")
+    parser.add_argument("--days", type=int, default=1, help="daily runs after the initial build")
+    parser.add_argument("--share", type=float, default=0.01, help="share of the shop new or changed per day")
+    parser.add_argument("--project-dir", default=str(ROOT / "include" / "dbt"))
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
+    args = parser.parse_args()
+
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="dbt-scale-pg-")), password=secrets.token_urlsafe(16))
+    server.start()
+    try:
+        print(f"machine: {os.cpu_count()} cores; project: {args.project_dir}")
+        for customers in args.customers:
+            measure(server, customers, args)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
