@@ -11,7 +11,9 @@ its tests right after it), every day.
   `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
   server) or `platform` (an Airbyte server; the connection is looked up by name, the sync is
   deferrable, and a retry reattaches to the running job instead of starting a second one).
-- **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest.
+- **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest in
+  watcher mode: `transform.dbt_producer_watcher` runs one `dbt build`; each model, snapshot and
+  model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
 
 Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
@@ -22,7 +24,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task_group
-from cosmos import DbtTaskGroup
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
@@ -52,14 +53,11 @@ def ecommerce_daily():
         for connection in load_connections().connections:
             ingest_step(connection.name)
 
-    transform = DbtTaskGroup(
+    transform = cosmos_config.transform_group(
         group_id="transform",
-        project_config=cosmos_config.project_config(),
-        profile_config=cosmos_config.profile_config,
-        execution_config=cosmos_config.execution_config,
-        render_config=cosmos_config.render_config,
         operator_args={
             "full_refresh": "{{ params.full_refresh }}",
+            **cosmos_config.SENSOR_ARGS,
             # per-node run_results (status, time, rows, failures) into metrics.dbt_nodes
             "callback": "include.pipeline.observe.callbacks.record_dbt_results",
         },

@@ -272,7 +272,23 @@ def cmd_up(_: argparse.Namespace) -> int:
         f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)"
     )
     say("Ctrl-C stops Airflow; `make stop` stops the embedded services")
+    say_sizing(env)
     return supervise(env)
+
+
+def say_sizing(env: dict[str, str]) -> None:
+    """Print how many processes Airflow was sized to here, and where each figure came from."""
+    machine = settings.Sizing.of_this_machine()
+    chosen = machine.airflow_env()
+    figures = ", ".join(
+        f"{key.removeprefix('AIRFLOW__').lower().replace('__', '.')}={env[key]}"
+        + ("" if env[key] == chosen[key] else " (from the environment)")
+        for key in chosen
+    )
+    say(
+        f"sizing: {machine.cores} cores, {machine.available_mib / 1024:.1f} GiB available -> {figures}"
+        " (core.parallelism is also the LocalExecutor's worker count; set AIRFLOW__... to override)"
+    )
 
 
 # Airflow's components, as `airflow standalone` runs them, but with no log server: standalone's

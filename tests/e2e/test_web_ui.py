@@ -84,6 +84,20 @@ def test_only_loopback_listeners_and_the_generated_login(airflow_up):
     assert status in (200, 201) and token["access_token"]
 
 
+def test_airflow_is_sized_to_the_machine_and_says_so(airflow_up):
+    from include.pipeline.settings import Sizing
+
+    base, proc, stack = airflow_up
+    machine = Sizing.of_this_machine()
+    assert machine.parallelism <= 2 * machine.cores
+    said = [line for line in (stack.root / "up.log").read_text().splitlines() if "sizing:" in line]
+    assert said and f"core.parallelism={machine.parallelism}," in said[0], said
+    assert f"api.workers={machine.api_workers}" in said[0]
+    # the LocalExecutor forks `parallelism` workers: not Airflow's default of 32
+    tree = [proc, *psutil.Process(proc.pid).children(recursive=True)]
+    assert len(tree) <= machine.parallelism + 8, [p.cmdline()[:3] for p in tree]
+
+
 def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     base, proc, stack = airflow_up
     token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
@@ -110,3 +124,6 @@ def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     states = {ti["task_id"]: ti["state"] for ti in tis}
     assert state == "success", (state, states, (stack.root / "up.log").read_text()[-6000:])
     assert states and set(states.values()) == {"success"}, states
+    # watcher mode: one dbt build, and every model still has its own task that ended green
+    assert states["transform.dbt_producer_watcher"] == "success"
+    assert {"transform.orders.run", "transform.orders.test", "transform.customers_snapshot.snapshot"} <= set(states)

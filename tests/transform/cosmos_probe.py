@@ -1,6 +1,7 @@
 """Load the daily DAG in a fresh interpreter and report, as JSON, how Cosmos rendered the dbt
-project: each transform task's operator and upstream tasks, and the dbt flags of the orders
-model's task once `{{ params.full_refresh }}` is rendered with true and with false."""
+project: each transform task's operator, upstream tasks and trigger start (as the scheduler sees
+it, after serialization), and the dbt flags of the producer's one `dbt build` once
+`{{ params.full_refresh }}` is rendered with true and with false."""
 
 from __future__ import annotations
 
@@ -8,15 +9,29 @@ import json
 import sys
 
 from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
 
 bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.dags["ecommerce_daily"]
-tasks = {t.task_id: {"operator": type(t).__name__, "upstream": sorted(t.upstream_task_ids)} for t in dag.tasks}
-orders = dag.get_task("transform.orders.run")
+serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+tasks = {}
+for t in dag.tasks:
+    start = serialized.get_task(t.task_id).start_trigger_args
+    tasks[t.task_id] = {
+        "operator": type(t).__name__,
+        "bases": [c.__name__ for c in type(t).__mro__],
+        "upstream": sorted(t.upstream_task_ids),
+        "start_from_trigger": serialized.get_task(t.task_id).start_from_trigger,
+        "trigger": start.trigger_cls if start else None,
+        "next_method": start.next_method if start else None,
+        "node": getattr(t, "model_unique_id", None),
+        "producer": getattr(t, "producer_task_id", None),
+    }
+producer = dag.get_task("transform.dbt_producer_watcher")
 flags = {}
 for value in (True, False):
-    rendered = orders.render_template(orders.full_refresh, {"params": {"full_refresh": value}})
-    orders.full_refresh = rendered
-    flags[str(value).lower()] = {"rendered": rendered, "flags": orders.add_cmd_flags()}
-    orders.full_refresh = "{{ params.full_refresh }}"
+    rendered = producer.render_template(producer.full_refresh, {"params": {"full_refresh": value}})
+    producer.full_refresh = rendered
+    flags[str(value).lower()] = {"rendered": rendered, "command": producer.base_cmd, "flags": producer.add_cmd_flags()}
+    producer.full_refresh = "{{ params.full_refresh }}"
 print("PROBE " + json.dumps({"import_errors": bag.import_errors, "tasks": tasks, "full_refresh": flags}))

@@ -1,7 +1,9 @@
-"""How Cosmos renders the dbt project in the daily DAG (from the manifest, no database)."""
+"""How Cosmos renders the dbt project in the daily DAG (from the manifest, no database), and how a
+model's task decides its state from the producer's `dbt build` (the trigger, with plain XCom values)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,6 +15,7 @@ import pytest
 from include.pipeline import settings
 
 PROBE = Path(__file__).with_name("cosmos_probe.py")
+PRODUCER = "transform.dbt_producer_watcher"
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +41,30 @@ MODELS = [
 ]  # fmt: skip
 
 
-def test_one_run_task_and_one_test_task_per_model_and_a_snapshot_task(rendered):
+def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_snapshot(rendered):
     tasks = rendered["tasks"]
+    assert tasks[PRODUCER]["operator"] == "DbtProducerWatcherOperator"
+    assert tasks[PRODUCER]["upstream"] == ["ingest.shop_faker_to_warehouse"]
+    sensors = {t: v for t, v in tasks.items() if v["node"]}
     for model in MODELS:
-        assert tasks[f"transform.{model}.run"]["operator"] == "DbtRunLocalOperator"
-        assert tasks[f"transform.{model}.test"]["operator"] == "DbtTestLocalOperator"
+        assert "DbtRunWatcherOperator" in tasks[f"transform.{model}.run"]["bases"]
+        assert tasks[f"transform.{model}.run"]["node"] == f"model.ecommerce.{model}"
+        assert "DbtTestWatcherOperator" in tasks[f"transform.{model}.test"]["bases"]
         assert tasks[f"transform.{model}.test"]["upstream"] == [f"transform.{model}.run"]
-    assert tasks["transform.customers_snapshot.snapshot"]["operator"] == "DbtSnapshotLocalOperator"
+    assert "DbtSnapshotWatcherOperator" in tasks["transform.customers_snapshot.snapshot"]["bases"]
     assert tasks["transform.customers_snapshot.snapshot"]["upstream"] == ["transform.stg_faker__users.test"]
+    # every per-node task watches that one producer: no other task in the group runs dbt
+    assert {v["producer"] for v in sensors.values()} == {PRODUCER}
+    assert len(sensors) == 2 * len(MODELS) + 2
+
+
+def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(rendered):
+    for task_id, task in rendered["tasks"].items():
+        if task["node"]:
+            assert task["start_from_trigger"] is True, task_id
+            assert task["trigger"] == "include.pipeline.transform.watcher.NodeTrigger", task_id
+            assert task["next_method"] == "execute_complete", task_id  # Cosmos's fallback, on a retry
+    assert rendered["tasks"][PRODUCER]["start_from_trigger"] is False
 
 
 @pytest.mark.parametrize(
@@ -57,6 +76,8 @@ def test_one_run_task_and_one_test_task_per_model_and_a_snapshot_task(rendered):
     ],
 )
 def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(rendered, model, parents):
+    # dbt build skips a failed test's children; in Airflow the child's task waits for the parent's
+    # test task, so a red test leaves its children upstream_failed (never retried into a rebuild)
     assert rendered["tasks"][f"transform.{model}.run"]["upstream"] == [f"transform.{p}.test" for p in parents]
 
 
@@ -67,9 +88,103 @@ def test_docs_are_generated_after_the_whole_transform(rendered):
     # the transform group's last tasks: no other transform task waits for them
     leaves = {t for t in transform if not any(t in other["upstream"] for other in transform.values())}
     assert set(tasks["dbt_docs"]["upstream"]) == leaves and leaves
+    assert f"{PRODUCER}_done" in leaves, "docs wait for the dbt build itself, not only for the sensors"
 
 
-def test_the_full_refresh_param_reaches_dbt_as_a_flag(rendered):
+def test_the_full_refresh_param_reaches_the_dbt_build_as_a_flag(rendered):
     flags = rendered["full_refresh"]
-    assert flags["true"] == {"rendered": "True", "flags": ["--full-refresh"]}
-    assert flags["false"] == {"rendered": "False", "flags": []}
+    assert flags["true"]["rendered"] == "True" and flags["true"]["command"] == ["build"]
+    assert "--full-refresh" in flags["true"]["flags"]
+    assert flags["false"]["rendered"] == "False" and "--full-refresh" not in flags["false"]["flags"]
+
+
+# -- the trigger that ends a model's task: XCom values as the producer pushes them -------------------
+class FakeTI:
+    dag_id, run_id, map_index, task_id = "ecommerce_daily", "manual__1", -1, "transform.orders.run"
+
+    def __init__(self, try_number: int):
+        self.try_number = try_number
+
+
+def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False) -> list:
+    from cosmos.operators._watcher.triggerer import WatcherTrigger
+
+    from include.pipeline.transform.watcher import NodeTrigger
+
+    trigger = NodeTrigger(
+        model_unique_id="model.ecommerce.orders", producer_task_id=PRODUCER, dag_id="ecommerce_daily",
+        run_id="", map_index=-1, poke_interval=0.01, is_test_sensor=is_test_sensor,
+    )  # fmt: skip
+    trigger.task_instance = FakeTI(try_number)
+    asked: list[str] = []
+
+    async def xcom(self, key):
+        asked.append(key)
+        if key.endswith("_tests_status"):
+            return node_status
+        if key.endswith("_status"):
+            return None if node_status is None else {"status": node_status, "outlet_uris": []}
+        return None
+
+    async def producer(self):
+        return producer_state
+
+    monkeypatch.setattr(WatcherTrigger, "get_xcom_val", xcom)
+    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
+
+    async def collect():
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(asyncio.wait_for(collect(), timeout=10))
+    assert trigger.run_id == "manual__1", "the run's identity comes from the task instance"
+    return events
+
+
+@pytest.mark.parametrize(
+    ("node_status", "producer_state", "ends_as"),
+    [
+        ("success", "running", "TaskSuccessEvent"),
+        ("pass", "running", "TaskSuccessEvent"),  # a model's tests
+        ("skipped", "success", "TaskSkippedEvent"),
+        ("failed", "running", "TaskFailedEvent"),  # retried by Airflow, then rerun on a worker
+        ("fail", "running", "TaskFailedEvent"),  # a failing test: its children stay upstream_failed
+        (None, "failed", "TaskFailedEvent"),  # the build died before reaching the node
+    ],
+)
+def test_the_trigger_ends_the_task_itself_on_a_first_try(monkeypatch, node_status, producer_state, ends_as):
+    events = run_trigger(
+        monkeypatch, node_status=node_status, producer_state=producer_state, is_test_sensor=node_status == "pass"
+    )
+    assert [type(e).__name__ for e in events] == [ends_as]
+
+
+def test_a_retry_after_the_build_goes_back_to_a_worker_to_run_its_node_again(monkeypatch):
+    events = run_trigger(monkeypatch, node_status="failed", producer_state="success", try_number=2)
+    assert [type(e).__name__ for e in events] == ["TriggerEvent"]
+    assert events[0].payload["reason"] == "producer_skipped"  # Cosmos's execute_complete: fallback run
+
+
+def test_a_retry_while_the_build_still_runs_keeps_watching(monkeypatch):
+    events = run_trigger(monkeypatch, node_status="success", producer_state="running", try_number=2)
+    assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
+
+
+def test_under_dags_test_a_task_picked_before_the_producer_is_rescheduled_not_stuck(monkeypatch):
+    from airflow.exceptions import AirflowRescheduleException
+    from cosmos.operators.watcher import DbtRunWatcherOperator
+
+    from include.pipeline.transform import cosmos_config
+    from include.pipeline.transform.watcher import RunSensor
+
+    sensor = RunSensor(
+        task_id="orders_run", project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+        producer_task_id=PRODUCER, extra_context={"dbt_node_config": {"unique_id": "model.ecommerce.orders"}},
+    )  # fmt: skip
+    monkeypatch.setattr(RunSensor, "_get_producer_task_status", lambda self, context: "scheduled")
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute({})
+    ran = []
+    monkeypatch.setattr(RunSensor, "_get_producer_task_status", lambda self, context: "success")
+    monkeypatch.setattr(DbtRunWatcherOperator, "execute", lambda self, context, **kw: ran.append(context))
+    sensor.execute({"ti": None})
+    assert ran == [{"ti": None}]

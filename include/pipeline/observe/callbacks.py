@@ -5,7 +5,8 @@
   'table', ...}}}, plus 'job_id', 'attempts', 'bytes' when the platform engine returns them).
 - `record_dbt_results`: a Cosmos operator `callback` (operator_args={"callback": ...}): Cosmos
   calls it with the temporary project dir, before it raises on a dbt failure, so failed models
-  and tests are recorded too.
+  and tests are recorded too. In watcher mode the producer's `dbt build` reports every node; a
+  retried sensor that reruns its node reports that node again under its own task and try.
 
 Both write upserts keyed by (dag, run, task, try, stream | node): a repeated call leaves one row.
 """
@@ -98,26 +99,35 @@ def record_sync(context) -> None:
         log.warning("%s sync figures not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
 
 
-def dbt_statements(key: dict, run_results: dict) -> list[tuple[str, dict]]:
-    """Rows of metrics.dbt_nodes (every node) and metrics.data_quality (every test) from run_results.json."""
+def dbt_statements(key: dict, run_results: dict, task_of: dict[str, str] | None = None) -> list[tuple[str, dict]]:
+    """Rows of metrics.dbt_nodes (every node) and metrics.data_quality (every test) from run_results.json.
+
+    `task_of` maps a node's unique_id to the Airflow task that shows it (watcher mode: the node's
+    sensor, while the producer task ran the one `dbt build`); a node not in it keeps key's task.
+    """
     statements = []
+    task_of = task_of or {}
     invocation = (run_results.get("metadata") or {}).get("invocation_id")
     for r in run_results.get("results") or []:
         unique_id = r["unique_id"]
         parts = unique_id.split(".")
         resource_type = parts[0]
         adapter = r.get("adapter_response") or {}
-        row = key | {
-            "unique_id": unique_id,
-            "resource_type": resource_type,
-            "name": parts[2] if len(parts) > 2 else unique_id,
-            "status": str(r.get("status")),
-            "execution_time_seconds": r.get("execution_time"),
-            "rows_affected": adapter.get("rows_affected"),
-            "failures": r.get("failures"),
-            "message": (str(r["message"])[:2000] if r.get("message") else None),
-            "invocation_id": invocation,
-        }
+        row = (
+            key
+            | {"task_id": task_of.get(unique_id, key["task_id"])}
+            | {
+                "unique_id": unique_id,
+                "resource_type": resource_type,
+                "name": parts[2] if len(parts) > 2 else unique_id,
+                "status": str(r.get("status")),
+                "execution_time_seconds": r.get("execution_time"),
+                "rows_affected": adapter.get("rows_affected"),
+                "failures": r.get("failures"),
+                "message": (str(r["message"])[:2000] if r.get("message") else None),
+                "invocation_id": invocation,
+            }
+        )
         statements.append(
             writer.upsert(
                 "dbt_nodes",
@@ -149,8 +159,34 @@ def dbt_statements(key: dict, run_results: dict) -> list[tuple[str, dict]]:
     return statements
 
 
+def watcher_tasks(task) -> dict[str, str]:
+    """unique_id -> task_id of the sensor that shows that node, for a Cosmos watcher producer `task`.
+
+    Models and snapshots map to their own sensor, tests to their model's test sensor (the
+    producer's `tests_per_model`). Empty for any other operator: its results are its own.
+    """
+    dag = getattr(task, "dag", None)
+    tests_per_model = getattr(task, "tests_per_model", None)
+    if dag is None or tests_per_model is None:
+        return {}
+    sensors: dict[tuple[str, bool], str] = {}
+    for other in dag.tasks:
+        uid = getattr(other, "model_unique_id", None)
+        if uid and getattr(other, "producer_task_id", None) == task.task_id:
+            sensors[(uid, bool(getattr(other, "is_test_sensor", False)))] = other.task_id
+    task_of = {uid: task_id for (uid, is_test), task_id in sensors.items() if not is_test}
+    for model, tests in tests_per_model.items():
+        if (model, True) in sensors:
+            task_of.update(dict.fromkeys(tests, sensors[(model, True)]))
+    return task_of
+
+
 def record_dbt_results(project_dir: str, context=None, **_) -> None:
-    """Cosmos `callback`: record target/run_results.json of the dbt command that just ran."""
+    """Cosmos `callback`: record target/run_results.json of the dbt command that just ran.
+
+    In watcher mode that command is the producer's one `dbt build`: each node's row is filed
+    under the task that shows the node, so a model's figures sit with the model's task.
+    """
     if not config.enabled() or context is None:
         return
     try:
@@ -160,7 +196,8 @@ def record_dbt_results(project_dir: str, context=None, **_) -> None:
             return
         ti = context["ti"]
         what = f"dbt results of {ti.dag_id}.{ti.task_id} ({ti.run_id}, try {ti.try_number})"
-        writer.write(what, dbt_statements(_ti_key(context), json.loads(path.read_text())))
+        task_of = watcher_tasks(context.get("task"))
+        writer.write(what, dbt_statements(_ti_key(context), json.loads(path.read_text()), task_of))
     except Exception as exc:  # noqa: BLE001
         log.warning("%s dbt results not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
 

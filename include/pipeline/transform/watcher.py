@@ -1,0 +1,136 @@
+"""Cosmos watcher sensors that cost no worker process: they start and end in the triggerer.
+
+Cosmos's watcher mode runs one `dbt build` in a producer task; each model (and each model's tests)
+keeps its own Airflow task, a sensor that reads the node's result from the producer's XCom. Stock,
+each sensor still runs on a worker twice (a first poke that defers, then `execute_complete`):
+a process start and a DAG parse each, ~2-3 s of CPU, 4 per model here, on the same 2 cores as dbt.
+Under the real scheduler that made the chain of sensors lag the build (see
+benchmarks/scheduler_dbt.py). Here the scheduler hands each sensor straight to the triggerer
+(Airflow's `start_from_trigger`) and the trigger ends the task itself (TaskSuccessEvent /
+TaskFailedEvent / TaskSkippedEvent), so the common path never touches a worker. What still needs
+a worker goes back to Cosmos's own code (`execute_complete`): a retried or cleared sensor whose
+producer has finished runs its node again (`dbt run` / `dbt test --select <model>`).
+
+`airflow dags test` ignores `start_from_trigger` and runs tasks one at a time in one process: a
+sensor picked before the producer would wait for ever on a producer that cannot start. There a
+sensor whose producer has not started yet asks to be rescheduled a second later instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from cosmos.listeners.dag_run_listener import EventStatus
+from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_dbt_event_xcom_key
+from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
+from cosmos.operators.watcher import DbtRunWatcherOperator, DbtSnapshotWatcherOperator, DbtTestWatcherOperator
+
+TRIGGER_CLASSPATH = f"{__name__}.NodeTrigger"
+# The producer has not started: under `airflow dags test` it cannot until this task yields.
+NOT_STARTED = {None, "None", "none", "scheduled", "queued", "up_for_reschedule"}
+
+
+class NodeTrigger(WatcherTrigger):
+    """WatcherTrigger that ends its task in the triggerer instead of resuming it on a worker.
+
+    Started by the scheduler (`start_from_trigger`), so the run's identity (run id, try number)
+    comes from the task instance the triggerer attaches, not from the serialized kwargs.
+    """
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return TRIGGER_CLASSPATH, super().serialize()[1]
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        try_number = 1
+        if ti is not None:
+            self.dag_id, self.run_id, try_number = ti.dag_id, ti.run_id, int(ti.try_number or 1)
+            self.map_index = ti.map_index if ti.map_index is not None else -1
+        if try_number > 1 and str(await self._get_producer_task_status()) in PRODUCER_FINAL_STATES:
+            # A retry or a clear after the build: Cosmos's fallback reruns this node on a worker.
+            self.log.info("try %s of %s: running it again on a worker", try_number, self.model_unique_id)
+            yield TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+            return
+        async for event in super().run():
+            payload = event.payload
+            status, reason = payload.get("status"), payload.get("reason")
+            await self._log_node_event()
+            if status == EventStatus.SUCCESS:
+                yield TaskSuccessEvent()
+            elif status == EventStatus.SKIPPED:
+                yield TaskSkippedEvent()
+            elif reason in (WatcherEventReason.NODE_FAILED, WatcherEventReason.PRODUCER_FAILED):
+                what = "tests of" if self.is_test_sensor else "node"
+                self.log.error("dbt %s %s: %s (producer task %s)", what, self.model_unique_id, reason.value,
+                               self.producer_task_id)  # fmt: skip
+                yield TaskFailedEvent()  # Airflow routes it to a retry while tries are left
+            else:  # the producer was skipped (its own retry): Cosmos's fallback on a worker
+                yield event
+            return
+
+    async def _log_node_event(self) -> None:
+        """The node's dbt result (status, times, message) in this task's log."""
+        if self.is_test_sensor:
+            return
+        event = await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id))
+        if event:
+            self.log.info("dbt: %s", event)
+
+
+class _WaitsForTheProducerToStart:
+    """Reschedule, rather than wait, while the producer has not started (`airflow dags test`)."""
+
+    def execute(self, context, **kwargs: Any) -> None:
+        from airflow.exceptions import AirflowRescheduleException
+
+        if str(self._get_producer_task_status(context)) in NOT_STARTED:
+            self.log.info("producer %s has not started: rescheduling this sensor", self.producer_task_id)
+            raise AirflowRescheduleException(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+        return super().execute(context, **kwargs)
+
+
+class RunSensor(_WaitsForTheProducerToStart, DbtRunWatcherOperator):
+    """A model's task."""
+
+
+class TestSensor(_WaitsForTheProducerToStart, DbtTestWatcherOperator):
+    """A model's tests' task."""
+
+
+class SnapshotSensor(_WaitsForTheProducerToStart, DbtSnapshotWatcherOperator):
+    """A snapshot's task."""
+
+
+SENSOR_CLASSES = {DbtRunWatcherOperator: RunSensor, DbtTestWatcherOperator: TestSensor,
+                  DbtSnapshotWatcherOperator: SnapshotSensor}  # fmt: skip
+
+
+def start_sensors_in_the_triggerer(tasks) -> int:
+    """Make each Cosmos watcher sensor in `tasks` start and end in the triggerer; return how many."""
+    count = 0
+    for task in tasks:
+        if not isinstance(task, BaseConsumerSensor) or type(task) not in SENSOR_CLASSES:
+            continue
+        task.__class__ = SENSOR_CLASSES[type(task)]
+        task.start_from_trigger = True
+        task.start_trigger_args = StartTriggerArgs(
+            trigger_cls=TRIGGER_CLASSPATH,
+            trigger_kwargs={
+                "model_unique_id": task.model_unique_id,
+                "producer_task_id": task.producer_task_id,
+                "dag_id": task.dag_id,
+                "run_id": "",  # set from the task instance when the trigger runs
+                "map_index": -1,
+                "poke_interval": float(task.poke_interval),
+                "is_test_sensor": task.is_test_sensor,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=task.execution_timeout,
+        )
+        count += 1
+    return count
