@@ -29,7 +29,7 @@ $(VENV)/.installed: requirements-dev.txt
 setup: $(VENV)/.installed ## Install everything (venvs, connectors, dbt manifest, .env secrets); fast when done
 	@$(STACK) setup-runtime
 
-services: setup ## Start the embedded services (Postgres on 127.0.0.1) and print their URLs
+services: setup ## Start the embedded services (Postgres, S3 for the shop exports; 127.0.0.1) and print their URLs
 	@$(STACK) services start
 
 stop: ## Stop the embedded services
