@@ -1,0 +1,213 @@
+"""The embedded engine's write path (COPY + one-transaction merge) against a real Postgres.
+
+The connector is tests/ingest/protocol_source.py, run by the real runner and PyAirbyte like any
+connector, so each test chooses the exact values and versions of the records it sends.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.pipeline.ingest import embedded
+from include.pipeline.ingest.connections import Connection, Destination, Source, Stream
+from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
+
+pytestmark = pytest.mark.integration
+
+SOURCE = Path(__file__).with_name("protocol_source.py")
+COLUMNS = "id, name, amount, active, payload::text, tags::text, updated_at"
+
+SPECIAL = [
+    "tab\there",
+    "new\nline and \r\n windows line",
+    "back\\slash \\N \\t",
+    'double "quotes", a comma',
+    "single 'quotes'",
+    "unicode: é ß 漢字 🎉",
+    "",
+    None,
+    "NULL",
+    '"',
+    ",",
+]
+
+
+def record(id_: int, updated_at: str, **values) -> dict:
+    return {"id": id_, "updated_at": f"2026-01-{updated_at}T00:00:00+00:00", **values}
+
+
+@pytest.fixture
+def source(tmp_path, monkeypatch):
+    """Write the records the source will serve; the source's executable is protocol_source.py."""
+    executable = tmp_path / "source-protocol-test"
+    executable.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SOURCE}" "$@"\n')
+    executable.chmod(executable.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(embedded, "connector_executable", lambda connector: executable)
+    records_file = tmp_path / "records.json"
+
+    def serve(records: list[dict]) -> Path:
+        records_file.write_text(json.dumps(records))
+        return records_file
+
+    return serve
+
+
+def connection(records_file: Path, sync_mode: str, **config) -> Connection:
+    return Connection(
+        name="protocol_test",
+        source=Source("protocol", "source-protocol-test", {"records_file": str(records_file), **config}),
+        destination=Destination("warehouse", "postgres", "raw", "warehouse"),
+        streams=(Stream("items", sync_mode, "updated_at", ("id",)),),
+    )
+
+
+def sync(conn: Connection, warehouse, **kwargs) -> dict:
+    lines: list[str] = []
+    result = sync_connection(conn, warehouse, log=lines.append, **kwargs)
+    result["lines"] = lines
+    return result
+
+
+def rows(sql) -> list[tuple]:
+    return sql(f"select {COLUMNS} from raw.items order by id, _airbyte_extracted_at")
+
+
+def test_special_characters_nulls_and_json_survive_the_load(source, warehouse, sql):
+    records = [
+        record(
+            i + 1,
+            "01",
+            name=value,
+            amount=None if value is None else 1234567.125,
+            active=None if value is None else i % 2 == 0,
+            payload=None if value is None else {"text": value, "nested": {"list": [value, 1, None]}},
+            tags=None if value is None else [value, "x"],
+        )
+        for i, value in enumerate(SPECIAL)
+    ]
+    records.append(record(99, "01", name="nul\x00char"))
+    conn = connection(source(records), "incremental_deduped_history")
+
+    result = sync(conn, warehouse)
+
+    assert result["streams"]["items"]["records"] == len(records)
+    assert result["streams"]["items"]["rows_in_table"] == len(records)
+    got = {r[0]: r for r in rows(sql)}
+    for i, value in enumerate(SPECIAL):
+        _, name, amount, active, payload, tags, _ = got[i + 1]
+        assert name == value, (i, name, value)
+        if value is None:
+            assert (amount, active, payload, tags) == (None, None, None, None)
+        else:
+            assert float(amount) == 1234567.125 and active == (i % 2 == 0)
+            assert json.loads(payload) == {"text": value, "nested": {"list": [value, 1, None]}}
+            assert json.loads(tags) == [value, "x"]
+    assert got[99][1] == "nulchar", "Postgres text cannot hold NUL: it is dropped, the rest kept"
+    # the table keeps the Destinations-V2 shape and the types PyAirbyte declares (as with its
+    # pandas loader: its DDL renders timestamp-with-time-zone columns as plain `timestamp`)
+    types = dict(
+        sql(
+            "select column_name, data_type from information_schema.columns where table_schema='raw' and table_name='items'"
+        )
+    )
+    assert types == {
+        "id": "bigint",
+        "name": "character varying",
+        "amount": "numeric",
+        "active": "boolean",
+        "payload": "json",
+        "tags": "json",
+        "updated_at": "timestamp without time zone",
+        "_airbyte_raw_id": "character varying",
+        "_airbyte_extracted_at": "timestamp without time zone",
+        "_airbyte_meta": "json",
+    }
+    assert sql("select count(*) from raw.items where _airbyte_raw_id is null or _airbyte_meta::text <> '{}'") == [(0,)]
+
+
+def test_merge_keeps_one_row_per_key_with_its_latest_version_and_carries_the_state(source, warehouse, sql):
+    first = [record(1, "01", name="a"), record(2, "02", name="b v1"), record(3, "03", name="c")]
+    conn = connection(source(first), "incremental_deduped_history")
+    assert sync(conn, warehouse)["streams"]["items"]["records"] == 3
+    state = sql("select state_json from raw._airbyte_state where stream_name = 'items'")
+    assert json.loads(state[0][0])["stream"]["stream_state"] == {"updated_at": "2026-01-03T00:00:00+00:00"}
+
+    # day 2: b changed, d is new and sent twice in the same sync (the later one wins)
+    source(
+        [
+            *first[:1],
+            record(2, "04", name="b v2"),
+            first[2],
+            record(4, "05", name="d old"),
+            record(4, "05", name="d new"),
+        ]
+    )
+    second = sync(conn, warehouse)
+    # the state was carried: only records at or after the cursor (2026-01-03) were read
+    assert second["streams"]["items"]["records"] == 4
+    assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c"), (4, "d new")]
+    assert any("older versions replaced" in line for line in second["lines"])
+
+    # a rerun of the same day re-reads the records at the cursor: no duplicate appears
+    third = sync(conn, warehouse)
+    assert third["streams"]["items"]["records"] == 2
+    assert sql("select count(*), count(distinct id) from raw.items") == [(4, 4)]
+    assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c"), (4, "d new")]
+
+
+def test_append_keeps_every_version_and_overwrite_replaces_the_table(source, warehouse, sql):
+    first = [record(1, "01", name="a"), record(2, "02", name="b")]
+    appended = connection(source(first), "incremental_append")
+    sync(appended, warehouse)
+    source([*first, record(3, "03", name="c")])
+    result = sync(appended, warehouse)
+    assert result["streams"]["items"]["write_strategy"] == "append"
+    # the record at the cursor (b) is read again and appended, as append mode promises
+    assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b"), (2, "b"), (3, "c")]
+
+    overwritten = connection(source([record(7, "07", name="only")]), "full_refresh_overwrite")
+    result = sync(overwritten, warehouse)
+    assert result["streams"]["items"]["write_strategy"] == "replace"
+    assert [(r[0], r[1]) for r in rows(sql)] == [(7, "only")]
+
+
+def test_a_failure_mid_load_leaves_the_previous_table_and_state(source, warehouse, sql):
+    first = [record(1, "01", name="a"), record(2, "02", name="b"), record(3, "03", name="c")]
+    conn = connection(source(first), "incremental_deduped_history")
+    sync(conn, warehouse)
+    before = rows(sql)
+    state_before = sql("select state_json from raw._airbyte_state")
+
+    # day 2's merge deletes the old versions of 2 and 3, inserts some rows, then fails on id 4
+    source([record(2, "04", name="b v2"), record(3, "04", name="c v2"), record(4, "05", name="d")])
+    sql("""
+        create function raw.fail_on_4() returns trigger language plpgsql as $$
+        begin if new.id = 4 then raise exception 'injected failure on id 4'; end if; return new; end $$;
+        create trigger fail_on_4 before insert on raw.items for each row execute function raw.fail_on_4();
+    """)  # fmt: skip
+    with pytest.raises(EmbeddedSyncError, match="injected failure on id 4"):
+        sync(conn, warehouse)
+    assert rows(sql) == before, "nothing of the failed load is visible"
+    assert sql("select state_json from raw._airbyte_state") == state_before, "the cursor did not move"
+    stage_tables = "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'items\\_%'"
+    assert sql(stage_tables) == [], "no stage table is left behind"
+
+    # the connector itself fails mid-read: nothing is loaded either
+    sql("drop trigger fail_on_4 on raw.items")
+    failing = connection(
+        source([record(2, "04", name="b v2"), record(4, "05", name="d")]), "incremental_deduped_history", fail_after=1
+    )
+    with pytest.raises(EmbeddedSyncError):
+        sync(failing, warehouse)
+    assert rows(sql) == before
+
+    # the next sync starts from the old cursor and loads the whole change
+    source([record(2, "04", name="b v2"), record(3, "04", name="c v2"), record(4, "05", name="d")])
+    result = sync(conn, warehouse)
+    assert result["streams"]["items"]["records"] == 3
+    assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c v2"), (4, "d")]
