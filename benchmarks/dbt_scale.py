@@ -7,7 +7,8 @@ For each size: a fresh database on a throw-away embedded Postgres, `fill_shop` (
 the Destinations-V2 shape, benchmarks/synthetic_shop.py), one `dbt build` (the initial load),
 then for each of --days days `add_day` (about --share of the shop new or changed) and another
 `dbt build` (the daily run). Prints, per model and snapshot: rows in the relation, wall time of
-the initial build and time per row, the daily run's time, and the daily/initial ratio; then the
+the initial build and time per row, the daily run's time, the daily/initial ratio and the rows
+the daily run wrote (dbt's rows_affected: merged, inserted or snapshotted); then the
 tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
 --project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after).
 """
@@ -53,7 +54,10 @@ def relations(results: dict) -> dict[str, dict]:
     for r in results["results"]:
         kind, _, name = r["unique_id"].split(".", 2)
         if kind in ("model", "snapshot"):
-            out[name] = {"seconds": r["execution_time"], "relation": r.get("relation_name"), "kind": kind}
+            affected = (r.get("adapter_response") or {}).get("rows_affected")
+            out[name] = {
+                "seconds": r["execution_time"], "relation": r.get("relation_name"), "kind": kind, "rows": affected,
+            }  # fmt: skip
     return out
 
 
@@ -106,22 +110,23 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
 
     header = f"{'node':34} {'rows':>10} {'initial s':>10} {'us/row':>8}"
     for day in range(1, args.days + 1):
-        header += f" {f'day {day} s':>9} {'day/init':>8}"
+        header += f" {f'day {day} s':>9} {'day/init':>8} {'written':>8}"
     print(header)
     for name, node in nodes0.items():
         n = rows[name] or 0
         line = f"{name:34} {n:>10,} {node['seconds']:>10.2f} {1e6 * node['seconds'] / max(n, 1):>8.1f}"
         for _, _, nodes, _ in daily:
             s = nodes.get(name, {}).get("seconds", float("nan"))
-            line += f" {s:>9.2f} {s / max(node['seconds'], 1e-9):>8.2f}"
+            written = nodes.get(name, {}).get("rows")
+            line += f" {s:>9.2f} {s / max(node['seconds'], 1e-9):>8.2f} {written if written is not None else '':>8}"
         print(line)
     line = f"{'(tests, summed)':34} {'':>10} {tests_seconds(initial):>10.2f} {'':>8}"
     for *_, results in daily:
-        line += f" {tests_seconds(results):>9.2f} {'':>8}"
+        line += f" {tests_seconds(results):>9.2f} {'':>8} {'':>8}"
     print(line)
     line = f"{'dbt build, wall':34} {'':>10} {wall0:>10.2f} {'':>8}"
     for _, wall, _, _ in daily:
-        line += f" {wall:>9.2f} {wall / wall0:>8.2f}"
+        line += f" {wall:>9.2f} {wall / wall0:>8.2f} {'':>8}"
     print(line)
     for day, (appended, *_rest) in enumerate(daily, start=1):
         print(f"day {day} appended to raw: {appended}")
