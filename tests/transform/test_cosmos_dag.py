@@ -43,7 +43,7 @@ MODELS = [
 
 def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_snapshot(rendered):
     tasks = rendered["tasks"]
-    assert tasks[PRODUCER]["operator"] == "DbtProducerWatcherOperator"
+    assert "DbtProducerWatcherOperator" in tasks[PRODUCER]["bases"]
     assert tasks[PRODUCER]["upstream"] == ["ingest.shop_faker_to_warehouse"]
     sensors = {t: v for t, v in tasks.items() if v["node"]}
     for model in MODELS:
@@ -188,3 +188,32 @@ def test_under_dags_test_a_task_picked_before_the_producer_is_rescheduled_not_st
     monkeypatch.setattr(DbtRunWatcherOperator, "execute", lambda self, context, **kw: ran.append(context))
     sensor.execute({"ti": None})
     assert ran == [{"ti": None}]
+
+
+def test_the_producer_pushes_a_nodes_result_once_it_finishes_not_on_every_event():
+    from include.pipeline.transform import cosmos_config
+    from include.pipeline.transform.watcher import Producer
+
+    producer = Producer(
+        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+        tests_per_model={},
+    )  # fmt: skip
+
+    class TI:
+        pushed: list[str] = []
+
+        def xcom_push(self, key, value):
+            self.pushed.append(key)
+
+        def xcom_pull(self, *args, **kwargs):
+            return None
+
+    ti = TI()
+    parse = producer._make_parse_callable()
+    node = {"unique_id": "model.ecommerce.orders", "resource_type": "model", "node_path": "marts/orders.sql"}
+    for name, status in [("NodeStart", "started"), ("NodeExecuting", "executing"), ("NodeFinished", "success")]:
+        line = {"info": {"name": name, "msg": f"{name} orders"}, "data": {"node_info": {**node, "node_status": status}}}
+        parse(json.dumps(line), {"context": {"ti": ti}, "project_dir": "/nonexistent"})
+    status_key = "model__ecommerce__orders_status"
+    assert ti.pushed.count(status_key) == 1, ti.pushed
+    assert len(ti.pushed) == 2, "the finished event and the status: nothing for start/executing"
