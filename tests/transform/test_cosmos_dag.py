@@ -91,6 +91,20 @@ def test_docs_are_generated_after_the_whole_transform(rendered):
     assert f"{PRODUCER}_done" in leaves, "docs wait for the dbt build itself, not only for the sensors"
 
 
+def test_each_nodes_metrics_row_is_filed_under_the_task_that_shows_the_node(rendered, manifest):
+    task_of = rendered["metrics_task_of"]
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] == "model":
+            assert task_of[uid] == f"transform.{node['name']}.run"
+        elif node["resource_type"] == "snapshot":
+            assert task_of[uid] == f"transform.{node['name']}.snapshot"
+    orders_tests = [
+        uid for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "test" and n["depends_on"]["nodes"] == ["model.ecommerce.orders"]
+    ]  # fmt: skip
+    assert orders_tests and {task_of[t] for t in orders_tests} == {"transform.orders.test"}
+
+
 def test_the_full_refresh_param_reaches_the_dbt_build_as_a_flag(rendered):
     flags = rendered["full_refresh"]
     assert flags["true"]["rendered"] == "True" and flags["true"]["command"] == ["build"]
