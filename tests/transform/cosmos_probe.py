@@ -1,6 +1,6 @@
 """Load the daily DAG in a fresh interpreter and report, as JSON, how Cosmos rendered the dbt
 project: each transform task's operator, upstream tasks and trigger start (as the scheduler sees
-it, after serialization), and the dbt flags of the producer's one `dbt build` once
+it, after serialization), the task each dbt node's metrics row is filed under, and the dbt flags of the producer's one `dbt build` once
 `{{ params.full_refresh }}` is rendered with true and with false."""
 
 from __future__ import annotations
@@ -34,4 +34,8 @@ for value in (True, False):
     producer.full_refresh = rendered
     flags[str(value).lower()] = {"rendered": rendered, "command": producer.base_cmd, "flags": producer.add_cmd_flags()}
     producer.full_refresh = "{{ params.full_refresh }}"
-print("PROBE " + json.dumps({"import_errors": bag.import_errors, "tasks": tasks, "full_refresh": flags}))
+from include.pipeline.observe.callbacks import watcher_tasks  # noqa: E402
+
+metrics_task_of = watcher_tasks(producer)  # where record_dbt_results files each node's row
+out = {"import_errors": bag.import_errors, "tasks": tasks, "full_refresh": flags, "metrics_task_of": metrics_task_of}
+print("PROBE " + json.dumps(out))

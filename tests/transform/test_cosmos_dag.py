@@ -43,7 +43,7 @@ MODELS = [
 
 def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_snapshot(rendered):
     tasks = rendered["tasks"]
-    assert tasks[PRODUCER]["operator"] == "DbtProducerWatcherOperator"
+    assert "DbtProducerWatcherOperator" in tasks[PRODUCER]["bases"]
     assert tasks[PRODUCER]["upstream"] == ["ingest.shop_faker_to_warehouse"]
     sensors = {t: v for t, v in tasks.items() if v["node"]}
     for model in MODELS:
@@ -89,6 +89,20 @@ def test_docs_are_generated_after_the_whole_transform(rendered):
     leaves = {t for t in transform if not any(t in other["upstream"] for other in transform.values())}
     assert set(tasks["dbt_docs"]["upstream"]) == leaves and leaves
     assert f"{PRODUCER}_done" in leaves, "docs wait for the dbt build itself, not only for the sensors"
+
+
+def test_each_nodes_metrics_row_is_filed_under_the_task_that_shows_the_node(rendered, manifest):
+    task_of = rendered["metrics_task_of"]
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] == "model":
+            assert task_of[uid] == f"transform.{node['name']}.run"
+        elif node["resource_type"] == "snapshot":
+            assert task_of[uid] == f"transform.{node['name']}.snapshot"
+    orders_tests = [
+        uid for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "test" and n["depends_on"]["nodes"] == ["model.ecommerce.orders"]
+    ]  # fmt: skip
+    assert orders_tests and {task_of[t] for t in orders_tests} == {"transform.orders.test"}
 
 
 def test_the_full_refresh_param_reaches_the_dbt_build_as_a_flag(rendered):
@@ -188,3 +202,32 @@ def test_under_dags_test_a_task_picked_before_the_producer_is_rescheduled_not_st
     monkeypatch.setattr(DbtRunWatcherOperator, "execute", lambda self, context, **kw: ran.append(context))
     sensor.execute({"ti": None})
     assert ran == [{"ti": None}]
+
+
+def test_the_producer_pushes_a_nodes_result_once_it_finishes_not_on_every_event():
+    from include.pipeline.transform import cosmos_config
+    from include.pipeline.transform.watcher import Producer
+
+    producer = Producer(
+        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+        tests_per_model={},
+    )  # fmt: skip
+
+    class TI:
+        pushed: list[str] = []
+
+        def xcom_push(self, key, value):
+            self.pushed.append(key)
+
+        def xcom_pull(self, *args, **kwargs):
+            return None
+
+    ti = TI()
+    parse = producer._make_parse_callable()
+    node = {"unique_id": "model.ecommerce.orders", "resource_type": "model", "node_path": "marts/orders.sql"}
+    for name, status in [("NodeStart", "started"), ("NodeExecuting", "executing"), ("NodeFinished", "success")]:
+        line = {"info": {"name": name, "msg": f"{name} orders"}, "data": {"node_info": {**node, "node_status": status}}}
+        parse(json.dumps(line), {"context": {"ti": ti}, "project_dir": "/nonexistent"})
+    status_key = "model__ecommerce__orders_status"
+    assert ti.pushed.count(status_key) == 1, ti.pushed
+    assert len(ti.pushed) == 2, "the finished event and the status: nothing for start/executing"

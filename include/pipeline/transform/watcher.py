@@ -19,6 +19,7 @@ sensor whose producer has not started yet asks to be rescheduled a second later 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +28,12 @@ from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_dbt_event_xcom_key
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
-from cosmos.operators.watcher import DbtRunWatcherOperator, DbtSnapshotWatcherOperator, DbtTestWatcherOperator
+from cosmos.operators.watcher import (
+    DbtProducerWatcherOperator,
+    DbtRunWatcherOperator,
+    DbtSnapshotWatcherOperator,
+    DbtTestWatcherOperator,
+)
 
 TRIGGER_CLASSPATH = f"{__name__}.NodeTrigger"
 # The producer has not started: under `airflow dags test` it cannot until this task yields.
@@ -81,6 +87,35 @@ class NodeTrigger(WatcherTrigger):
             self.log.info("dbt: %s", event)
 
 
+# dbt events that only say a node is under way: the sensors act on NodeFinished alone.
+UNDER_WAY_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
+
+
+class Producer(DbtProducerWatcherOperator):
+    """Cosmos's producer (one `dbt build`), minus one XCom write per node event that no one reads.
+
+    Cosmos pushes the latest dbt event of every node to XCom on each of its events (start,
+    compiling, executing, finished), from inside dbt's threads and under one lock: ~4 API calls
+    per node that hold dbt up. The sensors read that key only once the node has finished, so
+    under-way events are only logged here (as before), not pushed.
+    """
+
+    def _make_parse_callable(self):
+        parse = super()._make_parse_callable()
+
+        def parse_finished_only(line: str, extra_kwargs: Any) -> None:
+            try:
+                name = json.loads(line).get("info", {}).get("name")
+            except (ValueError, AttributeError):
+                name = None
+            if name in UNDER_WAY_EVENTS and extra_kwargs:
+                # without a context Cosmos only logs the line: no XCom, no status (not terminal)
+                return parse(line, {**extra_kwargs, "context": None})
+            return parse(line, extra_kwargs)
+
+        return parse_finished_only
+
+
 class _WaitsForTheProducerToStart:
     """Reschedule, rather than wait, while the producer has not started (`airflow dags test`)."""
 
@@ -110,9 +145,15 @@ SENSOR_CLASSES = {DbtRunWatcherOperator: RunSensor, DbtTestWatcherOperator: Test
 
 
 def start_sensors_in_the_triggerer(tasks) -> int:
-    """Make each Cosmos watcher sensor in `tasks` start and end in the triggerer; return how many."""
+    """Make each Cosmos watcher sensor in `tasks` start and end in the triggerer; return how many.
+
+    The producer among `tasks` becomes `Producer` (fewer XCom writes while dbt runs).
+    """
     count = 0
     for task in tasks:
+        if type(task) is DbtProducerWatcherOperator:
+            task.__class__ = Producer
+            continue
         if not isinstance(task, BaseConsumerSensor) or type(task) not in SENSOR_CLASSES:
             continue
         task.__class__ = SENSOR_CLASSES[type(task)]
