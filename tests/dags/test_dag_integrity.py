@@ -79,7 +79,11 @@ def test_one_ingest_task_per_declared_connection_then_one_task_per_dbt_model(par
 
 def test_a_broken_declaration_hides_no_error(tmp_path):
     bad = tmp_path / "connections.yaml"
-    bad.write_text(settings.CONNECTIONS_FILE.read_text().replace("cursor_field: _ab_source_file_last_modified", "cursor: updated_at", 1))
+    bad.write_text(
+        settings.CONNECTIONS_FILE.read_text().replace(
+            "cursor_field: _ab_source_file_last_modified", "cursor: updated_at", 1
+        )
+    )
     result = probe(tmp_path / "home", {"AIRBYTE_CONNECTIONS_FILE": str(bad)})
     errors = "\n".join(result["import_errors"].values())
     assert "unknown key 'cursor'" in errors and f"{bad}:" in errors, errors

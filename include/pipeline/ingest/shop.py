@@ -109,7 +109,7 @@ class ShopSettings:
     """The `simulator:` block of a source in connections.yaml (defaults: the demo's small shop)."""
 
     bucket: str = "shop-exports"
-    format: str = "jsonl"
+    format: str = "parquet"
     seed: int = 42
     customers: int = 1000  # on day 0
     orders: int = 1000  # on day 0
