@@ -194,7 +194,9 @@ def test_a_failure_mid_load_leaves_the_previous_table_and_state(source, warehous
         sync(conn, warehouse)
     assert rows(sql) == before, "nothing of the failed load is visible"
     assert sql("select state_json from raw._airbyte_state") == state_before, "the cursor did not move"
-    stage_tables = "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'items\\_%'"
+    stage_tables = (
+        "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'items\\_%'"
+    )
     assert sql(stage_tables) == [], "no stage table is left behind"
 
     # the connector itself fails mid-read: nothing is loaded either
@@ -211,3 +213,18 @@ def test_a_failure_mid_load_leaves_the_previous_table_and_state(source, warehous
     result = sync(conn, warehouse)
     assert result["streams"]["items"]["records"] == 3
     assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c v2"), (4, "d")]
+
+
+def test_a_value_postgres_rejects_fails_the_copy_and_leaves_no_stage_table(source, warehouse, sql):
+    conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
+    sync(conn, warehouse)
+    before = rows(sql)
+
+    source([record(1, "02", name="a v2"), {**record(2, "02", name="b"), "amount": "not a number"}])
+    with pytest.raises(EmbeddedSyncError, match="invalid input syntax for type numeric"):
+        sync(conn, warehouse)
+    assert rows(sql) == before
+    stage_tables = (
+        "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'items\\_%'"
+    )
+    assert sql(stage_tables) == [], "the stage table of the failed COPY is dropped"

@@ -164,6 +164,10 @@ def copy_cache_class() -> type:
                         rows += cursor.rowcount
                 cursor.execute(f"analyze {self._fully_qualified(table)}")  # the merge joins on it
                 raw.commit()
+            except BaseException:
+                raw.rollback()
+                self._drop_temp_table(table, if_exists=True)  # PyAirbyte drops it only after this step
+                raise
             finally:
                 raw.close()
             seconds = time.monotonic() - started
