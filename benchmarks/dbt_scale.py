@@ -86,6 +86,7 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     conn = psycopg2.connect(
         host="127.0.0.1", port=server.port, user=server.superuser, password=server.password, dbname=database
     )
+    conn.autocommit = True  # no open transaction may hold a lock while dbt swaps tables
     env = {
         **os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "WAREHOUSE_HOST": "127.0.0.1", "WAREHOUSE_PORT": str(server.port), "WAREHOUSE_USER": server.superuser,

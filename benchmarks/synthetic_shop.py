@@ -18,7 +18,8 @@ What the staging models must handle is there on purpose:
 
 `add_day` appends day N's extraction: about `share` of the shop, half new customers with their
 purchases, half changed customers and purchases (new profile, cart paid, purchase returned),
-plus one product's new price (which re-prices that product's purchases downstream).
+plus one product's new price (which re-prices that product's purchases downstream). One changed
+record in `flag_every` comes flagged by Airbyte: its key leaves staging for quarantine.
 
 Used by tests/transform/test_dbt_scale_guard.py and benchmarks/dbt_scale.py; importable as
 `benchmarks.synthetic_shop` from the repository root.
@@ -176,7 +177,7 @@ def fill_shop(
     return size
 
 
-def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01) -> dict[str, int]:
+def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01, flag_every: int = 50) -> dict[str, int]:
     """Append day `day`'s extraction (day >= 1) to a shop made by `fill_shop(size)` and the days
     before: `share / 2` new customers and purchases, `share / 2` changed ones, one product's new
     price. Returns the records appended per stream."""
@@ -187,14 +188,15 @@ def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01) -> dict[str,
     extracted = f"timestamp '{INITIAL_EXTRACTION}' + interval '1 day' * {day} + interval '1 millisecond' * (coalesce(i, 0) % 1000)"
     first_c, first_p = size.customers + (day - 1) * new_c + 1, size.purchases + (day - 1) * new_p + 1
     changed = f"(hashint8(i * 31 + {day}) & 2147483647) % {every} = 0"
+    flagged = f"(hashint8(i * 37 + {day}) & 2147483647) % {flag_every} = 0" if flag_every else "false"
     version = f"1 + {day}"
     total_c = size.customers + day * new_c
     statements = [
         RANDOM,
         _fill(USERS, _keys(first_c, first_c + new_c - 1, "1", extracted), total_c),
-        _fill(USERS, _keys(1, first_c - 1, version, extracted, where=changed), total_c),
+        _fill(USERS, _keys(1, first_c - 1, version, extracted, flagged, where=changed), total_c),
         _fill(PURCHASES, _keys(first_p, first_p + new_p - 1, "1", extracted), total_c),
-        _fill(PURCHASES, _keys(1, first_p - 1, version, extracted, where=changed), total_c),
+        _fill(PURCHASES, _keys(1, first_p - 1, version, extracted, flagged, where=changed), total_c),
         _fill(PRODUCTS_SQL, _keys(1 + day % size.products, 1 + day % size.products, version, extracted), total_c),
         "analyze raw.users; analyze raw.products; analyze raw.purchases",
     ]

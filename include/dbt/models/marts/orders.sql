@@ -1,3 +1,8 @@
+{#-
+    Incremental: merges the purchases extracted since the last build on order_id; the pre-hook
+    deletes the orders whose purchase left the intermediate model (its newest extraction was
+    quarantined), as a full build would leave them out.
+-#}
 {{
     config(
         materialized='incremental',
@@ -5,6 +10,12 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[{'columns': ['extracted_at']}],
+        pre_hook="{% if is_incremental() %}
+            delete from {{ this }} as orders where not exists (
+                select from {{ ref('int_purchases_enriched') }} as purchases
+                where purchases.purchase_id = orders.order_id
+            )
+        {% endif %}",
     )
 }}
 
