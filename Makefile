@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements-dev.txt
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	@test -x $(PY) || $(UV) venv -q --python 3.11 $(VENV)
 	@echo "==> $(VENV): installing requirements-dev.txt"
-	@$(UV) pip sync -q --python $(PY) requirements-dev.txt
+	@$(UV) pip sync -q --compile-bytecode --python $(PY) requirements-dev.txt
 	@touch $@
 
 setup: $(VENV)/.installed ## Install everything (venvs, connectors, dbt manifest, .env secrets); fast when done
