@@ -70,6 +70,22 @@ def read_with_source_s3(server: EmbeddedS3, fmt: str, repeat: int) -> tuple[list
     config["bucket"] = f"bench-{fmt}"
     for stream in config["streams"]:
         stream["format"] = {"filetype": fmt}
+    return read_exports(config, repeat)
+
+
+def read_all_exports() -> tuple[float, int]:
+    """source-s3's own read of every export file of this stack's S3 (settings from the environment,
+    .env and .local/services.json, as the DAG resolves them): (seconds, records)."""
+    from include.pipeline import settings
+
+    config = load_connections().sources["shop"].resolved_config({**os.environ, **settings.S3.from_settings().env()})
+    seconds, records = read_exports(config, 1)
+    return seconds[0], records
+
+
+def read_exports(config: dict, repeat: int) -> tuple[list[float], int]:
+    """Run `source-s3 read` (full refresh of every stream of `config`, no destination) `repeat`
+    times: ([seconds], records), records counted from its stdout."""
     catalog = {
         "streams": [
             {

@@ -1,0 +1,255 @@
+"""`make bench`: the whole stack at real shop volumes, under Airflow's real scheduler.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 100000 1000000] [--work-dir .local/bench] [--keep]
+
+For each size N (customers, and as many orders), in a stack of its own under --work-dir:
+1. `cli services` (Postgres, S3) and `cli settings`, then `cli up` (api-server, scheduler,
+   dag-processor, triggerer, sized to the machine); idle RSS of the whole Airflow tree;
+2. day 0 (2026-01-01), the initial full load: the simulated shop's first export holds its whole
+   history (N customers, N orders, 100 products); a run triggered through the REST API, as the
+   web UI does: wall time of the run, of each stage (shop_export, ingest, the dbt part), records
+   ingested per second, the largest RSS of any one process while it ran;
+3. day 1 (2026-01-02), the first daily increment (the day's new and changed records), the same
+   figures;
+4. with Airflow stopped, on the same data: one plain `dbt build --full-refresh` (what the day-0
+   dbt part does) and one plain `dbt build` (what the day-1 dbt part does, with nothing new
+   left to read, so a lower bound); source-s3's own read of every export file (no destination);
+   COPY of the raw rows into fresh tables;
+5. one table for all sizes, and the ratios: embedded sync vs the connector's own read vs COPY,
+   the DAG's dbt part vs one dbt build, day 1 vs day 0, and the largest size vs the smallest.
+
+Nothing is typed in: every figure is measured by this run. It takes a while (1M: ~30 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.airflow_stack import AirflowUp, cli, stack_env  # noqa: E402
+
+DAY0, DAY1 = "2026-01-01", "2026-01-02"
+CONNECTION_TASK = "ingest.shop_to_warehouse"
+RAW_STREAMS = ("users", "products", "purchases")
+MB = 1024 * 1024
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run_figures(up: AirflowUp, date: str) -> dict:
+    """Trigger the run of `date`, wait for it, return its figures."""
+    up.sampler.reset()
+    result = up.run(date, timeout=4 * 3600)
+    if result.state != "success":
+        bad = {t: v["state"] for t, v in result.tasks.items() if v["state"] != "success"}
+        raise RuntimeError(f"run of {date} ended {result.state}: {bad}\n{up.tail(6000)}")
+    sync = up.xcom(result.run_id, CONNECTION_TASK) or {}
+    records = sum(int(s.get("records") or 0) for s in (sync.get("streams") or {}).values())
+    ingest = result.tasks.get(CONNECTION_TASK, {})
+    peak_rss, peak_label = (up.sampler.top(1) or [(0, "-")])[0]
+    return {
+        "wall": result.seconds,
+        "export": result.span("shop_export"),
+        "ingest": float(ingest.get("duration") or result.span("ingest.")),
+        "sync_seconds": float(sync.get("seconds") or 0),
+        "records": records,
+        "dbt": result.span("transform."),
+        "peak_rss": peak_rss,
+        "peak_process": peak_label,
+        "tree_peak": up.sampler.tree_peak,
+    }
+
+
+def dbt_build(env: dict[str, str], *extra: str) -> float:
+    """Wall seconds of one plain `dbt build` on the stack's warehouse (threads as in the profile)."""
+    dbt = Path(sys.executable).with_name("dbt")
+    project = ROOT / "include" / "dbt"
+    with tempfile.TemporaryDirectory(prefix="bench-dbt-") as tmp:
+        cmd = [str(dbt), "build", "--project-dir", str(project), "--profiles-dir", str(project),
+               "--target-path", f"{tmp}/target", "--log-path", f"{tmp}/logs", *extra]  # fmt: skip
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env={**env, **warehouse_env(env)}, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt build {' '.join(extra)} failed:\n{proc.stdout[-4000:]}")
+    return seconds
+
+
+def warehouse_env(env: dict[str, str]) -> dict[str, str]:
+    """WAREHOUSE_* of the stack, as the CLI resolves them (its .env and services state)."""
+    code = "import json; from include.pipeline.cli import warehouse_env; print(json.dumps(warehouse_env()))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def copy_seconds(env: dict[str, str]) -> tuple[float, int]:
+    """Seconds to COPY every raw row into fresh tables of the same shape (the load only), and rows."""
+    import psycopg2
+
+    wh = warehouse_env(env)
+    conn = psycopg2.connect(
+        host=wh["WAREHOUSE_HOST"], port=wh["WAREHOUSE_PORT"], user=wh["WAREHOUSE_USER"],
+        password=wh["WAREHOUSE_PASSWORD"], dbname=wh["WAREHOUSE_DB"],
+    )  # fmt: skip
+    total, rows = 0.0, 0
+    try:
+        with conn, conn.cursor() as cur, tempfile.TemporaryDirectory(prefix="bench-copy-") as tmp:
+            cur.execute("create schema if not exists bench_copy")
+            for stream in RAW_STREAMS:
+                path = Path(tmp) / f"{stream}.csv"
+                with path.open("w") as out:
+                    cur.copy_expert(f"copy raw.{stream} to stdout with (format csv)", out)
+                cur.execute(f"drop table if exists bench_copy.{stream}")
+                cur.execute(f"create table bench_copy.{stream} (like raw.{stream})")
+                started = time.monotonic()
+                with path.open() as source:
+                    cur.copy_expert(f"copy bench_copy.{stream} from stdin with (format csv)", source)
+                total += time.monotonic() - started
+                rows += cur.rowcount
+            cur.execute("drop schema bench_copy cascade")
+    finally:
+        conn.close()
+    return total, rows
+
+
+def connector_read(env: dict[str, str]) -> tuple[float, int]:
+    """source-s3's own read of every export file of the stack's S3 (no destination): seconds, records."""
+    code = (
+        "import json, sys, time; sys.path.insert(0, 'benchmarks');"
+        "from benchmarks.shop_exports import read_all_exports;"
+        "seconds, records = read_all_exports(); print(json.dumps([seconds, records]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"connector read failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    seconds, records = json.loads(proc.stdout.strip().splitlines()[-1])
+    return seconds, records
+
+
+def bench_size(size: int, work_dir: Path, keep: bool) -> dict:
+    root = work_dir / str(size)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    env = stack_env(root, SHOP_CUSTOMERS=str(size), SHOP_ORDERS=str(size))
+    say(f"{size:,} customers and orders: stack in {root}")
+    cli(env, "setup-runtime")  # .env secrets of this stack (the venvs are shared and up to date)
+    cli(env, "services", "start")
+    figures: dict = {"size": size}
+    try:
+        with AirflowUp(env, root / "up.log") as up:
+            figures["idle_rss"] = up.idle_rss()
+            say(f"idle: Airflow's process tree holds {figures['idle_rss'] / MB:.0f} MB")
+            for name, date in (("day0", DAY0), ("day1", DAY1)):
+                say(f"{name}: run of {date} under the scheduler")
+                figures[name] = run_figures(up, date)
+                f = figures[name]
+                say(f"{name}: {f['wall']:.0f} s, {f['records']:,} records ingested in {f['ingest']:.0f} s, "
+                    f"dbt part {f['dbt']:.0f} s, largest process {f['peak_rss'] / MB:.0f} MB ({f['peak_process']})")  # fmt: skip
+        say("one plain dbt build --full-refresh, then one plain dbt build, on the same data")
+        figures["dbt_build_full"] = dbt_build(env, "--full-refresh")
+        figures["dbt_build"] = dbt_build(env)
+        say("source-s3's own read of every export file")
+        figures["read_seconds"], figures["read_records"] = connector_read(env)
+        say("COPY of the raw rows into fresh tables")
+        figures["copy_seconds"], figures["copy_rows"] = copy_seconds(env)
+    finally:
+        subprocess.run([sys.executable, "-m", "include.pipeline.cli", "services", "stop"], cwd=ROOT, env=env,
+                       capture_output=True)  # fmt: skip
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return figures
+
+
+def rate(records: float, seconds: float) -> str:
+    return f"{records / seconds:,.0f}/s" if seconds else "-"
+
+
+def print_report(results: list[dict]) -> None:
+    import psutil
+
+    print()
+    print(f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+          f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")  # fmt: skip
+    header = ("size", "run", "stage", "wall s", "records", "records/s", "peak RSS MB")
+    rows = []
+    for r in results:
+        size = f"{r['size']:,}"
+        for name, label in (("day0", "initial full load"), ("day1", "daily increment")):
+            f = r[name]
+            rows += [
+                (size, label, "shop_export (simulated shop)", f"{f['export']:.0f}", "", "", ""),
+                (size, label, "ingest (embedded sync)", f"{f['ingest']:.0f}", f"{f['records']:,}",
+                 rate(f["records"], f["sync_seconds"] or f["ingest"]), ""),
+                (size, label, "dbt part (Cosmos)", f"{f['dbt']:.0f}", "", "", ""),
+                (size, label, "whole DAG under the scheduler", f"{f['wall']:.0f}", "", "",
+                 f"{f['peak_rss'] / MB:.0f}"),
+            ]  # fmt: skip
+        rows += [
+            (size, "same data", "one dbt build --full-refresh", f"{r['dbt_build_full']:.0f}", "", "", ""),
+            (size, "same data", "one dbt build (nothing new)", f"{r['dbt_build']:.0f}", "", "", ""),
+            (size, "same data", "source-s3 own read, all files", f"{r['read_seconds']:.0f}", f"{r['read_records']:,}",
+             rate(r["read_records"], r["read_seconds"]), ""),
+            (size, "same data", "COPY of the raw rows", f"{r['copy_seconds']:.1f}", f"{r['copy_rows']:,}",
+             rate(r["copy_rows"], r["copy_seconds"]), ""),
+            (size, "idle", "Airflow (make up), whole tree", "", "", "", f"{r['idle_rss'] / MB:.0f}"),
+        ]  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for i, row in enumerate([header, *rows]):
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+    print("\nRatios")
+    for r in results:
+        d0, d1 = r["day0"], r["day1"]
+        sync_rate = d0["records"] / (d0["sync_seconds"] or d0["ingest"])
+        read_rate = r["read_records"] / r["read_seconds"]
+        print(f"  {r['size']:>9,}: embedded sync / connector's own read (time per record) "
+              f"{read_rate / sync_rate:.2f}x; COPY is {r['copy_rows'] / r['copy_seconds'] / sync_rate:.0f}x faster "
+              f"than the sync")  # fmt: skip
+        print(f"  {'':>9}  dbt part / one dbt build: day 0 {d0['dbt'] / r['dbt_build_full']:.2f}x "
+              f"(vs --full-refresh), day 1 {d1['dbt'] / r['dbt_build']:.2f}x")  # fmt: skip
+        print(f"  {'':>9}  day 1 / day 0 whole DAG: {d1['wall'] / d0['wall']:.2f}x; largest process "
+              f"{max(d0['peak_rss'], d1['peak_rss']) / MB:.0f} MB ({d0['peak_process']})")  # fmt: skip
+    if len(results) > 1:
+        small, big = results[0], results[-1]
+        factor = big["size"] / small["size"]
+        print(f"  {big['size']:,} vs {small['size']:,} ({factor:.0f}x the data): whole DAG day 0 "
+              f"{big['day0']['wall'] / small['day0']['wall']:.1f}x, day 1 {big['day1']['wall'] / small['day1']['wall']:.1f}x, "
+              f"dbt part day 0 {big['day0']['dbt'] / small['day0']['dbt']:.1f}x")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--work-dir", type=Path, default=ROOT / ".local" / "bench")
+    parser.add_argument("--keep", action="store_true", help="keep each stack's folder (data, logs)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = []
+    for size in args.sizes:
+        results.append(bench_size(size, args.work_dir, args.keep))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+    print_report(results)
+    print(f"\n  benchmark wall time: {(time.monotonic() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
