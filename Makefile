@@ -73,6 +73,10 @@ airbyte-apply: $(VENV)/.installed ## Create/update the declared sources, destina
 catalogs: setup ## Refresh include/airbyte/catalogs from the installed connectors (`discover`)
 	@$(STACK) catalogs
 
+.PHONY: bench
+bench: setup ## Benchmark the stack at 100k and 1M orders under the real scheduler (SIZES="100000 1000000"; ~45 min)
+	@$(PY) benchmarks/scale.py --sizes $(or $(SIZES),100000 1000000)
+
 .PHONY: dashboard dashboards-json
 dashboard: setup ## Local dashboard (Streamlit) on http://127.0.0.1:8501 over include/sql/dashboards (DASHBOARD_PORT)
 	@$(PY) -m include.pipeline.observe.serve

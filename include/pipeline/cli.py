@@ -257,6 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_up(_: argparse.Namespace) -> int:
     from include.pipeline.services import port_owner
 
+    settings.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
     env = stack_env()
     owner = port_owner(int(env["AIRFLOW__API__PORT"]))
     if owner:
