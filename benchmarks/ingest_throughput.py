@@ -44,6 +44,7 @@ from include.pipeline.ingest.embedded import WarehouseTarget, connector_executab
 from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
 
 CONNECTION = "shop_faker_to_warehouse"
+DECLARATION = Path(__file__).with_name("faker_connections.yaml")
 RECORD_PREFIXES = (b'{"type":"RECORD"', b'{"type": "RECORD"')
 LOAD_STEP = re.compile(r"(?:rows copied to stage|-> final table \(.*\)) in ([\d.]+) s")
 CATALOG_DIR = REPO_ROOT / "include" / "airbyte" / "catalogs"
@@ -145,7 +146,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    connection = load_connections().connection(CONNECTION)
+    # source-faker is not in the stack's declaration any more: its own file, its own venv
+    from include.pipeline import cli, settings
+
+    cli._sync_venv(REPO_ROOT / ".venv-source-faker", settings.AIRBYTE_REQUIREMENTS_DIR / "source-faker.txt")
+    connection = load_connections(DECLARATION).connection(CONNECTION)
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "postgres", password=secrets.token_urlsafe(16))
         server.start()
