@@ -25,6 +25,7 @@ def figures(stack) -> dict:
 
 def test_a_full_refresh_run_rebuilds_the_incremental_mart_with_the_same_result(stack):
     oid = stack.sql("select 'marts.orders'::regclass::oid")[0][0]
+    staging_oid = stack.sql("select 'staging.stg_faker__users'::regclass::oid")[0][0]
     before = figures(stack)
 
     run = stack.cli("demo", "--date", E2E_DATE, "--full-refresh")
@@ -32,9 +33,11 @@ def test_a_full_refresh_run_rebuilds_the_incremental_mart_with_the_same_result(s
     out = run.stdout
     assert "run state: success" in out, out[-3000:]
     assert "write strategy replace, full refresh True" in out, "the ingest re-read every stream"
-    assert "dropped the views over raw" in out
     assert "--full-refresh" in out, "Cosmos passed the flag to dbt"
     assert stack.sql("select 'marts.orders'::regclass::oid")[0][0] != oid, "marts.orders was recreated"
+    assert stack.sql("select 'staging.stg_faker__users'::regclass::oid")[0][0] != staging_oid, (
+        "the incremental staging table was rebuilt"
+    )
     assert figures(stack) == before
 
 
