@@ -64,7 +64,7 @@ class RssSampler(threading.Thread):
         self.root_pid, self.interval = root_pid, interval
         self.per_process: dict[int, tuple[int, str]] = {}
         self.tree_peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     @staticmethod
     def label(proc: psutil.Process) -> str:
@@ -94,12 +94,12 @@ class RssSampler(threading.Thread):
         self.tree_peak = max(self.tree_peak, total)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
     def reset(self) -> None:
