@@ -242,15 +242,17 @@ class AirflowUp:
         return entry.get("value") if status == 200 else None
 
     def __exit__(self, *exc) -> None:
-        if self.sampler:
-            self.sampler.stop()
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._log.close()
+        try:  # Airflow first: nothing may leave it running
+            if self.proc and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGINT)
+                try:
+                    self.proc.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+        finally:
+            if self.sampler:
+                self.sampler.stop()
+            self._log.close()
 
 
 def _env_file_value(env: dict[str, str], key: str) -> str | None:
