@@ -45,7 +45,11 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
         f"case 9: {tasks} tasks green, {len(warnings)} warnings for {len(per_callback)} callbacks "
         f"(expected {expected}), dags test {hung:.1f} s with the metrics DB hung vs {healthy:.1f} s healthy"
     )
-    assert max(per_callback.values()) == 1, f"one warning per callback: {per_callback.most_common(3)}"
+    # one warning per callback; a watcher sensor that `dags test` rescheduled (it was picked before
+    # the dbt build started: include/pipeline/transform/watcher.py) really starts, and warns, again
+    rescheduled = re.compile(r"task running of ecommerce_daily\.transform\.\S+\.(run|test|snapshot) ")
+    repeated = {w: n for w, n in per_callback.items() if n > 1}
+    assert all(rescheduled.match(w) for w in repeated), f"one warning per callback: {per_callback.most_common(3)}"
     assert len(per_callback) == expected, sorted(per_callback)
     assert dbt_tasks > 0
     connect_attempts = sum("cannot connect to the metrics database" in line for line in out.splitlines())
