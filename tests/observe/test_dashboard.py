@@ -76,6 +76,13 @@ def test_the_dashboard_renders_every_chart_in_headless_chromium(dashboard_url):
                 "n => document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] svg').length >= n",
                 arg=charts, timeout=90_000,
             )  # fmt: skip
+            # Streamlit draws panels as their queries return: charts can be done while the tables
+            # are still loading, so wait for every table and stat as well as every chart.
+            page.wait_for_function(
+                "n => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length >= n"
+                " && document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 2",
+                arg=tables, timeout=90_000,
+            )  # fmt: skip
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
             drawn = page.eval_on_selector_all(
                 '[data-testid="stVegaLiteChart"]',
