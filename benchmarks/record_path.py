@@ -1,0 +1,81 @@
+"""CPU per record of the embedded runner's record path: PyAirbyte's own vs the fast one.
+
+    .venv-airbyte/bin/python -P benchmarks/record_path.py <connector-output.jsonl> <catalog.json>
+
+Reads a connector's saved `read` output (one Airbyte message per line) and times, in CPU seconds
+of this process (so other load on the machine matters little), the work the runner does per
+record before the rows reach Postgres:
+
+- pydantic: PyAirbyte's path: `AirbyteMessage.model_validate_json`, a `StreamRecord`, a CSV row;
+- fast: the runner's path: orjson, `record_layout`/`record_row`, the same CSV row writer.
+
+The CSV text goes to a null sink in both, so file and gzip costs are left out (they are the same).
+Save an output with the connector itself, e.g. `.venv-source-faker/bin/source-faker read --config
+config.json --catalog catalog.json > out.jsonl` (benchmarks/ingest_throughput.py builds both files).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location(
+    "embedded_runner", REPO_ROOT / "include/pipeline/ingest/embedded_runner.py"
+)
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)  # by path: its folder's `platform` package would shadow the stdlib's
+
+
+def main() -> int:
+    import orjson
+    from airbyte.records import StreamRecord, StreamRecordHandler
+    from airbyte_protocol.models import AirbyteMessage, Type
+
+    lines = Path(sys.argv[1]).read_text().splitlines()
+    catalog = json.loads(Path(sys.argv[2]).read_text())
+    handlers = {
+        s["stream"]["name"]: StreamRecordHandler(
+            json_schema=s["stream"]["json_schema"], normalize_keys=True, prune_extra_fields=True
+        )
+        for s in catalog["streams"]
+    }
+    csv = runner.csv_field
+    records = [line for line in lines if line.startswith(runner.RECORD_PREFIXES)]
+
+    started = time.process_time()
+    for line in records:
+        message = AirbyteMessage.model_validate_json(line)
+        assert message.type is Type.RECORD
+        row = StreamRecord.from_record_message(message.record, stream_record_handler=handlers[message.record.stream])
+        ",".join([csv(row.get(c)) for c in row])
+    pydantic_s = time.process_time() - started
+
+    layouts: dict = {}
+    started = time.process_time()
+    for line in records:
+        record = orjson.loads(line)["record"]
+        message = runner.FastRecord(record["stream"], record["data"], record["emitted_at"], None)
+        data = message.data
+        key = (message.stream, tuple(data))
+        layout = layouts.get(key) or layouts.setdefault(key, runner.record_layout(handlers[message.stream], key[1]))
+        ",".join([csv(v) for v in runner.record_row(layout, data, message.emitted_at)])
+    fast_s = time.process_time() - started
+
+    n = len(records)
+    print(f"{n} records")
+    print(
+        f"pydantic + StreamRecord + CSV: {pydantic_s:6.2f} CPU s, {pydantic_s / n * 1e6:6.1f} us/record, {n / pydantic_s:9,.0f} records/s"
+    )
+    print(
+        f"fast (orjson + row) + CSV:     {fast_s:6.2f} CPU s, {fast_s / n * 1e6:6.1f} us/record, {n / fast_s:9,.0f} records/s"
+    )
+    print(f"speed-up: {pydantic_s / fast_s:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The embedded runner's fast record path writes the row PyAirbyte's StreamRecord would.
+
+The runner skips StreamRecord for speed (see include/pipeline/ingest/embedded_runner.py); this
+compares the two, in the embedded runtime's own interpreter (.venv-airbyte), on the cases where
+StreamRecord's rules matter: keys in another case than the schema, keys outside the schema
+(pruned), missing keys (NULL), a data key named like an Airbyte column (overwritten), nested values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from include.pipeline.ingest import embedded
+from tests.conftest import REPO_ROOT
+
+COMPARE = r"""
+import importlib.util, json, sys
+from types import SimpleNamespace
+# loaded by path: the folder holds a `platform` package that would shadow the standard library's
+spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+from airbyte.records import StreamRecord, StreamRecordHandler
+
+schema = {"properties": {"id": {}, "Name": {}, "camelCase": {}, "amount": {}, "nested": {}}}
+handler = StreamRecordHandler(json_schema=schema, normalize_keys=True, prune_extra_fields=True)
+cases = json.loads(sys.stdin.read())
+out = []
+for data in cases:
+    emitted_at = 1767225600123
+    layout = runner.record_layout(handler, tuple(data))
+    fast = dict(zip(layout[0], runner.record_row(layout, data, emitted_at)))
+    slow = dict(StreamRecord.from_record_message(
+        SimpleNamespace(data=data, emitted_at=emitted_at), stream_record_handler=handler))
+    slow["_airbyte_extracted_at"] = slow["_airbyte_extracted_at"].isoformat()
+    out.append({"fast": fast, "slow": slow, "fast_order": list(fast), "slow_order": list(slow)})
+print(json.dumps(out, default=str))
+"""
+
+CASES = [
+    {"id": 1, "Name": "a", "camelCase": 2, "amount": 1.5, "nested": {"x": [1, "é"], "y": None}},
+    {"id": 2, "name": "lower-case key for Name", "extra": 5, "CAMELCASE": 7},
+    {"nested": None, "id": 3, "_airbyte_meta": {"from": "the data"}, "_airbyte_raw_id": "x"},
+    {},
+]
+
+
+def test_fast_rows_equal_streamrecord_rows_but_for_the_new_raw_id():
+    proc = subprocess.run(
+        [str(embedded.runtime_python()), "-P", "-c", COMPARE],
+        cwd=REPO_ROOT, input=json.dumps(CASES), capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # as the runner is started
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)
+    assert len(results) == len(CASES)
+    for case, result in zip(CASES, results, strict=True):
+        fast, slow = result["fast"], result["slow"]
+        assert result["fast_order"] == result["slow_order"], case
+        fast_id, slow_id = fast.pop("_airbyte_raw_id"), slow.pop("_airbyte_raw_id")
+        assert fast_id != slow_id and len(fast_id) == len(slow_id) == 36, "a fresh UUID per record"
+        assert fast == slow, case
+    # the rules were really exercised: pruned, re-cased, missing, overwritten
+    assert results[1]["fast"]["name"] == "lower-case key for Name" and "extra" not in results[1]["fast"]
+    assert results[1]["fast"]["camelcase"] == 7 and results[1]["fast"]["amount"] is None
+    assert results[2]["fast"]["_airbyte_meta"] == {}
