@@ -15,6 +15,9 @@ its tests right after it), every day.
   watcher mode: `transform.dbt_producer_watcher` runs one `dbt build`; each model, snapshot and
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
+- **publish**: each mart to the lake as `s3://lake/marts/<mart>/ds=<ds>/` (Parquet), committed by
+  a `_manifest.json` written last (include/pipeline/publish/lake.py); then **publish_artifacts**:
+  the run's dbt artifacts and docs to `s3://lake/artifacts/<dag_id>/<run_id>/`.
 
 Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
 """
@@ -29,6 +32,7 @@ from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
 from include.pipeline.observe.freshness import check_freshness
+from include.pipeline.publish.tasks import publish_artifacts, publish_group
 from include.pipeline.transform import cosmos_config
 
 
@@ -58,13 +62,19 @@ def ecommerce_daily():
         operator_args={
             "full_refresh": "{{ params.full_refresh }}",
             **cosmos_config.SENSOR_ARGS,
-            # per-node run_results (status, time, rows, failures) into metrics.dbt_nodes
-            "callback": "include.pipeline.observe.callbacks.record_dbt_results",
+            # per-node run_results (status, time, rows, failures) into metrics.dbt_nodes; the
+            # build's run_results and manifest kept with the run's artifacts (uploaded to the lake)
+            "callback": [
+                "include.pipeline.observe.callbacks.record_dbt_results",
+                "include.pipeline.transform.docs.keep_build_artifacts",
+            ],
         },
     )
 
     shop_export() >> ingest() >> [transform, check_freshness()]
-    transform >> cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
+    docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
+    transform >> [docs, publish_group()]
+    docs >> publish_artifacts()
 
 
 ecommerce_daily()

@@ -17,7 +17,7 @@ import streamlit as st  # noqa: E402
 
 from include.pipeline.observe import config, dashboards, writer  # noqa: E402
 
-ORDER = ["pipeline_health", "business", "ingestion", "dbt", "freshness"]
+ORDER = ["pipeline_health", "business", "ingestion", "dbt", "freshness", "lake"]
 
 st.set_page_config(page_title="Data stack dashboard", layout="wide")
 

@@ -140,7 +140,10 @@ def s3() -> EmbeddedS3 | None:
         return None
     keys = settings.S3.from_settings()
     ports = settings.services_state().get("s3", {}).get("ports", {})
-    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), (EXPORTS_BUCKET,))
+    from include.pipeline.publish.lake import bucket as lake_bucket
+
+    buckets = (EXPORTS_BUCKET, lake_bucket())
+    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), buckets)
 
 
 def start_services() -> None:
@@ -168,6 +171,9 @@ def print_urls() -> None:
     )
     exports = settings.S3.from_settings()
     print(f"  shop exports S3    : {exports.endpoint or '(not started)'}  bucket s3://{EXPORTS_BUCKET}/")
+    from include.pipeline.publish.lake import bucket as lake_bucket
+
+    print(f"  lake (same S3)     : s3://{lake_bucket()}/marts/<mart>/ds=<ds>/, s3://{lake_bucket()}/artifacts/")
     print(f"                       (keys: S3_ACCESS_KEY, S3_SECRET_KEY in {settings.ENV_FILE})")
 
 

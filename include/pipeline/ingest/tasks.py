@@ -54,18 +54,9 @@ EXPORTS_CONN_ID = "shop_exports"  # airflow_settings.yaml: the S3 service of the
 
 def exports_client(conn_id: str = EXPORTS_CONN_ID):
     """A `minio` client for the Airflow connection of the exports' S3 (endpoint in its extra)."""
-    from urllib.parse import urlsplit
+    from include.pipeline.services.s3 import client_for_airflow_connection
 
-    from minio import Minio
-
-    conn = BaseHook.get_connection(conn_id)
-    endpoint = urlsplit(conn.extra_dejson.get("endpoint_url") or "")
-    if not endpoint.netloc:
-        raise ValueError(f"Airflow connection {conn_id!r} has no extra endpoint_url (e.g. http://127.0.0.1:8333)")
-    return Minio(
-        endpoint.netloc, access_key=conn.login, secret_key=conn.password, secure=endpoint.scheme == "https",
-        region=conn.extra_dejson.get("region_name"),
-    )  # fmt: skip
+    return client_for_airflow_connection(BaseHook.get_connection(conn_id))
 
 
 @task(execution_timeout=timedelta(minutes=30))

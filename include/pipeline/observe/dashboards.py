@@ -31,6 +31,7 @@ TITLES = {
     "dbt": "dbt",
     "freshness": "Freshness and data quality",
     "business": "Business KPIs",
+    "lake": "Lake",
 }
 _HEADER = re.compile(r"^--\s*(\w+):\s*(.+?)\s*$")
 

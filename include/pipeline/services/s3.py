@@ -224,3 +224,19 @@ class EmbeddedS3:
             pass
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def client_for_airflow_connection(conn):
+    """A `minio` client for an Airflow `aws` connection: keys in login/password, the endpoint in
+    its extra `endpoint_url` (e.g. http://127.0.0.1:8333), optional `region_name`."""
+    from urllib.parse import urlsplit
+
+    from minio import Minio
+
+    endpoint = urlsplit(conn.extra_dejson.get("endpoint_url") or "")
+    if not endpoint.netloc:
+        raise ValueError(f"Airflow connection {conn.conn_id!r} has no extra endpoint_url (e.g. http://127.0.0.1:8333)")
+    return Minio(
+        endpoint.netloc, access_key=conn.login, secret_key=conn.password, secure=endpoint.scheme == "https",
+        region=conn.extra_dejson.get("region_name"),
+    )  # fmt: skip

@@ -35,3 +35,23 @@ def keep_docs(project_dir: str, context: dict | None = None, **_: object) -> Pat
             shutil.copy2(target / name, out / name)
     print(f"dbt docs kept in {out}")
     return out
+
+
+BUILD_FILES = ("run_results.json", "manifest.json")
+
+
+def keep_build_artifacts(project_dir: str, context: dict | None = None, **_: object) -> Path | None:
+    """Cosmos `callback` of the transform's `dbt build`: keep its run_results.json and manifest.json
+    in .local/artifacts/<run_id>/dbt_build/ (the publish step uploads them and reads the invocation id)."""
+    run_id = (context or {}).get("run_id") or "manual"
+    target = Path(project_dir) / "target"
+    present = [name for name in BUILD_FILES if (target / name).exists()]
+    if not present:
+        print(f"no dbt build artifacts in {target} to keep")
+        return None
+    out = artifacts_dir(str(run_id)) / "dbt_build"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in present:
+        shutil.copy2(target / name, out / name)
+    print(f"dbt build artifacts ({', '.join(present)}) kept in {out}")
+    return out

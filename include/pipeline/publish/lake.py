@@ -1,0 +1,276 @@
+"""Publish the marts to the lake: `s3://<bucket>/marts/<mart>/ds=<ds>/`, committed by a manifest.
+
+A partition is committed atomically, the way a reader can check without any lock:
+
+1. the mart is read with a server-side cursor, `ROWS_PER_GROUP` rows at a time, and written as
+   Parquet row groups to a local file; every `ROWS_PER_OBJECT` rows the file is closed and uploaded
+   as `part-<attempt>-<NNNN>.parquet` (memory holds one row group, disk one object);
+2. `_manifest.json` is written last: the objects with their rows, bytes and sha256, the schema,
+   the row count, the dbt invocation id and the run id;
+3. only then are the partition's other objects deleted (an earlier run's, a failed attempt's).
+
+Readers trust only the objects the manifest lists (`read_partition`). A failed or killed attempt
+leaves at most unlisted objects behind, which nothing reads and the next commit deletes; a rerun
+of the same ds replaces the partition only when its own manifest is in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.pipeline import settings
+
+LAKE_CONN_ID = "lake"  # airflow_settings.yaml: the lake's S3 (endpoint, keys)
+MANIFEST = "_manifest.json"
+ROWS_PER_GROUP = 50_000  # rows held in memory at once
+ROWS_PER_OBJECT = 1_000_000  # rows per Parquet object
+_SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+def bucket() -> str:
+    return settings.setting("LAKE_BUCKET", "lake") or "lake"
+
+
+def partition_prefix(mart: str, ds: str) -> str:
+    if not _SAFE.match(mart):
+        raise PublishError(f"mart name {mart!r} is not a plain lower-case SQL name")
+    if not _DS.match(ds):
+        raise PublishError(f"ds {ds!r} is not a date YYYY-MM-DD")
+    return f"marts/{mart}/ds={ds}/"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str
+    precision: int | None = None
+    scale: int | None = None
+
+    def arrow_type(self):
+        """The Parquet (Arrow) type of a Postgres column; what has no exact match becomes text."""
+        import pyarrow as pa
+
+        t = self.pg_type
+        if t in ("smallint", "integer", "bigint"):
+            return pa.int64()
+        if t in ("real", "double precision"):
+            return pa.float64()
+        if t == "numeric":
+            if self.precision is not None and self.scale is not None:
+                return pa.decimal128(self.precision, self.scale)
+            return pa.float64()  # unconstrained numeric: no fixed scale for a decimal column
+        if t == "boolean":
+            return pa.bool_()
+        if t == "date":
+            return pa.date32()
+        if t == "timestamp without time zone":
+            return pa.timestamp("us")
+        if t == "timestamp with time zone":
+            return pa.timestamp("us", tz="UTC")
+        return pa.string()
+
+
+def columns_of(cur, schema: str, table: str) -> list[Column]:
+    cur.execute(
+        "select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, table),
+    )
+    found = [
+        Column(n, t, p if t == "numeric" else None, s if t == "numeric" else None) for n, t, p, s in cur.fetchall()
+    ]
+    if not found:
+        raise PublishError(f"{schema}.{table} does not exist (or has no columns): was the transform run?")
+    return found
+
+
+def converter(column: Column) -> Callable | None:
+    """How a value psycopg2 returns becomes the column's Arrow value (None: as it comes)."""
+    if column.pg_type in ("json", "jsonb"):
+        return lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+    if column.pg_type == "numeric" and (column.precision is None or column.scale is None):
+        return lambda v: None if v is None else float(v)
+    if column.pg_type not in _NATIVE:
+        return lambda v: None if v is None else str(v)
+    return None
+
+
+_NATIVE = {
+    "smallint", "integer", "bigint", "real", "double precision", "numeric", "boolean", "date",
+    "timestamp without time zone", "timestamp with time zone", "text", "character varying", "character",
+}  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def publish_mart(
+    pg_conn,
+    client,
+    mart: str,
+    ds: str,
+    *,
+    schema: str = "marts",
+    lake_bucket: str | None = None,
+    invocation_id: str | None = None,
+    run_id: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Publish `schema.mart` as the partition ds=`ds`; return the manifest written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from psycopg2 import sql
+
+    lake_bucket = lake_bucket or bucket()
+    prefix = partition_prefix(mart, ds)
+    attempt = uuid.uuid4().hex[:12]
+    started = dt.datetime.now(dt.UTC)
+    if not client.bucket_exists(lake_bucket):
+        client.make_bucket(lake_bucket)
+    with pg_conn.cursor() as cur:
+        columns = columns_of(cur, schema, mart)
+    arrow_schema = pa.schema([pa.field(c.name, c.arrow_type()) for c in columns])
+    converters = [converter(c) for c in columns]
+    objects: list[dict] = []
+    total_rows = 0
+    with (
+        tempfile.TemporaryDirectory(prefix=f"publish-{mart}-") as tmp,
+        pg_conn.cursor(name=f"publish_{attempt}") as cur,
+    ):
+        cur.itersize = ROWS_PER_GROUP
+        cur.execute(sql.SQL("select * from {}.{}").format(sql.Identifier(schema), sql.Identifier(mart)))
+        writer, path, rows_in_object = None, None, 0
+
+        def finish_object() -> None:
+            nonlocal writer, path, rows_in_object
+            writer.close()
+            key = f"{prefix}part-{attempt}-{len(objects):04d}.parquet"
+            size = path.stat().st_size
+            entry = {"key": key, "rows": rows_in_object, "bytes": size, "sha256": _sha256(path)}
+            client.fput_object(lake_bucket, key, str(path), content_type="application/vnd.apache.parquet")
+            path.unlink()
+            objects.append(entry)
+            log(f"publish {mart} ds={ds}: {key} ({rows_in_object:,} rows, {size:,} bytes)")
+            writer, path, rows_in_object = None, None, 0
+
+        while rows := cur.fetchmany(min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)):
+            if writer is None:
+                path = Path(tmp) / f"part-{len(objects):04d}.parquet"
+                writer = pq.ParquetWriter(path, arrow_schema, compression="zstd")
+            arrays = [
+                pa.array(values if convert is None else [convert(v) for v in values], type=f.type)
+                for convert, f, values in zip(converters, arrow_schema, zip(*rows, strict=True), strict=True)
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=arrow_schema))  # one row group
+            rows_in_object += len(rows)
+            total_rows += len(rows)
+            if rows_in_object >= ROWS_PER_OBJECT:
+                finish_object()
+        if writer is not None:
+            finish_object()
+    manifest = {
+        "mart": mart,
+        "ds": ds,
+        "rows": total_rows,
+        "bytes": sum(o["bytes"] for o in objects),
+        "objects": objects,
+        "schema": [
+            {"name": c.name, "type": str(f.type), "postgres_type": c.pg_type}
+            for c, f in zip(columns, arrow_schema, strict=True)
+        ],
+        "source": f"{schema}.{mart}",
+        "dbt_invocation_id": invocation_id,
+        "run_id": run_id,
+        "attempt": attempt,
+        "committed_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    body = json.dumps(manifest, indent=2).encode()
+    client.put_object(lake_bucket, prefix + MANIFEST, io.BytesIO(body), len(body), content_type="application/json")
+    listed = {o["key"] for o in objects} | {prefix + MANIFEST}
+    stale = [
+        o.object_name
+        for o in client.list_objects(lake_bucket, prefix=prefix, recursive=True)
+        if o.object_name not in listed
+    ]
+    for key in stale:
+        client.remove_object(lake_bucket, key)
+    seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    log(
+        f"publish {mart} ds={ds}: committed {total_rows:,} rows in {len(objects)} objects "
+        f"({manifest['bytes']:,} bytes) in {seconds:.1f} s; {len(stale)} old objects removed"
+    )
+    return manifest
+
+
+def read_manifest(client, mart: str, ds: str, *, lake_bucket: str | None = None) -> dict | None:
+    """The partition's manifest, or None when the partition was never committed."""
+    from minio.error import S3Error
+
+    try:
+        response = client.get_object(lake_bucket or bucket(), partition_prefix(mart, ds) + MANIFEST)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            return None
+        raise
+    try:
+        return json.loads(response.read())
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def read_partition(client, mart: str, ds: str, *, lake_bucket: str | None = None):
+    """The committed partition as an Arrow table (checksums verified), or None if not committed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake_bucket = lake_bucket or bucket()
+    manifest = read_manifest(client, mart, ds, lake_bucket=lake_bucket)
+    if manifest is None:
+        return None
+    tables = []
+    for entry in manifest["objects"]:
+        response = client.get_object(lake_bucket, entry["key"])
+        try:
+            data = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise PublishError(f"s3://{lake_bucket}/{entry['key']}: sha256 differs from its manifest")
+        tables.append(pq.read_table(io.BytesIO(data)))
+    if not tables:
+        return pa.schema([]).empty_table()
+    return pa.concat_tables(tables)
+
+
+def upload_folder(client, folder: Path, prefix: str, *, lake_bucket: str | None = None) -> list[str]:
+    """Upload every file under `folder` to `prefix` (dbt artifacts, the docs site); return the keys."""
+    lake_bucket = lake_bucket or bucket()
+    if not client.bucket_exists(lake_bucket):
+        client.make_bucket(lake_bucket)
+    keys = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = prefix.rstrip("/") + "/" + path.relative_to(folder).as_posix()
+        client.fput_object(lake_bucket, key, str(path))
+        keys.append(key)
+    return keys

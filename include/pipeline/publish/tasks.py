@@ -1,0 +1,129 @@
+"""Airflow tasks of the publish step: each mart to the lake, then the run's dbt artifacts.
+
+The marts are the dbt models under models/marts in the manifest Cosmos renders from, so a new
+mart is published without touching the DAG. Each mart is its own task (`publish.<mart>`): a
+failed upload retries that mart alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import BaseHook, task, task_group
+
+from include.pipeline import settings
+from include.pipeline.publish import lake
+
+log = logging.getLogger(__name__)
+
+DBT_PROJECT = settings.REPO_ROOT / "include" / "dbt"
+DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+
+
+def mart_models(project: Path = DBT_PROJECT) -> list[str]:
+    """The dbt models under models/marts, by file name: cheap enough for DAG parsing (one task each)."""
+    return sorted(p.stem for p in (project / "models" / "marts").rglob("*.sql"))
+
+
+def marts(manifest_path: Path = DBT_MANIFEST) -> dict[str, tuple[str, str]]:
+    """model name -> (schema, relation) of every model under models/marts, from dbt's manifest."""
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{manifest_path} is missing: run `make setup` (it runs dbt parse)")
+    nodes = json.loads(manifest_path.read_text())["nodes"].values()
+    return {
+        n["name"]: (n["schema"], n.get("alias") or n["name"])
+        for n in nodes
+        if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
+    }
+
+
+def lake_client(conn_id: str = lake.LAKE_CONN_ID):
+    from include.pipeline.services.s3 import client_for_airflow_connection
+
+    return client_for_airflow_connection(BaseHook.get_connection(conn_id))
+
+
+def _warehouse_connection():
+    import psycopg2
+
+    from include.pipeline.transform.cosmos_config import WAREHOUSE_CONN_ID
+
+    conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    return psycopg2.connect(
+        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema,
+        application_name="stack-publish",
+    )  # fmt: skip
+
+
+def _invocation_id(run_id: str) -> str | None:
+    """The dbt invocation id of this run's `dbt build` (kept by transform.docs.keep_build_artifacts)."""
+    from include.pipeline.transform.docs import artifacts_dir
+
+    path = artifacts_dir(run_id) / "dbt_build" / "run_results.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
+
+
+def _record(manifest: dict, dag_id: str, run_id: str) -> None:
+    from include.pipeline.observe import writer
+
+    row = {
+        "mart": manifest["mart"], "ds": manifest["ds"], "dag_id": dag_id, "run_id": run_id,
+        "rows": manifest["rows"], "bytes": manifest["bytes"], "objects": len(manifest["objects"]),
+        "committed_at": manifest["committed_at"], "dbt_invocation_id": manifest["dbt_invocation_id"],
+    }  # fmt: skip
+    writer.write(
+        f"lake partition {manifest['mart']} ds={manifest['ds']}",
+        [writer.upsert("lake_partitions", row, key=("mart", "ds"))],
+    )
+
+
+@task(retries=2, retry_delay=timedelta(seconds=20), execution_timeout=timedelta(hours=1))
+def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, dag=None) -> dict:
+    """Publish one mart as the run's ds partition; the manifest (without the object list) is the XCom."""
+    found = marts()
+    if model not in found:
+        raise lake.PublishError(
+            f"dbt model {model!r} is not under models/marts in {DBT_MANIFEST} (found: {sorted(found)})"
+        )
+    schema, relation = found[model]
+    conn = _warehouse_connection()
+    try:
+        manifest = lake.publish_mart(
+            conn, lake_client(), relation, ds, schema=schema, invocation_id=_invocation_id(run_id), run_id=run_id,
+            log=log.info,
+        )  # fmt: skip
+    finally:
+        conn.close()
+    _record(manifest, dag.dag_id if dag else "", run_id or "")
+    return {k: v for k, v in manifest.items() if k not in ("objects", "schema")} | {"objects": len(manifest["objects"])}
+
+
+@task(retries=2, retry_delay=timedelta(seconds=20))
+def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
+    """The run's dbt artifacts (the build's run_results and manifest, the docs site) to
+    s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
+    from include.pipeline.transform.docs import artifacts_dir
+
+    folder = artifacts_dir(run_id)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} is missing: the transform and dbt_docs tasks keep the artifacts there")
+    prefix = f"artifacts/{dag.dag_id if dag else 'dag'}/{folder.name}/"
+    keys = lake.upload_folder(lake_client(), folder, prefix)
+    log.info("dbt artifacts: %d files to s3://%s/%s", len(keys), lake.bucket(), prefix)
+    return {"prefix": prefix, "files": len(keys)}
+
+
+def publish_group():
+    """The `publish` task group: one task per mart."""
+
+    @task_group(group_id="publish")
+    def publish():
+        for model in mart_models():
+            publish_mart.override(task_id=model)(model)
+
+    return publish()
