@@ -111,3 +111,36 @@ def test_services_print_a_url_psql_can_open_and_a_second_start_is_harmless(stack
     psql_bin = shutil.which("psql") or str(_bin_dir() / "psql")  # Debian's client, else the wheel's own
     psql = subprocess.run([psql_bin, url, "-tAc", "select count(*) from raw.users"], capture_output=True, text=True)
     assert psql.stdout.strip() == str(expected()["users"]), psql.stderr
+
+
+def test_every_mart_is_in_the_lake_with_the_warehouse_rows_and_the_run_artifacts(stack):
+    """After the demo run: each mart's ds partition has the warehouse's row count and checksums,
+    metrics.lake_partitions has its row, and the run's dbt artifacts are in the lake."""
+    import json
+
+    from minio import Minio
+
+    from include.pipeline import settings
+    from include.pipeline.publish import lake
+    from include.pipeline.publish.tasks import marts
+
+    state = json.loads((stack.root / ".local" / "services.json").read_text())["s3"]
+    keys = settings.read_env_file(stack.root / ".env")
+    client = Minio(
+        f"127.0.0.1:{state['port']}", access_key=keys["S3_ACCESS_KEY"], secret_key=keys["S3_SECRET_KEY"], secure=False
+    )
+    found = marts()
+    assert len(found) >= 5
+    for _model, (schema, relation) in sorted(found.items()):
+        table = lake.read_partition(client, relation, E2E_DATE)  # verifies every object's sha256
+        assert table is not None, f"{relation}: no committed partition for {E2E_DATE}"
+        assert table.num_rows == stack.sql(f'select count(*) from "{schema}"."{relation}"')[0][0], relation  # noqa: S608
+    recorded = dict(stack.sql("select mart, rows from metrics.lake_partitions where ds = %s", (E2E_DATE,)))
+    assert set(recorded) == {relation for _, relation in found.values()}
+    artifacts = {
+        o.object_name for o in client.list_objects(lake.bucket(), prefix="artifacts/ecommerce_daily/", recursive=True)
+    }
+    assert any(k.endswith("/dbt_build/run_results.json") for k in artifacts), sorted(artifacts)[:20]
+    assert any(k.endswith("/dbt_docs/index.html") for k in artifacts), sorted(artifacts)[:20]
+    manifest = lake.read_manifest(client, "orders", E2E_DATE)
+    assert manifest["dbt_invocation_id"], "the partition names the dbt build that made it"
