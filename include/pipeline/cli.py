@@ -143,7 +143,19 @@ def s3() -> EmbeddedS3 | None:
     return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), (EXPORTS_BUCKET,))
 
 
+def services_lock():
+    """One start or stop of the embedded services at a time (services/__init__.py `exclusive`)."""
+    from include.pipeline.services import exclusive
+
+    return exclusive(settings.LOCAL_DIR / "services.lock")
+
+
 def start_services() -> None:
+    with services_lock():
+        _start_services()
+
+
+def _start_services() -> None:
     settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
     pg = postgres()
     port = pg.start()
@@ -177,11 +189,12 @@ def cmd_services(args: argparse.Namespace) -> int:
         say("services are up")
         print_urls()
     elif args.action == "stop":
-        stopped = postgres().stop()
-        say("postgres stopped" if stopped else "postgres was not running")
-        server = s3()
-        if server is not None:
-            say("s3 stopped" if server.stop() else "s3 was not running")
+        with services_lock():
+            stopped = postgres().stop()
+            say("postgres stopped" if stopped else "postgres was not running")
+            server = s3()
+            if server is not None:
+                say("s3 stopped" if server.stop() else "s3 was not running")
     elif args.action == "url":
         print(settings.Warehouse.from_settings().uri())
     else:
