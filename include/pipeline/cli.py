@@ -267,9 +267,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return worst
 
 
+def stop_like_ctrl_c() -> None:
+    """SIGTERM (a process manager, `kill`, make passing its own SIGTERM on) and SIGHUP (a closed
+    terminal) stop `up` the way Ctrl-C does: KeyboardInterrupt, so `supervise` stops Airflow."""
+    import signal
+
+    def interrupt(signum: int, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def cmd_up(_: argparse.Namespace) -> int:
     from include.pipeline.services import port_owner
 
+    stop_like_ctrl_c()
     settings.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
     env = stack_env()
     owner = port_owner(int(env["AIRFLOW__API__PORT"]))
@@ -321,14 +334,14 @@ COMPONENTS = {
 }
 
 
-def supervise(env: dict[str, str]) -> int:
-    """Run every component, prefix its output, stop them all when one exits or on Ctrl-C."""
+def supervise(env: dict[str, str], components: dict[str, list[str]] | None = None) -> int:
+    """Run every component, prefix its output, stop them all when one exits or on Ctrl-C
+    (SIGTERM and SIGHUP too: see `stop_like_ctrl_c`)."""
     import selectors
-    import signal
 
     procs = {
         name: subprocess.Popen(
-            [airflow_bin(), *args],
+            [airflow_bin(), *args] if components is None else args,
             env=env,
             cwd=settings.REPO_ROOT,
             stdout=subprocess.PIPE,
@@ -336,7 +349,7 @@ def supervise(env: dict[str, str]) -> int:
             text=True,
             start_new_session=True,
         )
-        for name, args in COMPONENTS.items()
+        for name, args in (COMPONENTS if components is None else components).items()
     }
     selector = selectors.DefaultSelector()
     for name, proc in procs.items():
@@ -355,16 +368,56 @@ def supervise(env: dict[str, str]) -> int:
     except KeyboardInterrupt:
         code = 0
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_components(list(procs.values()))
         say("Airflow stopped")
     return code or 0
+
+
+def stop_components(procs: list[subprocess.Popen], grace: float = 30) -> None:
+    """SIGTERM every component's process group, SIGKILL what is left after `grace` seconds.
+
+    Processes that left their component's group (a task supervisor puts its task runner in a
+    group of its own) are found as descendants first and stopped too. Signals are ignored
+    meanwhile: a second Ctrl-C or SIGTERM must not cut the stopping short and orphan the rest.
+    """
+    import signal
+
+    import psutil
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    tree: list[psutil.Process] = []
+    for proc in procs:
+        try:
+            tree += psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            pass
+
+    def signal_all(sig: int) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for child in tree:
+            try:
+                child.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    psutil.wait_procs(tree, timeout=max(0.1, deadline - time.monotonic()))
+    signal_all(signal.SIGKILL)
+    for proc in procs:
+        proc.wait()
+    psutil.wait_procs(tree, timeout=10)
 
 
 # -- connections ------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""`make up` stopped by SIGTERM (a process manager, `kill`) or SIGHUP (a closed terminal) stops
+every process it started, as Ctrl-C does, and frees the port (issue 10).
+
+The supervisor of `cli up` runs here with stand-in components, real processes: a web server on a
+port (the API server) and a component whose child leaves its process group (as Airflow's task
+supervisor puts a task runner in a group of its own). The same signal on the real `up`, with
+Airflow's components, is tested in tests/e2e/test_web_ui.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from include.pipeline.services import find_free_port, port_owner
+from tests.conftest import REPO_ROOT
+
+SUPERVISE = """
+import json, sys
+from include.pipeline import cli
+cli.stop_like_ctrl_c()
+sys.exit(cli.supervise(dict(__import__("os").environ), components=json.loads(sys.argv[1])))
+"""
+# A child in a new session, as a task runner under its task supervisor: out of its component's group.
+SPAWNER = "import subprocess, time; subprocess.Popen(['sleep', '600'], start_new_session=True); time.sleep(600)"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_stops_every_component_and_frees_the_port(sig):
+    port = find_free_port()
+    components = {
+        "api-server": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        "scheduler": [sys.executable, "-c", SPAWNER],
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE, json.dumps(components)], cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tree = psutil.Process(up.pid).children(recursive=True)
+            if port_owner(port) and any(p.name() == "sleep" for p in tree):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the components never started")
+        assert len(tree) >= 3, [p.cmdline() for p in tree]
+
+        started = time.monotonic()
+        os.kill(up.pid, sig)  # the `up` process only, not its group: nothing else is told
+        assert up.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(tree, timeout=max(1, 60 - (time.monotonic() - started)))
+        assert alive == [], [p.cmdline() for p in alive]
+        assert port_owner(port) is None
+        assert "Airflow stopped" in up.stdout.read()
+    finally:
+        for proc in [*tree, psutil.Process(up.pid)] if up.poll() is None else tree:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
