@@ -276,7 +276,8 @@ def stop_like_ctrl_c() -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup make up` keeps ignoring SIGHUP
+            signal.signal(sig, interrupt)
 
 
 def cmd_up(_: argparse.Namespace) -> int:
@@ -355,30 +356,39 @@ def supervise(env: dict[str, str], components: dict[str, list[str]] | None = Non
     for name, proc in procs.items():
         selector.register(proc.stdout, selectors.EVENT_READ, name)
     width = max(map(len, procs))
+
+    def relay(timeout: float) -> None:
+        """Print the lines the components wrote within `timeout` seconds, prefixed by their name."""
+        for key, _ in selector.select(timeout=timeout):
+            line = key.fileobj.readline()
+            if line:
+                print(f"{key.data:<{width}} | {line}", end="", flush=True)
+            else:  # end of file: the component closed its output
+                selector.unregister(key.fileobj)
+
     code = 0
     try:
         while all(p.poll() is None for p in procs.values()):
-            for key, _ in selector.select(timeout=1):
-                line = key.fileobj.readline()
-                if line:
-                    print(f"{key.data:<{width}} | {line}", end="", flush=True)
+            relay(1)
         code = next(p.returncode for p in procs.values() if p.returncode is not None)
         failed = [n for n, p in procs.items() if p.returncode is not None]
         print(f"error: Airflow component {', '.join(failed)} exited ({code}); stopping the others", file=sys.stderr)
     except KeyboardInterrupt:
         code = 0
     finally:
-        stop_components(list(procs.values()))
+        stop_components(list(procs.values()), relay)
         say("Airflow stopped")
     return code or 0
 
 
-def stop_components(procs: list[subprocess.Popen], grace: float = 30) -> None:
+def stop_components(procs: list[subprocess.Popen], relay=None, grace: float = 30) -> None:
     """SIGTERM every component's process group, SIGKILL what is left after `grace` seconds.
 
     Processes that left their component's group (a task supervisor puts its task runner in a
-    group of its own) are found as descendants first and stopped too. Signals are ignored
-    meanwhile: a second Ctrl-C or SIGTERM must not cut the stopping short and orphan the rest.
+    group of its own) are found as descendants first and stopped too. Their output is still
+    relayed meanwhile (`relay`): a component blocked writing to a full pipe could not shut down
+    gracefully. Signals are ignored meanwhile: a second Ctrl-C or SIGTERM must not cut the
+    stopping short and orphan the rest.
     """
     import signal
 
@@ -408,11 +418,11 @@ def stop_components(procs: list[subprocess.Popen], grace: float = 30) -> None:
 
     signal_all(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if relay is not None:
+            relay(0.2)
+        else:
+            time.sleep(0.2)
     psutil.wait_procs(tree, timeout=max(0.1, deadline - time.monotonic()))
     signal_all(signal.SIGKILL)
     for proc in procs:

@@ -62,8 +62,9 @@ def airflow_up(tmp_path_factory):
     else:
         pytest.fail("Airflow did not become healthy in 240 s:\n" + (stack.root / "up.log").read_text()[-5000:])
     yield base, proc, stack
-    if proc.poll() is None:  # the last test stops it with SIGTERM; Ctrl-C here if it did not run
-        os.killpg(proc.pid, signal.SIGINT)
+    if proc.poll() is None:  # the last test stops it with SIGTERM; here if it did not run
+        # SIGTERM, not SIGINT: a process started in the background (`cmd &`) ignores SIGINT
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -68,3 +68,33 @@ def test_sigterm_or_sighup_stops_every_component_and_frees_the_port(sig):
                 proc.kill()
             except psutil.Error:
                 pass
+
+
+def test_nohup_keeps_sighup_ignored_and_sigterm_still_stops_it():
+    """`nohup make up`: SIGHUP was ignored on purpose and stays ignored; SIGTERM still stops all."""
+    port = find_free_port()
+    components = {"api-server": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]}
+    nohup = "import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN)\n" + SUPERVISE
+    up = subprocess.Popen(
+        [sys.executable, "-c", nohup, json.dumps(components)], cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not port_owner(port):
+            assert time.monotonic() < deadline, "the component never started"
+            time.sleep(0.2)
+        os.kill(up.pid, signal.SIGHUP)
+        time.sleep(2)
+        assert up.poll() is None and port_owner(port), "SIGHUP is ignored under nohup"
+        os.kill(up.pid, signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+        deadline = time.monotonic() + 30
+        while port_owner(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert port_owner(port) is None
+    finally:
+        if up.poll() is None:
+            for child in psutil.Process(up.pid).children(recursive=True):
+                child.kill()
+            up.kill()
