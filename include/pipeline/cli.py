@@ -280,10 +280,33 @@ def stop_like_ctrl_c() -> None:
             signal.signal(sig, interrupt)
 
 
+def stop_with_make() -> None:
+    """Under `make up`, stop when make does. GNU make passes a SIGTERM on to the recipe it runs,
+    but not a SIGHUP sent to make alone, and a SIGKILLed make passes nothing: it dies and leaves
+    us running. So ask the kernel for a SIGTERM when our parent make exits (prctl
+    PR_SET_PDEATHSIG; Linux), which `stop_like_ctrl_c` turns into Ctrl-C. Only under make: a
+    shell that started `cli up &` may exit and leave it running on purpose."""
+    import ctypes
+    import signal
+
+    import psutil
+
+    try:
+        parent = psutil.Process(os.getppid())
+        if parent.name() != "make":
+            return
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent.pid:  # make died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError, psutil.Error):
+        pass
+
+
 def cmd_up(_: argparse.Namespace) -> int:
     from include.pipeline.services import port_owner
 
     stop_like_ctrl_c()
+    stop_with_make()
     settings.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
     env = stack_env()
     owner = port_owner(int(env["AIRFLOW__API__PORT"]))

@@ -98,3 +98,37 @@ def test_nohup_keeps_sighup_ignored_and_sigterm_still_stops_it():
             for child in psutil.Process(up.pid).children(recursive=True):
                 child.kill()
             up.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_make_up_killed_stops_it_too(tmp_path, sig):
+    """`make up`, the signal sent to make alone: make passes SIGTERM on, but a SIGKILLed make
+    dies without a word to `up`; every process must still stop and the port be freed. (A closed
+    terminal sends SIGHUP to make and `up` alike: the SIGHUP case above.)"""
+    port = find_free_port()
+    components = {"api-server": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]}
+    script = tmp_path / "up.py"
+    script.write_text(SUPERVISE.replace("cli.stop_like_ctrl_c()", "cli.stop_like_ctrl_c(); cli.stop_with_make()"))
+    (tmp_path / "Makefile").write_text(f"up:\n\t@{sys.executable} {script} '{json.dumps(components)}'\n")
+    make = subprocess.Popen(
+        ["make", "-s", "-C", str(tmp_path), "up"], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not port_owner(port):
+            assert time.monotonic() < deadline and make.poll() is None, "the component never started"
+            time.sleep(0.2)
+        tree = psutil.Process(make.pid).children(recursive=True)
+        make.send_signal(sig)  # to make alone, as `kill <pid of make>` does
+        make.wait(timeout=30)
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        assert alive == [], [p.cmdline() for p in alive]
+        assert port_owner(port) is None
+    finally:
+        for proc in tree:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
