@@ -4,6 +4,7 @@ Usage: python -m tests.ingest.sync_in_child SPEC_JSON (warehouse, records file, 
 executable, and whether to stand in for Airflow's task runner). The warehouse password comes in
 WAREHOUSE_PASSWORD. With `airflow_sigterm`, SIGTERM is handled as Airflow 3's task runner does
 (task_runner._on_term): call the operator's on_kill and return, the supervisor's SIGKILL follows.
+With `execution_timeout`, the sync runs under Airflow's own timeout (SIGALRM raises in the task).
 """
 
 from __future__ import annotations
@@ -34,7 +35,18 @@ def main(spec: dict) -> int:
         wh["host"], wh["port"], wh["user"], os.environ["WAREHOUSE_PASSWORD"], wh["database"]
     )
     try:
-        embedded.sync_connection(connection, target, log=lambda line: print(line, flush=True))
+        if spec.get("execution_timeout"):  # Airflow's own execution_timeout (SIGALRM raises in the task)
+            from airflow.sdk.exceptions import AirflowTaskTimeout
+            from airflow.sdk.execution_time.timeout import TimeoutPosix
+
+            try:
+                with TimeoutPosix(seconds=spec["execution_timeout"]):
+                    embedded.sync_connection(connection, target, log=lambda line: print(line, flush=True))
+            except AirflowTaskTimeout as exc:
+                print(f"timed out: {exc}", flush=True)
+                return 3
+        else:
+            embedded.sync_connection(connection, target, log=lambda line: print(line, flush=True))
     except embedded.EmbeddedSyncError as exc:
         print(f"sync ended: {exc}", flush=True)
         return 1

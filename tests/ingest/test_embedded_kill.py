@@ -42,8 +42,9 @@ def start_sync(tmp_path, warehouse):
     started: list[subprocess.Popen] = []
     tree: list[psutil.Process] = []
 
-    def start(airflow_sigterm: bool = False) -> tuple[subprocess.Popen, list[psutil.Process], Path]:
+    def start(airflow_sigterm: bool = False, execution_timeout: int | None = None):
         spec = {
+            "execution_timeout": execution_timeout,
             "warehouse": {k: v for k, v in asdict(warehouse).items() if k != "password"},
             "records_file": str(records),
             "executable": str(executable),
@@ -123,3 +124,16 @@ def test_sigterm_with_python_default_handling_leaves_nothing(start_sync):
 
     assert _left_after(procs, 15) == [], out.read_text()[-3000:]
     assert child.wait(timeout=15) == -signal.SIGTERM
+
+
+def test_execution_timeout_mid_sync_leaves_nothing(start_sync):
+    """Airflow's execution_timeout: its SIGALRM raises AirflowTaskTimeout in the task mid-sync (the
+    test delivers the alarm as the timer would, once the connector reads)."""
+    child, procs, out = start_sync(execution_timeout=3600)
+
+    os.kill(child.pid, signal.SIGALRM)
+
+    assert _left_after(procs, 15) == [], out.read_text()[-3000:]
+    assert child.wait(timeout=15) == 3
+    log = out.read_text()
+    assert "timed out: Timeout" in log and "embedded engine: stopping the sync of 'kill_test'" in log, log[-3000:]
