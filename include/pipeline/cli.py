@@ -146,7 +146,19 @@ def s3() -> EmbeddedS3 | None:
     return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), buckets)
 
 
+def services_lock():
+    """One start or stop of the embedded services at a time (services/__init__.py `exclusive`)."""
+    from include.pipeline.services import exclusive
+
+    return exclusive(settings.LOCAL_DIR / "services.lock")
+
+
 def start_services() -> None:
+    with services_lock():
+        _start_services()
+
+
+def _start_services() -> None:
     settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
     pg = postgres()
     port = pg.start()
@@ -183,11 +195,12 @@ def cmd_services(args: argparse.Namespace) -> int:
         say("services are up")
         print_urls()
     elif args.action == "stop":
-        stopped = postgres().stop()
-        say("postgres stopped" if stopped else "postgres was not running")
-        server = s3()
-        if server is not None:
-            say("s3 stopped" if server.stop() else "s3 was not running")
+        with services_lock():
+            stopped = postgres().stop()
+            say("postgres stopped" if stopped else "postgres was not running")
+            server = s3()
+            if server is not None:
+                say("s3 stopped" if server.stop() else "s3 was not running")
     elif args.action == "url":
         print(settings.Warehouse.from_settings().uri())
     else:
@@ -260,9 +273,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return worst
 
 
+def stop_like_ctrl_c() -> None:
+    """SIGTERM (a process manager, `kill`, make passing its own SIGTERM on) and SIGHUP (a closed
+    terminal) stop `up` the way Ctrl-C does: KeyboardInterrupt, so `supervise` stops Airflow."""
+    import signal
+
+    def interrupt(signum: int, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup make up` keeps ignoring SIGHUP
+            signal.signal(sig, interrupt)
+
+
+def stop_with_make() -> None:
+    """Under `make up`, stop when make does. GNU make passes a SIGTERM on to the recipe it runs,
+    but not a SIGHUP sent to make alone, and a SIGKILLed make passes nothing: it dies and leaves
+    us running. So ask the kernel for a SIGTERM when our parent make exits (prctl
+    PR_SET_PDEATHSIG; Linux), which `stop_like_ctrl_c` turns into Ctrl-C. Only under make: a
+    shell that started `cli up &` may exit and leave it running on purpose."""
+    import ctypes
+    import signal
+
+    import psutil
+
+    try:
+        parent = psutil.Process(os.getppid())
+        if parent.name() != "make":
+            return
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent.pid:  # make died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError, psutil.Error):
+        pass
+
+
 def cmd_up(_: argparse.Namespace) -> int:
     from include.pipeline.services import port_owner
 
+    stop_like_ctrl_c()
+    stop_with_make()
     settings.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
     env = stack_env()
     owner = port_owner(int(env["AIRFLOW__API__PORT"]))
@@ -314,14 +364,14 @@ COMPONENTS = {
 }
 
 
-def supervise(env: dict[str, str]) -> int:
-    """Run every component, prefix its output, stop them all when one exits or on Ctrl-C."""
+def supervise(env: dict[str, str], components: dict[str, list[str]] | None = None) -> int:
+    """Run every component, prefix its output, stop them all when one exits or on Ctrl-C
+    (SIGTERM and SIGHUP too: see `stop_like_ctrl_c`)."""
     import selectors
-    import signal
 
     procs = {
         name: subprocess.Popen(
-            [airflow_bin(), *args],
+            [airflow_bin(), *args] if components is None else args,
             env=env,
             cwd=settings.REPO_ROOT,
             stdout=subprocess.PIPE,
@@ -329,35 +379,84 @@ def supervise(env: dict[str, str]) -> int:
             text=True,
             start_new_session=True,
         )
-        for name, args in COMPONENTS.items()
+        for name, args in (COMPONENTS if components is None else components).items()
     }
     selector = selectors.DefaultSelector()
     for name, proc in procs.items():
         selector.register(proc.stdout, selectors.EVENT_READ, name)
     width = max(map(len, procs))
+
+    def relay(timeout: float) -> None:
+        """Print the lines the components wrote within `timeout` seconds, prefixed by their name."""
+        for key, _ in selector.select(timeout=timeout):
+            line = key.fileobj.readline()
+            if line:
+                print(f"{key.data:<{width}} | {line}", end="", flush=True)
+            else:  # end of file: the component closed its output
+                selector.unregister(key.fileobj)
+
     code = 0
     try:
         while all(p.poll() is None for p in procs.values()):
-            for key, _ in selector.select(timeout=1):
-                line = key.fileobj.readline()
-                if line:
-                    print(f"{key.data:<{width}} | {line}", end="", flush=True)
+            relay(1)
         code = next(p.returncode for p in procs.values() if p.returncode is not None)
         failed = [n for n, p in procs.items() if p.returncode is not None]
         print(f"error: Airflow component {', '.join(failed)} exited ({code}); stopping the others", file=sys.stderr)
     except KeyboardInterrupt:
         code = 0
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_components(list(procs.values()), relay)
         say("Airflow stopped")
     return code or 0
+
+
+def stop_components(procs: list[subprocess.Popen], relay=None, grace: float = 30) -> None:
+    """SIGTERM every component's process group, SIGKILL what is left after `grace` seconds.
+
+    Processes that left their component's group (a task supervisor puts its task runner in a
+    group of its own) are found as descendants first and stopped too. Their output is still
+    relayed meanwhile (`relay`): a component blocked writing to a full pipe could not shut down
+    gracefully. Signals are ignored meanwhile: a second Ctrl-C or SIGTERM must not cut the
+    stopping short and orphan the rest.
+    """
+    import signal
+
+    import psutil
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    tree: list[psutil.Process] = []
+    for proc in procs:
+        try:
+            tree += psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            pass
+
+    def signal_all(sig: int) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for child in tree:
+            try:
+                child.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if relay is not None:
+            relay(0.2)
+        else:
+            time.sleep(0.2)
+    psutil.wait_procs(tree, timeout=max(0.1, deadline - time.monotonic()))
+    signal_all(signal.SIGKILL)
+    for proc in procs:
+        proc.wait()
+    psutil.wait_procs(tree, timeout=10)
 
 
 # -- connections ------------------------------------------------------------------------------
@@ -392,11 +491,53 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
     return 0
 
 
+def settings_connections_env(env: dict[str, str]) -> dict[str, str]:
+    """AIRFLOW_CONN_<ID> (JSON) for every connection of airflow_settings.yaml that `env` does not
+    define already: the values `make settings` would load into Airflow, read from the same file
+    and .env, so a command that needs a connection works before Airflow's database is set up."""
+    from include.pipeline.airflow_settings import render
+
+    found = {}
+    for c in render(settings.AIRFLOW_SETTINGS_FILE, env).get("connections") or []:
+        key = f"AIRFLOW_CONN_{c['conn_id'].upper()}"
+        port = c.get("conn_port")
+        fields = {
+            "conn_type": c["conn_type"],
+            "host": c.get("conn_host"),
+            "port": int(port) if port not in (None, "") else None,
+            "login": c.get("conn_login"),
+            "password": c.get("conn_password"),
+            "schema": c.get("conn_schema"),
+            "extra": c.get("conn_extra"),
+        }
+        if key not in env:
+            found[key] = json.dumps({k: v for k, v in fields.items() if v not in (None, "")})
+    return found
+
+
 def cmd_airbyte(args: argparse.Namespace) -> int:
-    """plan / apply on the Airbyte server of the Airflow connection airbyte_default (AIRBYTE_CONN_ID)."""
+    """plan / apply on the Airbyte server of the Airflow connection airbyte_default (AIRBYTE_CONN_ID).
+
+    The destination comes from the Airflow connection `warehouse`: taken from airflow_settings.yaml
+    (as `make settings` loads it) when the environment does not define it, so `make setup` +
+    `make services` are enough; the embedded warehouse must have been started once for its port."""
+    from include.pipeline.airflow_settings import SettingsError
+
+    embedded = not (settings.setting("WAREHOUSE_HOST") or settings.setting("WAREHOUSE_PORT"))
+    if embedded and not settings.services_state().get("postgres", {}).get("port"):
+        raise ServiceError(
+            "the Airbyte destination is the warehouse, and the embedded one has never been started here "
+            "(its port is unknown): run `make services` first, or set WAREHOUSE_HOST / WAREHOUSE_PORT / "
+            "WAREHOUSE_USER / WAREHOUSE_DB for a warehouse of your own"
+        )
+    try:
+        env = stack_env()
+        env.update(settings_connections_env(env))
+    except (RuntimeError, SettingsError) as exc:  # no .env yet, or a ${VAR} of airflow_settings.yaml unset
+        raise ServiceError(str(exc)) from None
     extra = ["--file", args.file] if args.file else []
     module = "include.pipeline.ingest.platform.apply"
-    return run([PY, "-m", module, args.command.removeprefix("airbyte-"), *extra], check=False).returncode
+    return run([PY, "-m", module, args.command.removeprefix("airbyte-"), *extra], env=env, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,11 +62,13 @@ def airflow_up(tmp_path_factory):
     else:
         pytest.fail("Airflow did not become healthy in 240 s:\n" + (stack.root / "up.log").read_text()[-5000:])
     yield base, proc, stack
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:  # the last test stops it with SIGTERM; here if it did not run
+        # SIGTERM, not SIGINT: a process started in the background (`cmd &`) ignores SIGINT
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
     log.close()
     stack.cli("services", "stop", check=False)
 
@@ -127,3 +129,88 @@ def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     # watcher mode: one dbt build, and every model still has its own task that ended green
     assert states["transform.dbt_producer_watcher"] == "success"
     assert {"transform.orders.run", "transform.orders.test", "transform.customers_snapshot.snapshot"} <= set(states)
+
+
+def _sync_processes(stack: Stack) -> list[psutil.Process]:
+    """The embedded sync's processes of this stack: the PyAirbyte runner and the connectors it
+    starts (their environment names the stack's work folder, whoever their parent is now)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("AIRBYTE_PROJECT_DIR", "").startswith(str(stack.root)):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_an_ingest_task_marked_failed_mid_sync_leaves_no_sync_running(airflow_up):
+    """Issue 10 through the real path: the scheduler runs the DAG, the ingest task is marked failed
+    through the REST API while its connector reads; Airflow's supervisor SIGTERMs (then SIGKILLs)
+    the task runner's group, and the PyAirbyte runner and the connector, in a group of their own,
+    must be gone within 15 s too."""
+    base, proc, stack = airflow_up
+    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
+        1
+    ]["access_token"]
+    dags = f"{base}/api/v2/dags/ecommerce_daily"
+    deadline = time.monotonic() + 120
+    while call(dags, token=token)[0] != 200:
+        assert time.monotonic() < deadline, "the DAG never appeared in the API"
+        time.sleep(2)
+    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
+    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": "2026-01-03T00:00:00Z", "conf": {}}, token)
+    assert status == 200, run
+    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+
+    deadline = time.monotonic() + 900
+    reading: list[psutil.Process] = []
+    while time.monotonic() < deadline and not reading:  # the connector (source-s3) is running: mid-sync
+        assert proc.poll() is None, (stack.root / "up.log").read_text()[-4000:]
+        sync = _sync_processes(stack)
+        reading = sync if any("source-s3" in " ".join(p.cmdline()) for p in sync if p.is_running()) else []
+        time.sleep(0.2)
+    assert reading, "the ingest sync never started: " + str(call(f"{run_url}/taskInstances", token=token)[1])
+
+    marked = time.monotonic()
+    status, body = call(f"{run_url}/taskInstances/ingest.shop_to_warehouse", "PATCH", {"new_state": "failed"}, token)
+    assert status == 200, body
+    _, alive = psutil.wait_procs(reading, timeout=15)
+    left = [p for p in _sync_processes(stack) if p.is_running()]
+    print(f"marked failed mid-sync: {len(reading)} sync processes gone in {time.monotonic() - marked:.1f} s")
+    assert alive == [] and left == [], [p.cmdline()[:3] for p in alive + left]
+    ti = call(f"{run_url}/taskInstances/ingest.shop_to_warehouse", token=token)[1]
+    assert ti.get("state") == "failed", ti
+    # and the sync was really cut, not finished on its own: the task log says it was stopped
+    logs = stack.root / ".local" / "airflow" / "logs"
+    said = ""
+    while "stopping the sync" not in said and time.monotonic() - marked < 30:
+        said = "".join(
+            f.read_text() for f in logs.glob(f"**/run_id={run['dag_run_id']}/**/*ingest.shop_to_warehouse*/*.log")
+        )
+        time.sleep(1)
+    assert "embedded engine: SIGTERM: stopping the sync of 'shop_to_warehouse'" in said, said[-3000:]
+
+
+def test_sigterm_to_up_stops_every_airflow_process_and_frees_the_port(airflow_up):
+    """Last in this module: it stops the stack. A process manager or `kill` sends SIGTERM to the
+    `up` process alone; every Airflow process it started (API server, scheduler and its workers,
+    dag processor, triggerer) must be gone, and the port free, within 60 s."""
+    from include.pipeline.services import port_owner
+
+    base, proc, stack = airflow_up
+    port = int(base.rsplit(":", 1)[1])
+    # Airflow's components and everything under them; the embedded services (weed) stay up until `make stop`
+    components = [p for p in psutil.Process(proc.pid).children() if "airflow" in " ".join(p.cmdline()[:2])]
+    tree = components + [c for p in components for c in p.children(recursive=True)]
+    assert len(components) == 4 and port_owner(port), [p.cmdline()[:3] for p in tree]
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=60)
+    assert alive == [], [p.cmdline()[:4] for p in alive]
+    while port_owner(port) and time.monotonic() - started < 60:
+        time.sleep(0.5)
+    assert port_owner(port) is None, f"port {port} still taken {time.monotonic() - started:.0f} s after SIGTERM"
+    assert proc.wait(timeout=10) == 0
+    print(f"up stopped by SIGTERM: {len(tree)} processes gone in {time.monotonic() - started:.1f} s")
+    assert "Airflow stopped" in (stack.root / "up.log").read_text()

@@ -4,7 +4,8 @@ It serves one stream `items` from a JSON file named in its config, so a test con
 (tabs, quotes, unicode, NULLs, changed versions of a record) while PyAirbyte runs it exactly as it
 runs a real connector. Incremental reads use the cursor `updated_at` inclusively (records with
 the state's cursor value are read again, as file-based sources do), so a rerun re-emits the last
-records and the merge must absorb them. `fail_after: N` exits with an error after N records.
+records and the merge must absorb them. `fail_after: N` exits with an error after N records;
+`pause_after: N` stops sending after N records and hangs (a sync caught mid-way, for kill tests).
 Standard library only: any Python interpreter can run it.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 SCHEMA = {
     "type": "object",
@@ -59,6 +61,9 @@ def read(config: dict, catalog: dict, state: list | dict | None) -> int:
     for n, record in enumerate(records):
         if incremental and cursor is not None and record["updated_at"] < cursor:
             continue
+        if config.get("pause_after") is not None and n >= config["pause_after"]:
+            sys.stdout.flush()
+            time.sleep(600)
         if config.get("fail_after") is not None and n >= config["fail_after"]:
             sys.stderr.write("protocol_source: failing on purpose\n")
             return 1
@@ -76,7 +81,8 @@ def main(args: list[str]) -> int:
     if command == "spec":
         emit({"type": "SPEC", "spec": {"connectionSpecification": {
             "type": "object", "required": ["records_file"],
-            "properties": {"records_file": {"type": "string"}, "fail_after": {"type": "integer"}},
+            "properties": {"records_file": {"type": "string"}, "fail_after": {"type": "integer"},
+                           "pause_after": {"type": "integer"}},
         }}})  # fmt: skip
         return 0
     config = json.loads(open(option(args, "--config"), encoding="utf-8").read())

@@ -4,6 +4,16 @@ Airflow calls `sync_connection` from a task. PyAirbyte runs in its own interpret
 (.venv-airbyte), started as a child process rather than `@task.external_python` so that its
 progress streams into the task log line by line and the child is killed with the task (timeout,
 mark-failed), leaving no sync running.
+
+The child runs in its own process group (with the connector it starts), so stopping it never
+signals the task itself. How it dies with the task, whatever ends the task:
+- a timeout or Ctrl-C raises in the task: the `finally` below stops the group;
+- SIGTERM (Airflow's supervisor on mark-failed, kill, heartbeat loss): a handler installed while
+  the child runs stops the group, then hands the signal on to Airflow's own handler (on_kill);
+- SIGKILL (the supervisor's escalation), or any other death of the task process: the child's
+  stdin stays open for the whole sync and the runner kills its group when it reads end-of-file
+  there (embedded_runner.py `die_with_parent`), which the kernel delivers when the task's
+  process is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,10 +136,12 @@ def sync_connection(
     )
     result: dict | None = None
     tail: list[str] = []
+    restore = _stop_on_sigterm(proc, connection.name, log)
     try:
         assert proc.stdin and proc.stdout
-        proc.stdin.write(json.dumps(spec))
-        proc.stdin.close()
+        # One line, and stdin stays open: its end-of-file tells the runner that this process died.
+        proc.stdin.write(json.dumps(spec) + "\n")
+        proc.stdin.flush()
         for line in proc.stdout:
             line = line.rstrip()
             if line.startswith("RESULT "):
@@ -139,13 +152,14 @@ def sync_connection(
                 tail = (tail + [line])[-30:]
         code = proc.wait()
     finally:
+        restore()
         if proc.poll() is None:  # the task was killed or timed out: stop the sync, leave nothing running
             log(f"embedded engine: stopping the sync of '{connection.name}' (pid {proc.pid})")
             _kill_group(proc)
+        _close(proc.stdin)
     if code != 0 or result is None:
-        raise EmbeddedSyncError(
-            f"sync of connection '{connection.name}' failed (exit {code}). Last output:\n" + "\n".join(tail)
-        )
+        why = f"stopped by signal {_signal_name(-code)}" if code < 0 else f"failed (exit {code})"
+        raise EmbeddedSyncError(f"sync of connection '{connection.name}' {why}. Last output:\n" + "\n".join(tail))
     result["seconds"] = round(time.monotonic() - started, 3)
     result["engine"] = "embedded"
     total = sum(s["records"] for s in result["streams"].values())
@@ -165,3 +179,45 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait()
     except ProcessLookupError:
         pass
+
+
+def _close(stream) -> None:
+    try:
+        if stream is not None:
+            stream.close()
+    except OSError:  # the runner is gone: a broken pipe on the last flush
+        pass
+
+
+def _stop_on_sigterm(proc: subprocess.Popen, name: str, log: Callable[[str], None]) -> Callable[[], None]:
+    """While the sync runs, make SIGTERM stop the runner's process group first, then do what
+    SIGTERM did before (Airflow's task runner calls the operator's on_kill; Python's default ends
+    the process). Airflow's handler only calls on_kill and returns, then SIGKILLs 5 s later, so
+    without this the runner (in its own group, out of the supervisor's reach) kept writing.
+    Returns the function that puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():  # handlers belong to the main thread
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame) -> None:
+        if proc.poll() is None:
+            log(f"embedded engine: SIGTERM: stopping the sync of '{name}' (pid {proc.pid})")
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if callable(previous):
+            previous(signum, frame)
+        elif previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

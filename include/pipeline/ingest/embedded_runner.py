@@ -34,7 +34,9 @@ import gzip
 import json
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 import types
 from datetime import UTC, date, datetime
@@ -371,8 +373,32 @@ def copy_cache_class() -> type:
     return CopyPostgresCache
 
 
+def die_with_parent() -> None:
+    """Kill this runner's process group (it and its connector) as soon as the process that
+    started it is gone, however it went (SIGKILL included).
+
+    embedded.py keeps our stdin open for the whole sync; the kernel closes it when that process
+    dies, and the read below returns end-of-file. A thread, not a signal: it acts whatever the
+    main thread is blocked in (a connector's pipe, a COPY). A parent-death signal (prctl) would
+    not do: it reaches this process only, and the connector would be orphaned.
+    """
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        if os.getpgid(0) == os.getpid():  # we lead our own group (embedded.py starts a new session)
+            os.killpg(0, signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def main() -> int:
-    spec = json.load(sys.stdin)
+    spec = json.loads(sys.stdin.readline())  # one line; stdin then stays open (die_with_parent)
+    die_with_parent()
     os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")  # the connector registry is unreachable
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("NO_LIVE_PROGRESS", "1")

@@ -6,12 +6,22 @@ metrics database cannot be reached, the write logs ONE warning naming what was n
 and returns False; for STACK_METRICS_RETRY_AFTER seconds (default 30) later writes in the same
 process skip the connection attempt (one warning each), so a database that is down costs a
 process at most one connect timeout per window instead of one per event (reliability case 9).
+
+A database that accepts the connection and then stops answering (a frozen server, a dropped
+network path, a proxy that stalls) is bounded on this side too, since the server's own
+timeouts cannot fire when the server never sees the query: TCP keepalives and tcp_user_timeout
+end a connection whose peer is gone, and every connection has a deadline (STACK_METRICS_DEADLINE,
+default 10 s) after which its socket is shut down, so a listener in the scheduler never blocks
+its loop for longer than that; the database then counts as down for the retry window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -92,16 +102,83 @@ def reset() -> None:
     _params_cache, _down_until, _down_reason = None, 0.0, ""
 
 
-def connect(params: dict | None = None):
+def connect(params: dict | None = None, *, deadline: float | None = None):
+    """A short-lived connection (one transaction) to the metrics database, bounded on every side:
+    connect_timeout, keepalives, tcp_user_timeout, server-side statement and lock timeouts, and a
+    client-side deadline (`deadline` seconds, default STACK_METRICS_DEADLINE) for the whole use."""
     import psycopg2
 
     params = dict(params or connection_params())
     params.setdefault("connect_timeout", config.DEFAULT_CONNECT_TIMEOUT)
-    return psycopg2.connect(
+    for key, value in KEEPALIVES.items():
+        params.setdefault(key, value)
+    conn = psycopg2.connect(
         **params,
         application_name="stack-metrics",
         options="-c statement_timeout=5000 -c lock_timeout=2000",
+        connection_factory=_bounded_connection_class(),
     )
+    conn.start_deadline(_deadline() if deadline is None else deadline)
+    return conn
+
+
+# libpq: probe an idle connection after 5 s, give up after 2 unanswered probes 2 s apart; give up
+# on data the peer has not acknowledged after 10 s (a host that vanished mid-write).
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 10_000,
+}
+
+
+def _deadline() -> float:
+    return float(os.environ.get("STACK_METRICS_DEADLINE", "10"))
+
+
+_bounded_class = None
+
+
+def _bounded_connection_class():
+    """psycopg2's connection with a deadline: after it, the socket is shut down, so a query
+    blocked on a server that never answers fails at once instead of waiting forever."""
+    global _bounded_class
+    if _bounded_class is not None:
+        return _bounded_class
+    import psycopg2.extensions
+
+    class BoundedConnection(psycopg2.extensions.connection):
+        expired = False
+
+        def start_deadline(self, seconds: float) -> None:
+            self._guard = threading.Lock()
+            self._timer = threading.Timer(seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+        def _expire(self) -> None:
+            with self._guard:  # never after close(): the descriptor could belong to another socket
+                if self.closed:
+                    return
+                self.expired = True
+                with contextlib.suppress(Exception):  # already broken: nothing to shut down
+                    sock = socket.fromfd(self.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    finally:
+                        sock.close()  # the duplicate descriptor only
+
+        def close(self) -> None:
+            timer = getattr(self, "_timer", None)
+            if timer is None:
+                return super().close()
+            timer.cancel()
+            with self._guard:
+                super().close()
+
+    _bounded_class = BoundedConnection
+    return _bounded_class
 
 
 def write(
@@ -154,6 +231,15 @@ def write(
             _execute(conn, statements)
         return True
     except Exception as exc:  # noqa: BLE001
+        if getattr(conn, "expired", False):
+            _down_until = time.monotonic() + _retry_after()
+            _down_reason = f"no answer within the {_deadline():g} s deadline"
+            log.warning(
+                "%s %s not recorded: the metrics database %s accepted the connection but did not answer within "
+                "%g s (STACK_METRICS_DEADLINE); the run goes on",
+                WARNING_PREFIX, what, target, _deadline(),
+            )  # fmt: skip
+            return False
         log.warning(
             "%s %s not recorded: the metrics database %s refused the write (%s: %s); the run goes on",
             WARNING_PREFIX, what, target, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "",

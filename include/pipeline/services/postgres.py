@@ -94,17 +94,28 @@ class EmbeddedPostgres:
             pid, port = int(lines[0]), int(lines[3])
         except (IndexError, ValueError):
             pid, port = -1, -1
-        alive = pid > 0 and psutil.pid_exists(pid)
-        if alive:
-            try:
-                alive = "postgres" in psutil.Process(pid).name()
-            except psutil.Error:
-                alive = False
-        if not alive:
-            print(f"postgres: removing stale pid file {pid_file} (pid {pid} is not a running postgres)")
+        if not (pid > 0 and self._serves_our_data_dir(pid)):
+            print(f"postgres: removing stale pid file {pid_file} (pid {pid} is not a postgres serving {self.data_dir})")
             pid_file.unlink()
             return None
         return pid, port
+
+    def _serves_our_data_dir(self, pid: int) -> bool:
+        """Is `pid` a postmaster started on OUR data directory (`postgres -D <data_dir>`)?
+
+        The name alone is not enough: after a crash or a reboot the pid in postmaster.pid may
+        belong to any process, another Postgres (a second checkout, the test suite's) included.
+        """
+        try:
+            cmdline = psutil.Process(pid).cmdline()
+        except psutil.Error:
+            return False
+        if not cmdline or not Path(cmdline[0]).name.startswith("postgres"):
+            return False
+        dirs = [cmdline[i + 1] for i, arg in enumerate(cmdline[:-1]) if arg == "-D"]
+        dirs += [arg[2:] for arg in cmdline if arg.startswith("-D") and len(arg) > 2]
+        ours = self.data_dir.resolve()
+        return any((self.root / d).resolve() == ours for d in dirs)  # a relative -D is relative to root (cwd)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> int:
