@@ -30,17 +30,18 @@ def metrics_env() -> dict[str, str]:
     METRICS_READER_USER / _PASSWORD: the read-only role the dashboards use (Grafana, Streamlit).
     """
     wh = settings.Warehouse.from_settings()
-    writer = settings.Warehouse.for_role("metrics")
-    reader = settings.Warehouse.for_role("reader")
-    return {
+    out = {
         "METRICS_HOST": settings.setting("METRICS_HOST") or wh.host,
         "METRICS_PORT": settings.setting("METRICS_PORT") or str(wh.port),
-        "METRICS_USER": settings.setting("METRICS_USER") or writer.user,
-        "METRICS_PASSWORD": settings.setting("METRICS_PASSWORD") or writer.password,
         "METRICS_DB": settings.setting("METRICS_DB") or wh.database,
-        "METRICS_READER_USER": settings.setting("METRICS_READER_USER") or reader.user,
-        "METRICS_READER_PASSWORD": settings.setting("METRICS_READER_PASSWORD") or reader.password,
     }
+    for prefix, job in (("METRICS", "metrics"), ("METRICS_READER", "reader")):
+        user, password = settings.setting(f"{prefix}_USER"), settings.setting(f"{prefix}_PASSWORD")
+        if not (user and password):  # the warehouse's role (its password is only needed then)
+            role = settings.Warehouse.for_role(job)
+            user, password = user or role.user, password or role.password
+        out[f"{prefix}_USER"], out[f"{prefix}_PASSWORD"] = user, password
+    return out
 
 
 def params_from_env(env: dict[str, str] | None = None) -> dict:
