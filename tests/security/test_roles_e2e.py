@@ -1,0 +1,56 @@
+"""After a whole `make demo` run (the session's `stack`): each stage did its work as its own role.
+
+Who owns an object is who created it (or was given it by the migration), so the owners of the
+relations the run built say which role each stage connected as; Airflow holds no superuser login.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include.pipeline.services.warehouse import migrate
+
+pytestmark = pytest.mark.e2e
+
+
+def owners(stack, schema: str) -> set[str]:
+    rows = stack.sql(
+        "select distinct pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm')",
+        (schema,),
+    )
+    return {r[0] for r in rows}
+
+
+def test_every_stage_wrote_as_its_own_role(stack):
+    assert "run state: success" in stack.first_run.stdout, stack.first_run.stdout[-3000:]
+    assert owners(stack, "raw") == {"warehouse_ingest"}, "the embedded sync connects as the ingest role"
+    for schema in ("staging", "marts", "snapshots"):
+        assert owners(stack, schema) == {"warehouse_transform"}, f"dbt (Cosmos) builds {schema} as the transform role"
+    assert owners(stack, "metrics") == {"warehouse_metrics"}, "the metrics schema migrates as the metrics role"
+    tries = stack.sql("select count(*) from metrics.task_runs where dag_id = 'ecommerce_daily'")
+    assert tries[0][0] > 0, "and the listener wrote its rows as that role"
+
+
+def test_airflow_holds_one_connection_per_role_and_none_for_the_superuser(stack):
+    listed = stack.cli("airflow", "connections", "list", "--output", "json")
+    conns = {c["conn_id"]: c for c in json.loads(listed.stdout[listed.stdout.index("[") :])}
+    logins = {conn_id: conns[conn_id]["login"] for conn_id in conns if conns[conn_id]["conn_type"] == "postgres"}
+    assert logins == {
+        "warehouse_ingest": "warehouse_ingest",
+        "warehouse_transform": "warehouse_transform",
+        "warehouse_reader": "warehouse_reader",
+        "metrics": "warehouse_metrics",
+    }
+
+
+def test_setting_up_again_changes_nothing(stack):
+    """`make settings` a second time: no migration left to apply, the roles still log in."""
+    wh = stack.warehouse()
+    params = {"host": wh.host, "port": wh.port, "user": wh.user, "password": wh.password, "dbname": wh.database}
+    assert migrate(params) == []
+    out = stack.cli("settings").stdout
+    assert "warehouse roles on" in out and "up to date" in out, out[-2000:]
+    assert stack.sql("select version from public.warehouse_migrations") == [("001",)]
