@@ -1,9 +1,9 @@
 """Cosmos configuration shared by every DAG that runs the dbt project.
 
 The DAG is rendered from the manifest that `dbt parse` writes during `make setup` (no `dbt ls`
-while Airflow parses files). The dbt profile is built from the Airflow connection `warehouse`
-through Cosmos's Postgres profile mapping, so credentials live in one place: the connection
-`warehouse_transform`, the warehouse's transform role (reads raw, owns staging to snapshots).
+while Airflow parses files). The dbt profile is built from the Airflow connection
+`warehouse_transform` (the warehouse's transform role: reads raw, owns staging to snapshots)
+through Cosmos's Postgres profile mapping, so credentials live in one place.
 
 Execution mode WATCHER: one `dbt build` runs in a producer task (`transform.dbt_producer_watcher`)
 and each model, snapshot and model's tests keep their own Airflow task, a deferrable sensor that
