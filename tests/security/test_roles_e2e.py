@@ -6,7 +6,7 @@ relations the run built say which role each stage connected as; Airflow holds no
 
 from __future__ import annotations
 
-import json
+import sqlite3
 
 import pytest
 
@@ -35,9 +35,8 @@ def test_every_stage_wrote_as_its_own_role(stack):
 
 
 def test_airflow_holds_one_connection_per_role_and_none_for_the_superuser(stack):
-    listed = stack.cli("airflow", "connections", "list", "--output", "json")
-    conns = {c["conn_id"]: c for c in json.loads(listed.stdout[listed.stdout.index("[") :])}
-    logins = {conn_id: conns[conn_id]["login"] for conn_id in conns if conns[conn_id]["conn_type"] == "postgres"}
+    with sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db") as db:  # the metadata DB
+        logins = dict(db.execute("select conn_id, login from connection where conn_type = 'postgres'").fetchall())
     assert logins == {
         "warehouse_ingest": "warehouse_ingest",
         "warehouse_transform": "warehouse_transform",
@@ -46,11 +45,17 @@ def test_airflow_holds_one_connection_per_role_and_none_for_the_superuser(stack)
     }
 
 
-def test_setting_up_again_changes_nothing(stack):
-    """`make settings` a second time: no migration left to apply, the roles still log in."""
+def test_setting_up_again_changes_nothing_and_retires_the_superusers_connection(stack):
+    """`make settings` a second time: no migration left to apply. An Airflow upgraded from before
+    the roles still had the connection `warehouse` (the superuser's): loading the settings deletes it."""
     wh = stack.warehouse()
     params = {"host": wh.host, "port": wh.port, "user": wh.user, "password": wh.password, "dbname": wh.database}
     assert migrate(params) == []
+    uri = f"postgresql://{wh.user}:{wh.password}@{wh.host}:{wh.port}/{wh.database}"
+    stack.cli("airflow", "connections", "add", "warehouse", "--conn-uri", uri)
     out = stack.cli("settings").stdout
     assert "warehouse roles on" in out and "up to date" in out, out[-2000:]
+    assert "1 retired connections" in out, out[-2000:]
+    with sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db") as db:
+        assert db.execute("select count(*) from connection where conn_id = 'warehouse'").fetchone() == (0,)
     assert stack.sql("select version from public.warehouse_migrations") == [("001",)]
