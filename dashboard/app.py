@@ -1,7 +1,8 @@
 """The local dashboard (`make dashboard`): the Grafana panels' own queries, rendered by Streamlit.
 
 Reads include/sql/dashboards/*/*.sql (the same files the Grafana JSON is generated from) and the
-metrics database named by METRICS_* (the warehouse by default). No Grafana needed.
+metrics database named by METRICS_* (the warehouse by default), as its read-only reader role
+(METRICS_READER_USER). No Grafana needed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ st.set_page_config(page_title="Data stack dashboard", layout="wide")
 
 @st.cache_data(ttl=30, show_spinner=False)
 def query(sql: str) -> pd.DataFrame:
-    conn = writer.connect(config.params_from_env())
+    conn = writer.connect(config.reader_params())  # read-only: marts and metrics
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql)

@@ -11,15 +11,21 @@ import pytest
 from include.pipeline.ingest.embedded import WarehouseTarget
 from include.pipeline.services.postgres import EmbeddedPostgres
 from include.pipeline.services.s3 import EmbeddedS3
+from include.pipeline.services.warehouse import migrate as migrate_warehouse
+from include.pipeline.settings import ROLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory) -> EmbeddedPostgres:
-    """One Postgres for the test session, on a free port, with a generated password."""
+    """One Postgres for the test session, on a free port, with a generated password; its database
+    `warehouse` set up as the stack's is (include/sql/warehouse: one role per stage), each role's
+    generated password in `server.role_passwords` ({role: password})."""
     server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), password=secrets.token_urlsafe(16))
     server.start()
+    server.role_passwords = {role: secrets.token_urlsafe(16) for role in ROLES.values()}
+    migrate_warehouse(server_params(server, "warehouse"), server.role_passwords)
     yield server
     server.stop()
 
@@ -45,6 +51,12 @@ def exports_env(s3_server: EmbeddedS3):
         for key, value in values.items():
             patch.setenv(key, value)
         yield values
+
+
+def server_params(server: EmbeddedPostgres, database: str, role: str | None = None) -> dict:
+    """psycopg2 connect() keywords for `database`, as the superuser or as `role`."""
+    user, password = (role, server.role_passwords[role]) if role else (server.superuser, server.password)
+    return {"host": "127.0.0.1", "port": server.port, "user": user, "password": password, "dbname": database}
 
 
 def new_database(postgres_server: EmbeddedPostgres) -> WarehouseTarget:

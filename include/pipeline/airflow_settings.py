@@ -51,8 +51,14 @@ def load(path: Path, environ: dict[str, str]) -> dict[str, int]:
     from airflow.utils.session import create_session
 
     doc = render(path, environ)
-    counts = {"connections": 0, "variables": 0, "pools": 0}
+    counts = {"connections": 0, "variables": 0, "pools": 0, "retired connections": 0}
     with create_session() as session:
+        # connections an older version of this file made and this one must not leave behind
+        # (e.g. `warehouse`, the superuser's, before each stage had its own role)
+        for conn_id in doc.get("retired_connections") or []:
+            counts["retired connections"] += (
+                session.query(Connection).filter(Connection.conn_id == conn_id).delete(synchronize_session=False)
+            )
         for c in doc.get("connections") or []:
             extra = c.get("conn_extra")
             new = Connection(

@@ -51,6 +51,8 @@ def warehouse_env() -> dict[str, str]:
         "WAREHOUSE_USER": wh.user,
         "WAREHOUSE_PASSWORD": wh.password,
         "WAREHOUSE_DB": wh.database,
+        # each stage's role (airflow_settings.yaml makes one Airflow connection of each)
+        **{settings.role_password_key(job): settings.Warehouse.for_role(job).password for job in settings.ROLES},
     }
 
 
@@ -220,6 +222,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 def migrate_and_load_settings() -> None:
     env = stack_env()
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    say("warehouse roles and grants (include/sql/warehouse)")
+    run([PY, "-m", "include.pipeline.services.warehouse"], env=env)  # the superuser's one job
     say("airflow db migrate")
     run([airflow_bin(), "db", "migrate"], env=env, stdout=subprocess.DEVNULL)
     say(f"loading {settings.AIRFLOW_SETTINGS_FILE.name}")

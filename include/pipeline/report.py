@@ -66,7 +66,7 @@ def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str, str, str]]:
-    wh = settings.Warehouse.from_settings()
+    wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     out = []
     conn = psycopg2.connect(
         host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5

@@ -26,8 +26,28 @@ CONNECTIONS_FILE = Path(
 AIRBYTE_REQUIREMENTS_DIR = REPO_ROOT / "include" / "airbyte" / "requirements"
 AIRFLOW_SETTINGS_FILE = Path(os.environ.get("AIRFLOW_SETTINGS_FILE", REPO_ROOT / "airflow_settings.yaml"))
 
+# The warehouse's login roles, one per job (created by include/sql/warehouse/V001__roles.sql);
+# the superuser of WAREHOUSE_USER only runs setup. Each role's password: WAREHOUSE_<JOB>_PASSWORD.
+ROLES = {
+    "ingest": "warehouse_ingest",  # owns and writes raw (and airbyte_internal)
+    "transform": "warehouse_transform",  # reads raw; owns staging, intermediate, marts, snapshots
+    "metrics": "warehouse_metrics",  # owns metrics
+    "reader": "warehouse_reader",  # reads marts and metrics (Grafana, the Streamlit dashboard)
+}
+
+
+def role_password_key(job: str) -> str:
+    return f"WAREHOUSE_{job.upper()}_PASSWORD"
+
+
 # Secrets generated into .env on first setup. No default password exists anywhere.
-GENERATED_SECRETS = ("WAREHOUSE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+GENERATED_SECRETS = (
+    "WAREHOUSE_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    *(role_password_key(job) for job in ROLES),
+)
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
@@ -119,6 +139,18 @@ class Warehouse:
             password=password,
             database=setting("WAREHOUSE_DB") or "warehouse",
         )
+
+    @classmethod
+    def for_role(cls, job: str) -> Warehouse:
+        """The warehouse as the login role of `job` (a key of ROLES), with its generated password."""
+        if job not in ROLES:
+            raise ValueError(f"no warehouse role for job {job!r}; the jobs are {', '.join(ROLES)}")
+        key = role_password_key(job)
+        password = setting(key)
+        if not password:
+            raise RuntimeError(f"{key} is not set: run `make setup` to generate it into {ENV_FILE}")
+        admin = cls.from_settings()
+        return cls(admin.host, admin.port, ROLES[job], password, admin.database)
 
     def uri(self, *, hide_password: bool = False) -> str:
         password = "***" if hide_password else self.password

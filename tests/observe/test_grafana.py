@@ -21,7 +21,10 @@ def test_the_datasource_is_postgres_with_every_value_from_the_environment():
     (source,) = doc["datasources"]
     assert source["uid"] == dashboards.DATASOURCE_UID and source["type"] == dashboards.DATASOURCE["type"]
     for value in (source["url"], source["user"], source["jsonData"]["database"], source["secureJsonData"]["password"]):
-        assert re.fullmatch(r"(\$\{METRICS_[A-Z]+\}:?)+", value), f"{value!r}: no host, user or password in git"
+        assert re.fullmatch(r"(\$\{METRICS_[A-Z_]+\}:?)+", value), f"{value!r}: no host, user or password in git"
+    # Grafana only reads: the read-only role, never the metrics writer's (issue 11)
+    assert source["user"] == "${METRICS_READER_USER}"
+    assert source["secureJsonData"]["password"] == "${METRICS_READER_PASSWORD}"
 
 
 def test_the_dashboard_provider_loads_the_generated_json_folder():

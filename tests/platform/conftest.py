@@ -17,7 +17,7 @@ CONNECTION = "shop_to_warehouse"
 
 @pytest.fixture
 def platform_env(monkeypatch, airbyte_conn_env):  # noqa: F811
-    """Platform engine, fast polls, a warehouse Airflow connection (generated password)."""
+    """Platform engine, fast polls, the warehouse_ingest Airflow connection (generated password)."""
     monkeypatch.setenv("AIRBYTE_ENGINE", "platform")
     monkeypatch.setenv("AIRBYTE_POLL_SECONDS", "0.05")
     monkeypatch.setenv("AIRBYTE_SUBMIT_TRIES", "4")
@@ -29,9 +29,9 @@ def platform_env(monkeypatch, airbyte_conn_env):  # noqa: F811
     monkeypatch.setenv("S3_ACCESS_KEY", secrets.token_hex(8))
     monkeypatch.setenv("S3_SECRET_KEY", secrets.token_urlsafe(16))
     monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE",
+        "AIRFLOW_CONN_WAREHOUSE_INGEST",
         json.dumps(
-            {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
+            {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "warehouse_ingest",
              "password": password, "schema": "warehouse"}
         ),
     )  # fmt: skip

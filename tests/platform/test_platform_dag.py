@@ -12,6 +12,7 @@ import pytest
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from include.pipeline.settings import read_env_file
 from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
 
@@ -59,10 +60,11 @@ def test_apply_twice_through_the_cli_second_changes_nothing(platform_stack):
     first, second = platform_stack.applies
     assert "Apply complete: 3 created" in first.stdout, first.stdout + first.stderr
     assert "No changes" in second.stdout and "3 unchanged" in second.stdout
-    password = platform_stack.env["WAREHOUSE_PASSWORD"]
+    password = read_env_file(platform_stack.root / ".env")["WAREHOUSE_INGEST_PASSWORD"]
     assert password not in first.stdout + second.stdout
     [dest] = platform_stack.fake.destinations()
-    assert dest["configuration"]["password"] == password, "taken from the Airflow connection `warehouse`"
+    assert dest["configuration"]["username"] == "warehouse_ingest", "the ingest role, never the superuser"
+    assert dest["configuration"]["password"] == password, "taken from the Airflow connection `warehouse_ingest`"
 
 
 def test_daily_run_in_platform_mode_is_green_with_one_job_per_connection(platform_stack):

@@ -121,12 +121,18 @@ def check_freshness(max_lag_hours: float = MAX_LAG_HOURS, **context) -> dict:
     by_conn: dict[str, list[str]] = {}
     for conn_id, table in raw_tables():
         by_conn.setdefault(conn_id, []).append(table)
-    for conn_id, tables in by_conn.items():
+    # the raw tables as their destination's role (the ingest role owns them); the quarantine
+    # relations are dbt's, read as the transform role (the ingest role cannot see them)
+    from include.pipeline.transform.cosmos_config import WAREHOUSE_CONN_ID
+
+    for conn_id, tables in [*by_conn.items(), (WAREHOUSE_CONN_ID, None)]:
         c = BaseHook.get_connection(conn_id)
         with psycopg2.connect(host=c.host, port=int(c.port or 5432), user=c.login, password=c.password,
                               dbname=c.schema, connect_timeout=10) as conn, conn.cursor() as cur:  # fmt: skip
-            figures += [measure(cur, t) for t in tables]
-            quarantined.update(quarantine_relations(cur))
+            if tables is None:
+                quarantined.update(quarantine_relations(cur))
+            else:
+                figures += [measure(cur, t) for t in tables]
         conn.close()
     for f in figures:
         if f.get("missing"):

@@ -21,6 +21,8 @@ from include.pipeline.observe import config
 MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "metrics"
 _NAME = re.compile(r"^V(\d{3})__[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x5354414B  # "STAK": the advisory lock of metrics migrations
+# A migration's own `create schema if not exists metrics;`, dropped when the schema exists (above).
+_CREATE_SCHEMA = re.compile(rf"^\s*create\s+schema\s+if\s+not\s+exists\s+{config.SCHEMA}\s*;", re.I | re.M)
 
 
 class MigrationError(RuntimeError):
@@ -45,7 +47,12 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
     try:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            cur.execute(f"create schema if not exists {config.SCHEMA}")
+            # The warehouse's metrics role owns the schema but may not create schemas, and Postgres
+            # checks that privilege before it sees `if not exists`: create only what is missing.
+            cur.execute("select 1 from pg_namespace where nspname = %s", (config.SCHEMA,))
+            schema_exists = cur.fetchone() is not None
+            if not schema_exists:
+                cur.execute(f"create schema {config.SCHEMA}")
             cur.execute(
                 f"create table if not exists {config.SCHEMA}.schema_migrations ("
                 " version text primary key, name text not null, checksum text not null,"
@@ -63,7 +70,7 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
                             "never edit an applied migration: add V<next>__<name>.sql"
                         )
                     continue
-                cur.execute(text)
+                cur.execute(_CREATE_SCHEMA.sub("", text) if schema_exists else text)
                 cur.execute(
                     f"insert into {config.SCHEMA}.schema_migrations (version, name, checksum) values (%s, %s, %s)",
                     (version, path.name, checksum),

@@ -1,7 +1,8 @@
 """Cosmos configuration shared by every DAG that runs the dbt project.
 
 The DAG is rendered from the manifest that `dbt parse` writes during `make setup` (no `dbt ls`
-while Airflow parses files). The dbt profile is built from the Airflow connection `warehouse`
+while Airflow parses files). The dbt profile is built from the Airflow connection
+`warehouse_transform` (the warehouse's transform role: reads raw, owns staging to snapshots)
 through Cosmos's Postgres profile mapping, so credentials live in one place.
 
 Execution mode WATCHER: one `dbt build` runs in a producer task (`transform.dbt_producer_watcher`)
@@ -26,7 +27,8 @@ from include.pipeline import settings
 DBT_PROJECT_DIR = settings.DBT_PROJECT_DIR
 DBT_MANIFEST = Path(os.environ.get("DBT_MANIFEST_PATH", DBT_PROJECT_DIR / "target" / "manifest.json"))
 DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE", settings.REPO_ROOT / ".venv" / "bin" / "dbt"))
-WAREHOUSE_CONN_ID = os.environ.get("WAREHOUSE_CONN_ID", "warehouse")
+# dbt connects as the warehouse's transform role: it reads raw and owns the schemas it builds.
+WAREHOUSE_CONN_ID = os.environ.get("WAREHOUSE_CONN_ID", "warehouse_transform")
 DBT_TARGET_SCHEMA = os.environ.get("DBT_TARGET_SCHEMA", "analytics")
 
 

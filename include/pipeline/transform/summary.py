@@ -15,7 +15,7 @@ EXTRA = {
 
 def mart_rows() -> dict[str, int | None]:
     """{mart: rows} now (None when a relation is missing), plus snapshot rows and net revenue."""
-    wh = settings.Warehouse.from_settings()
+    wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     queries = {m: f"select count(*) from marts.{m}" for m in MARTS} | EXTRA
     out: dict[str, int | None] = {}
     conn = psycopg2.connect(
