@@ -46,12 +46,13 @@ def lake_client(conn_id: str = lake.LAKE_CONN_ID):
     return client_for_airflow_connection(BaseHook.get_connection(conn_id))
 
 
-def _warehouse_connection():
+READER_CONN_ID = "warehouse_reader"  # publish only reads the marts: the read-only role
+
+
+def _warehouse_connection(conn_id: str = READER_CONN_ID):
     import psycopg2
 
-    from include.pipeline.transform.cosmos_config import WAREHOUSE_CONN_ID
-
-    conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    conn = BaseHook.get_connection(conn_id)
     return psycopg2.connect(
         host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema,
         application_name="stack-publish",
