@@ -41,6 +41,11 @@ def runtime_python() -> Path:
 
 
 def connector_executable(connector: str) -> Path:
+    """The connector's entry point in its venv; a name that could leave the repo is refused."""
+    from include.pipeline.ingest.connections import valid_connector
+
+    if not valid_connector(connector):
+        raise ValueError(f"connector name {connector!r} is not `source-<lowercase words>`: refused as a path")
     return settings.REPO_ROOT / f".venv-{connector}" / "bin" / connector
 
 
