@@ -77,7 +77,12 @@ def test_the_base_declaration_is_valid_without_a_catalog(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "needle", "expected"),
     [
-        ("schema", "'raw\"; drop schema marts cascade; --'", "schema:", "schema 'raw\"; drop schema marts cascade; --'"),
+        (
+            "schema",
+            "'raw\"; drop schema marts cascade; --'",
+            "schema:",
+            "schema 'raw\"; drop schema marts cascade; --'",
+        ),
         ("schema", "Raw", "schema:", "schema 'Raw' is not allowed"),
         ("schema", "'r a w'", "schema:", "is not allowed"),
         ("conn_id", "'warehouse; rm -rf /'", "airflow_conn_id:", "airflow_conn_id"),

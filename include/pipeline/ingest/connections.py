@@ -45,6 +45,7 @@ def valid_connector(name: Any) -> bool:
     """A connector name that stays inside its folder: `source-<lowercase words>`, nothing else."""
     return isinstance(name, str) and bool(_CONNECTOR.match(name))
 
+
 CATALOG_DIR = settings.REPO_ROOT / "include" / "airbyte" / "catalogs"
 
 
@@ -514,7 +515,10 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
         pk = [pk] if isinstance(pk, str) else pk
         if not isinstance(pk, list) or not all(
             check.pattern(
-                column, _COLUMN, s.key_lines["primary_key"], f"primary_key column of {swhere}",
+                column,
+                _COLUMN,
+                s.key_lines["primary_key"],
+                f"primary_key column of {swhere}",
                 "write `primary_key: [<column>, ...]` with column names of letters, digits and _",
             )  # fmt: skip
             for column in (pk if isinstance(pk, list) else [pk])

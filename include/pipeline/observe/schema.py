@@ -38,6 +38,8 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[str, Path]]:
 
 def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations; return the versions applied now (empty when up to date)."""
+    from psycopg2 import sql
+
     from include.pipeline.observe import writer
 
     conn = writer.connect(params or config.params_from_env())
@@ -45,13 +47,16 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
     try:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            cur.execute(f"create schema if not exists {config.SCHEMA}")
+            ledger = sql.Identifier(config.SCHEMA, "schema_migrations")
+            cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(config.SCHEMA)))
             cur.execute(
-                f"create table if not exists {config.SCHEMA}.schema_migrations ("
-                " version text primary key, name text not null, checksum text not null,"
-                " applied_at timestamptz not null default now())"
+                sql.SQL(
+                    "create table if not exists {} ("
+                    " version text primary key, name text not null, checksum text not null,"
+                    " applied_at timestamptz not null default now())"
+                ).format(ledger)
             )
-            cur.execute(f"select version, name, checksum from {config.SCHEMA}.schema_migrations")
+            cur.execute(sql.SQL("select version, name, checksum from {}").format(ledger))
             done = {v: (n, c) for v, n, c in cur.fetchall()}
             for version, path in migrations(folder):
                 text = path.read_text()
@@ -65,7 +70,7 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
                     continue
                 cur.execute(text)
                 cur.execute(
-                    f"insert into {config.SCHEMA}.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                    sql.SQL("insert into {} (version, name, checksum) values (%s, %s, %s)").format(ledger),
                     (version, path.name, checksum),
                 )
                 applied_now.append(version)
