@@ -24,8 +24,6 @@ SYNC_MODES = (
     "incremental_deduped_history",
 )
 ENGINES = ("embedded", "platform")
-# Keys of an Airbyte destination's settings that are secrets: only `${ENV_VAR}` may be written.
-PLATFORM_SECRET_KEYS = frozenset({"password", "secret_access_key", "access_key_id", "ssh_key", "tunnel_user_password"})
 # Every name from the file reaches SQL (schemas, tables, columns), file paths (connector venvs,
 # requirements, catalogs) or the Airbyte API, so each is checked against a strict pattern here,
 # catalog or not. 63 bytes: Postgres's identifier limit (a longer name is silently truncated).
@@ -361,13 +359,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         overrides = d.get("airbyte") or _Map()
         if check.mapping(overrides, d.key_lines.get("airbyte", d.line), f"{where} airbyte") is None:
             continue
-        for key, value in overrides.items():
-            if key in PLATFORM_SECRET_KEYS and not (isinstance(value, str) and _ENV_REF.match(value)):
-                check.fail(
-                    overrides.key_lines[key],
-                    f"{where} airbyte.{key} is a secret written in the file",
-                    f'write `{key}: "${{ENV_VAR}}"` and export ENV_VAR, or leave it to the Airflow connection',
-                )
+        _check_secrets(check, f"destination-{d['type']}", overrides, f"{where} airbyte", overrides.line)
         destinations[dname] = Destination(
             dname, d["type"], str(d["schema"]), str(d["airflow_conn_id"]), dict(overrides)
         )
@@ -400,6 +392,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         config = s.get("config") or _Map()
         if check.mapping(config, s.key_lines.get("config", s.line), f"{where} config") is None:
             continue
+        _check_secrets(check, connector, config, f"{where} config", config.line)
         if isinstance(config.get("streams"), list):  # a file-based connector: streams declared in its config
             catalogs[sname] = _file_streams(check, config, where)
         else:
@@ -455,6 +448,22 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     if check.problems:
         raise ConnectionsConfigError(check.problems)
     return IngestionConfig(path, sources, destinations, tuple(connections), workspace)
+
+
+def _check_secrets(check: _Checker, connector: str, config: _Map, where: str, line: int) -> None:
+    """A secret field (include/airbyte/secret_fields.json, from the connector's spec) holds only
+    a `${ENV_VAR}` reference: a literal secret in the file would end up in git."""
+    from include.pipeline.ingest.secret_fields import secret_values
+
+    for path, value, holder in secret_values(connector, config):
+        if value is None or value == "" or (isinstance(value, str) and _ENV_REF.match(value)):
+            continue
+        key = path[-1]
+        check.fail(
+            getattr(holder, "key_lines", {}).get(key, line),
+            f"{where} {'.'.join(path)} is a secret written in the file (the {connector} spec marks it secret)",
+            f'write `{key}: "${{ENV_VAR}}"` and export ENV_VAR (or put it in .env)',
+        )
 
 
 def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> tuple[Stream, ...] | None:

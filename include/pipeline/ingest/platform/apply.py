@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.connections import (
     Connection,
     ConnectionsConfigError,
@@ -29,8 +30,7 @@ from include.pipeline.ingest.connections import (
 )
 from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
 
-SECRET_MASK = "**********"  # noqa: S105 (what Airbyte shows instead of a secret)
-SECRET_KEYS = re.compile(r"(password|secret|token|api_key|private_key|credentials|access_key)", re.I)
+SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
 _ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 
 
@@ -169,24 +169,29 @@ class Plan:
         return "\n".join(lines)
 
 
-def _masked(key: str, value: Any) -> Any:
-    return SECRET_MASK if SECRET_KEYS.search(key) else value
-
-
-def _diff(desired: Any, current: Any, path: str = "") -> list[str]:
+def _diff(desired: Any, current: Any, path: str = "", connector: str = "") -> list[str]:
     """Differences of `desired` against `current`, for keys `desired` declares (server defaults ignored).
-    A masked secret on the server counts as equal: secrets cannot be read back."""
+
+    Every field `connector`'s spec marks secret (secret_fields: at any depth) is masked on both
+    sides, lists and nested blocks included; a masked secret on the server counts as equal:
+    secrets cannot be read back. `path` starts with `configuration` for an actor's settings."""
+    fields = tuple(path.split(".")[1:]) if path.startswith("configuration") else tuple(path.split("."))
+    secret = bool(connector) and secret_fields.is_secret(connector, fields)
     if isinstance(desired, dict):
         current = current if isinstance(current, dict) else {}
         out: list[str] = []
         for key, value in desired.items():
-            out += _diff(value, current.get(key), f"{path}.{key}" if path else key)
+            out += _diff(value, current.get(key), f"{path}.{key}" if path else key, connector)
         return out
-    if current == SECRET_MASK and SECRET_KEYS.search(path):
+    if secret and (current == SECRET_MASK or desired == current):
         return []
     if desired != current:
-        leaf = path.rsplit(".", 1)[-1]
-        return [f"{path}: {_masked(leaf, current)!r} -> {_masked(leaf, desired)!r}"]
+        show = (
+            (lambda v: SECRET_MASK if v is not None else None)
+            if secret
+            else (lambda v: secret_fields.mask(connector, v, fields) if connector else v)
+        )
+        return [f"{path}: {show(current)!r} -> {show(desired)!r}"]
     return []
 
 
@@ -307,8 +312,12 @@ def _actor_change(kind: str, name: str, desired: dict, current: dict | None, ws_
             body,
             current[f"{kind}Id"],
         )
+    connector = f"{kind}-{desired[type_key]}"
     details = _diff(
-        {k: v for k, v in desired.items() if k != type_key}, current.get("configuration") or {}, "configuration"
+        {k: v for k, v in desired.items() if k != type_key},
+        current.get("configuration") or {},
+        "configuration",
+        connector,
     )
     return Change("update" if details else "unchanged", kind, name, details, body, current[f"{kind}Id"])
 
