@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from include.pipeline.ingest.connections import CATALOG_DIR, Source
-from include.pipeline.ingest.embedded import connector_executable
+from include.pipeline.ingest.embedded import child_env, connector_executable
 
 
 def discover(source: Source) -> dict:
@@ -22,7 +22,7 @@ def discover(source: Source) -> dict:
         config.write_text(json.dumps(source.resolved_config()))
         out = subprocess.run(
             [str(connector_executable(source.connector)), "discover", "--config", str(config)],
-            capture_output=True, text=True, check=True, timeout=300,
+            capture_output=True, text=True, check=True, timeout=300, env=child_env(),
         )  # fmt: skip
     for line in out.stdout.splitlines():
         try:
