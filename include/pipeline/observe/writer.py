@@ -14,8 +14,12 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from include.pipeline.observe import config
+
+if TYPE_CHECKING:
+    from psycopg2.sql import Composable
 
 log = logging.getLogger("stack.metrics")
 
@@ -106,7 +110,7 @@ def connect(params: dict | None = None):
 
 def write(
     what: str,
-    statements: Iterable[tuple[str, Sequence | dict | None]],
+    statements: Iterable[tuple[str | Composable, Sequence | dict | None]],
     params: dict | None = None,
     *,
     in_task: bool = True,
@@ -179,7 +183,7 @@ def upsert(
     key: Sequence[str],
     *,
     overrides: dict[str, str] | None = None,
-) -> tuple[str, dict]:
+) -> tuple[Composable, dict]:
     """`insert ... on conflict (key) do update`: a second delivery of the same row leaves one row.
 
     A non-key column takes the new value unless it is null (`coalesce(excluded.c, t.c)`);
