@@ -170,7 +170,8 @@ def test_case_17_a_connection_secret_is_in_no_log_line_result_or_metrics_row(tmp
             "users": {"records": 1, "table": "raw.users", "seconds": 0.1}}}))
         sys.exit(1 if os.path.exists(sys.argv[0] + ".fail") else 0)
     """
-    runtime = Path(str(fake_runtime(tmp_path, monkeypatch, body)).replace("child.json", "runtime"))
+    fake_runtime(tmp_path, monkeypatch, body)
+    runtime = tmp_path / "runtime"
     monkeypatch.setattr(settings, "LOCAL_DIR", tmp_path / "local")
     connection = load_connections(settings.CONNECTIONS_FILE).connection("shop_to_warehouse")
     target = embedded.WarehouseTarget("127.0.0.1", 5432, "postgres", secrets.token_urlsafe(12), "warehouse")
