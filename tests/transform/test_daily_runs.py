@@ -69,7 +69,8 @@ class Warehouse:
             s["rows"][relation] = self.sql(count_rows(relation))[0][0]
             s["duplicates"][relation] = self.sql(
                 sql.SQL("select count(*) from (select {k} from {r} group by {k} having count(*) > 1) d").format(
-                    k=sql.Identifier(key), r=identifiers.relation(relation)
+                    k=sql.SQL(", ").join(sql.Identifier(c.strip()) for c in key.split(",")),
+                    r=identifiers.relation(relation),
                 )
             )[0][0]
         raw_orders = sql.SQL(RAW_ORDERS)  # a constant query of this module
