@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from include.pipeline import identifiers
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -69,7 +71,7 @@ def count_rows(conn, relation: str | None) -> int | None:
     if not relation:
         return None
     with conn.cursor() as cur:
-        cur.execute(f"select count(*) from {relation}")
+        cur.execute(identifiers.count_rows(relation))  # dbt's quoted "db"."schema"."name"
         return cur.fetchone()[0]
 
 

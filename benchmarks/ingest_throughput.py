@@ -36,6 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
+from psycopg2 import sql
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -124,10 +126,11 @@ def copy_same_rows(server: EmbeddedPostgres, warehouse: WarehouseTarget, streams
     with conn, conn.cursor() as cur:
         cur.execute("create schema copy_bench")
         for name in streams:
-            cur.execute(f"create table copy_bench.{name} (like raw.{name})")
+            raw_table, bench_table = sql.Identifier("raw", name), sql.Identifier("copy_bench", name)
+            cur.execute(sql.SQL("create table {} (like {})").format(bench_table, raw_table))
             buf = io.BytesIO()
-            cur.copy_expert(f"copy raw.{name} to stdout with (format csv)", buf)
-            cur.execute(f"select count(*) from raw.{name}")
+            cur.copy_expert(sql.SQL("copy {} to stdout with (format csv)").format(raw_table).as_string(cur), buf)
+            cur.execute(sql.SQL("select count(*) from {}").format(raw_table))
             rows += cur.fetchone()[0]
             dumps[name] = buf
     started = time.monotonic()

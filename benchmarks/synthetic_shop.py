@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from include.pipeline.identifiers import count_rows
+
 PRODUCTS = 100  # source-faker's catalogue is a fixed list of 100 cars
 INITIAL_EXTRACTION = "2026-01-01 02:00:00"
 
@@ -118,16 +120,18 @@ def _fill(template: str, keys: str, customers: int, products: int = PRODUCTS) ->
 
 def _keys(first: int, last: int, version: str, extracted: str, flagged: str = "false", where: str = "true") -> str:
     """A key set: ids first..last, extraction `version` at `extracted` (SQL expressions of i)."""
+    # SQL expressions written in this module and integers: no name from outside reaches this text
     return (
-        f"select i, 0::bigint as n, ({version})::int as v, ({extracted})::timestamp as extracted,"
+        f"select i, 0::bigint as n, ({version})::int as v, ({extracted})::timestamp as extracted,"  # noqa: S608
         f" ({flagged}) as flagged from generate_series({first}::bigint, {last}::bigint) as i where {where}"
     )
 
 
 def _null_keys(count: int, extracted: str) -> str:
     """`count` records with no primary key (Airbyte's append mode lets them through)."""
+    # integers and this module's expressions only
     return (
-        f"select i, n, 1 as v, ({extracted})::timestamp as extracted, false as flagged"
+        f"select i, n, 1 as v, ({extracted})::timestamp as extracted, false as flagged"  # noqa: S608
         f" from (select null::bigint as i, n from generate_series(1::bigint, {count}::bigint) as n) as nulls"
     )
 
@@ -203,11 +207,11 @@ def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01, flag_every: 
     with conn.cursor() as cur:
         counts = {}
         for table in ("users", "purchases", "products"):
-            cur.execute(f"select count(*) from raw.{table}")
+            cur.execute(count_rows(f"raw.{table}"))
             counts[table] = cur.fetchone()[0]
     _exec(conn, statements)
     with conn.cursor() as cur:
         for table in counts:
-            cur.execute(f"select count(*) from raw.{table}")
+            cur.execute(count_rows(f"raw.{table}"))
             counts[table] = cur.fetchone()[0] - counts[table]
     return counts

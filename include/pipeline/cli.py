@@ -221,11 +221,14 @@ def cmd_services(args: argparse.Namespace) -> int:
 # -- airflow ----------------------------------------------------------------------------------
 def migrate_and_load_settings() -> None:
     env = stack_env()
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    from include.pipeline.private_files import private_dir, tighten
+
+    home = private_dir(Path(env["AIRFLOW_HOME"]))  # metadata DB, airflow.cfg, passwords.json: owner only
     say("warehouse roles and grants (include/sql/warehouse)")
     run([PY, "-m", "include.pipeline.services.warehouse"], env=env)  # the superuser's one job
     say("airflow db migrate")
     run([airflow_bin(), "db", "migrate"], env=env, stdout=subprocess.DEVNULL)
+    tighten(home / "airflow.db", warn=lambda _: None)  # Airflow creates it 0644 (inside the 0700 home)
     say(f"loading {settings.AIRFLOW_SETTINGS_FILE.name}")
     run([PY, "-m", "include.pipeline.airflow_settings", str(settings.AIRFLOW_SETTINGS_FILE)], env=env)
     say("metrics schema (include/sql/metrics)")
@@ -330,9 +333,9 @@ def cmd_up(_: argparse.Namespace) -> int:
     env = stack_env()
     home = Path(env["AIRFLOW_HOME"])
     password = settings.setting("AIRFLOW_ADMIN_PASSWORD")
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
-    passwords.chmod(0o600)
+    from include.pipeline.private_files import write_private
+
+    write_private(home / "passwords.json", json.dumps({"admin": password}))  # 0600 from creation
     say(
         f"Airflow on http://127.0.0.1:{env['AIRFLOW__API__PORT']}  user: admin  "
         f"password: AIRFLOW_ADMIN_PASSWORD in {settings.ENV_FILE} (`make password` prints it)"

@@ -7,11 +7,13 @@ environment. Exits 1 when any task of the run did not succeed (or the run is mis
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from datetime import timedelta
 
 import psycopg2
+from psycopg2 import sql
 
 from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
@@ -41,12 +43,15 @@ def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
         return str(run.state), {ti.task_id: str(ti.state) for ti in tis}
 
 
-def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
-    """(layer, schema.table, primary key) for raw tables and dbt tables/views from the manifest."""
-    rows = []
+Relation = tuple[str, str, str, tuple[str, ...]]  # (layer, schema, name, primary key)
+
+
+def layer_tables() -> list[Relation]:
+    """(layer, schema, name, primary key) for raw tables and dbt tables/views from the manifest."""
+    rows: list[Relation] = []
     for conn in load_connections().connections:
         for s in conn.streams:
-            rows.append(("raw", f"{conn.destination.schema}.{s.name}", s.primary_key))
+            rows.append(("raw", conn.destination.schema, s.name, s.primary_key))
     manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
     if manifest.exists():
         nodes = json.loads(manifest.read_text())["nodes"].values()
@@ -61,32 +66,41 @@ def layer_tables() -> list[tuple[str, str, tuple[str, ...]]]:
                  if t.get("test_metadata", {}).get("name") == "unique" and node["unique_id"] in t["depends_on"]["nodes"]),
                 None,
             )  # fmt: skip
-            rows.append((layer, f"{node['schema']}.{node['alias']}", (unique,) if unique else ()))
+            # a `unique` test on an expression (dbt allows `column_name: "a || b"`) is not counted
+            # here: only plain column names become identifiers
+            plain = bool(unique) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", unique) is not None
+            rows.append((layer, node["schema"], node["alias"], (unique,) if plain else ()))
     return rows
 
 
-def table_figures(rows: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str, str, str]]:
+def table_figures(rows: list[Relation]) -> list[tuple[str, str, str, str]]:
+    """(layer, schema.name, rows, duplicate keys); every name is a quoted identifier, never text in SQL."""
     wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     out = []
     conn = psycopg2.connect(
         host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5
     )
+    # autocommit, and no `with conn`: since psycopg2 2.9 that block opens a transaction even in
+    # autocommit, so one missing relation would abort it and show every later one as missing
     conn.autocommit = True
-    with conn, conn.cursor() as cur:
-        for layer, table, pk in rows:
+    with conn.cursor() as cur:
+        for layer, schema, name, pk in rows:
+            table, relation = sql.Identifier(schema, name), f"{schema}.{name}"
             try:
-                cur.execute(f"select count(*) from {table}")
+                cur.execute(sql.SQL("select count(*) from {}").format(table))
                 count = cur.fetchone()[0]
                 dupes = "-"
                 if pk:
-                    cols = ", ".join(pk)
+                    cols = sql.SQL(", ").join(map(sql.Identifier, pk))
                     cur.execute(
-                        f"select count(*) from (select {cols} from {table} group by {cols} having count(*) > 1) d"
+                        sql.SQL(
+                            "select count(*) from (select {cols} from {table} group by {cols} having count(*) > 1) d"
+                        ).format(cols=cols, table=table)
                     )
                     dupes = str(cur.fetchone()[0])
-                out.append((layer, table, str(count), dupes))
+                out.append((layer, relation, str(count), dupes))
             except psycopg2.Error:
-                out.append((layer, table, "missing", "-"))
+                out.append((layer, relation, "missing", "-"))
     conn.close()
     return out
 

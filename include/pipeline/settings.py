@@ -71,7 +71,8 @@ def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
 
     Under an exclusive lock on the file: two starts at once (two terminals, a test run beside a
     demo) must not generate two different passwords, one of them used by initdb. The new file
-    replaces the old one whole, so a reader never sees half a secret.
+    replaces the old one whole (a 0600 temporary file renamed over it), so a reader never sees
+    half a secret and the file is never readable by others.
     """
     import fcntl
     import tempfile
@@ -80,6 +81,9 @@ def ensure_env_file(path: Path = ENV_FILE) -> list[str]:
         existing = read_env_file(path)
         return [key for key in GENERATED_SECRETS if not existing.get(key) and not os.environ.get(key)]
 
+    from include.pipeline.private_files import tighten
+
+    tighten(path)  # an existing looser .env is made private, with a warning
     if not missing():
         return []
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from psycopg2 import sql
 
+from include.pipeline import identifiers
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts
 from tests.conftest import E2E_DATE
@@ -30,7 +32,12 @@ def expected() -> dict[str, int]:
 
 def counts(stack) -> dict[str, tuple[int, int]]:
     return {
-        table: stack.sql(f"select count(*), count(distinct {key}) from {table}")[0] for table, key in LAYERS.items()
+        table: stack.sql(
+            sql.SQL("select count(*), count(distinct {}) from {}").format(
+                sql.Identifier(key), identifiers.relation(table)
+            )
+        )[0]
+        for table, key in LAYERS.items()
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from psycopg2.sql import SQL, Identifier
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
@@ -59,7 +60,8 @@ def test_sync_writes_destinations_v2_tables_and_a_rerun_adds_no_duplicates(conne
     second = sync_connection(connection, warehouse, log=lines.append, config_overrides={"bucket": bucket[0]})
     assert all(s["records"] == 0 for s in second["streams"].values()), "incremental: the cursor state was kept"
     for stream, expected in (("users", 200), ("products", 100), ("purchases", 200)):
-        assert sql(f"select count(*), count(distinct id) from raw.{stream}") == [(expected, expected)]
+        query = SQL("select count(*), count(distinct id) from {}").format(Identifier("raw", stream))
+        assert sql(query) == [(expected, expected)]
 
 
 def test_full_refresh_replaces_and_keeps_keys_unique(connection, bucket, warehouse, sql):

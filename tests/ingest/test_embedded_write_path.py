@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg2.sql import SQL
 
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.connections import Connection, Destination, Source, Stream
@@ -74,7 +75,8 @@ def sync(conn: Connection, warehouse, **kwargs) -> dict:
 
 
 def rows(sql) -> list[tuple]:
-    return sql(f"select {COLUMNS} from raw.items order by id, _airbyte_extracted_at")
+    query = SQL("select {} from raw.items order by id, _airbyte_extracted_at").format(SQL(COLUMNS))  # a constant
+    return sql(query)
 
 
 def test_special_characters_nulls_and_json_survive_the_load(source, warehouse, sql):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from psycopg2 import sql
 
 from include.pipeline import settings
 from include.pipeline.observe import dashboards
@@ -144,11 +145,16 @@ def test_case_10_real_events_redelivered_twice_change_no_row_count(stack):
     """Deliver the newest run's real DagRun/TaskInstance events from Airflow's metadata DB once, then twice more."""
     tables = ("dag_runs", "task_runs", "task_events")
     run_id, once = redeliver(stack, 1)
-    before = {t: stack.sql(f"select count(*) from metrics.{t} where run_id = %s", (run_id,))[0][0] for t in tables}
+
+    def rows_of(table: str) -> int:
+        query = sql.SQL("select count(*) from {} where run_id = %s").format(sql.Identifier("metrics", table))
+        return stack.sql(query, (run_id,))[0][0]
+
+    before = {t: rows_of(t) for t in tables}
     (deliveries_before,) = stack.sql("select deliveries from metrics.dag_runs where run_id = %s", (run_id,))[0]
     same_run, twice = redeliver(stack, 2)
     assert same_run == run_id and twice == 2 * once > 0
-    after = {t: stack.sql(f"select count(*) from metrics.{t} where run_id = %s", (run_id,))[0][0] for t in tables}
+    after = {t: rows_of(t) for t in tables}
     assert after == before, "the same events twice more: not one more row"
     assert before["dag_runs"] == 1 and before["task_runs"] == once
     (deliveries_after,) = stack.sql("select deliveries from metrics.dag_runs where run_id = %s", (run_id,))[0]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
+from include.pipeline import identifiers
+from include.pipeline.identifiers import count_rows
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.embedded import WarehouseTarget
@@ -63,17 +66,25 @@ class Warehouse:
         """Everything the checks compare, after one run."""
         s: dict = {"rows": {}, "duplicates": {}}
         for relation, key in KEYS:
-            s["rows"][relation] = self.sql(f"select count(*) from {relation}")[0][0]
+            s["rows"][relation] = self.sql(count_rows(relation))[0][0]
             s["duplicates"][relation] = self.sql(
-                f"select count(*) from (select {key} from {relation} group by {key} having count(*) > 1) d"
+                sql.SQL("select count(*) from (select {k} from {r} group by {k} having count(*) > 1) d").format(
+                    k=sql.SQL(", ").join(sql.Identifier(c.strip()) for c in key.split(",")),
+                    r=identifiers.relation(relation),
+                )
             )[0][0]
+        raw_orders = sql.SQL(RAW_ORDERS)  # a constant query of this module
         s["orders_vs_raw"] = self.sql(
-            f"select count(*) from ((select order_id, customer_id, product_id, order_status, gross_amount, refund_amount"
-            f" from marts.orders except all ({RAW_ORDERS})) union all (({RAW_ORDERS}) except all"
-            f" select order_id, customer_id, product_id, order_status, gross_amount, refund_amount from marts.orders)) d"
+            sql.SQL(
+                "select count(*) from ((select order_id, customer_id, product_id, order_status, gross_amount,"
+                " refund_amount from marts.orders except all ({raw})) union all (({raw}) except all"
+                " select order_id, customer_id, product_id, order_status, gross_amount, refund_amount from marts.orders)) d"
+            ).format(raw=raw_orders)
         )[0][0]
         s["raw_revenue"] = self.sql(
-            f"select sum(gross_amount), sum(refund_amount), sum(gross_amount - refund_amount) from ({RAW_ORDERS}) o"
+            sql.SQL(
+                "select sum(gross_amount), sum(refund_amount), sum(gross_amount - refund_amount) from ({raw}) o"
+            ).format(raw=raw_orders)
         )[0]
         s["mart_revenue"] = {
             "orders": self.sql("select sum(gross_amount), sum(refund_amount), sum(net_amount) from marts.orders")[0],

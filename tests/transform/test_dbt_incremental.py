@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from benchmarks.synthetic_shop import add_day, fill_shop
+from include.pipeline import identifiers
 from tests.conftest import new_database
 from tests.transform.conftest import Dbt
 
@@ -28,7 +30,7 @@ COMPARED = [
 
 def contents(conn, relation: str) -> list[tuple]:
     with conn.cursor() as cur:
-        cur.execute(f"select * from {relation} order by 1, 2, 3")
+        cur.execute(sql.SQL("select * from {} order by 1, 2, 3").format(identifiers.relation(relation)))
         return cur.fetchall()
 
 

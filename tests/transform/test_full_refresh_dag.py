@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from include.pipeline.identifiers import count_rows
 from tests.conftest import E2E_DATE
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +19,7 @@ RELATIONS = [
 
 
 def figures(stack) -> dict:
-    out = {r: stack.sql(f"select count(*) from {r}")[0][0] for r in RELATIONS}
+    out = {r: stack.sql(count_rows(r))[0][0] for r in RELATIONS}
     out["net revenue"] = stack.sql("select sum(net_amount) from marts.orders")[0][0]
     return out
 

@@ -12,17 +12,18 @@ import tempfile
 from pathlib import Path
 
 from include.pipeline.ingest.connections import CATALOG_DIR, Source
-from include.pipeline.ingest.embedded import connector_executable
+from include.pipeline.ingest.embedded import child_env, connector_executable
+from include.pipeline.private_files import write_private
 
 
 def discover(source: Source) -> dict:
     """Run the connector's `discover` and return the normalised catalog snapshot."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
-        config.write_text(json.dumps(source.resolved_config()))
+        write_private(config, json.dumps(source.resolved_config()))  # it holds the source's secrets
         out = subprocess.run(
             [str(connector_executable(source.connector)), "discover", "--config", str(config)],
-            capture_output=True, text=True, check=True, timeout=300,
+            capture_output=True, text=True, check=True, timeout=300, env=child_env(),
         )  # fmt: skip
     for line in out.stdout.splitlines():
         try:

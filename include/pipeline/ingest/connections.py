@@ -24,10 +24,25 @@ SYNC_MODES = (
     "incremental_deduped_history",
 )
 ENGINES = ("embedded", "platform")
-# Keys of an Airbyte destination's settings that are secrets: only `${ENV_VAR}` may be written.
-PLATFORM_SECRET_KEYS = frozenset({"password", "secret_access_key", "access_key_id", "ssh_key", "tunnel_user_password"})
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Every name from the file reaches SQL (schemas, tables, columns), file paths (connector venvs,
+# requirements, catalogs) or the Airbyte API, so each is checked against a strict pattern here,
+# catalog or not. 63 bytes: Postgres's identifier limit (a longer name is silently truncated).
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # sources, destinations, connections, streams
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # a Postgres schema, unquoted-safe
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # cursor and primary-key columns
+_CONNECTOR = re.compile(r"^source-[a-z0-9]+(-[a-z0-9]+)*$")  # a folder-safe connector name
+_CONN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")  # an Airflow connection id
 _ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
+# Limits of the YAML itself: a declaration is a few KB; an alias bomb (`&a [*b, *b, ...]`) is
+# tiny on disk and expands to billions of nodes in every walk over it.
+MAX_FILE_BYTES = 1 << 20
+MAX_EXPANDED_NODES = 100_000
+
+
+def valid_connector(name: Any) -> bool:
+    """A connector name that stays inside its folder: `source-<lowercase words>`, nothing else."""
+    return isinstance(name, str) and bool(_CONNECTOR.match(name))
+
 
 CATALOG_DIR = settings.REPO_ROOT / "include" / "airbyte" / "catalogs"
 
@@ -159,6 +174,12 @@ class _LineLoader(yaml.SafeLoader):
         mapping.key_lines = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.MarkedYAMLError(
+                    problem=f"a key must be plain text, not {type(key).__name__}", problem_mark=key_node.start_mark
+                ) from None
             if key in mapping:
                 raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
             mapping[key] = self.construct_object(value_node, deep=True)
@@ -175,8 +196,63 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Lin
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
 
 
+def _expanded_size(root: yaml.Node, limit: int) -> tuple[int, yaml.Node | None]:
+    """How many nodes the document has once every alias is expanded (counting stops past `limit`),
+    and the smallest node past the limit (where the bomb is). Memoised per node: linear time."""
+    sizes: dict[int, int] = {}
+    culprit: list[yaml.Node] = []
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise yaml.MarkedYAMLError(problem="an alias refers to its own anchor", problem_mark=node.start_mark)
+            return sizes[key]
+        sizes[key] = -1  # in progress: meeting it again is a cycle
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total = min(total + size(child), limit + 1)
+        if total > limit and not culprit:
+            culprit.append(node)
+        sizes[key] = total
+        return total
+
+    return size(root), (culprit[0] if culprit else None)
+
+
+def _load_yaml(path: Path) -> Any:
+    """The document, within the limits above; raise ConnectionsConfigError naming the line otherwise."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ConnectionsConfigError([
+            f"{path}: the file is {path.stat().st_size:,} bytes, over the limit of {MAX_FILE_BYTES:,}. "
+            "Fix: a declaration is a few KB; split it or remove what is not a source, destination or connection"
+        ])  # fmt: skip
+    loader = _LineLoader(path.read_text())
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        total, culprit = _expanded_size(node, MAX_EXPANDED_NODES)
+        if total > MAX_EXPANDED_NODES:
+            line = culprit.start_mark.line + 1 if culprit is not None else 1
+            raise ConnectionsConfigError([
+                f"{path}:{line}: YAML aliases (*name) expand this document to more than "
+                f"{MAX_EXPANDED_NODES:,} values. Fix: write the values out, or reuse an anchor fewer times"
+            ])  # fmt: skip
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_catalog(connector: str) -> dict[str, dict]:
     """Streams a connector offers, from the catalog snapshot committed in include/airbyte/catalogs."""
+    if not valid_connector(connector):
+        return {}
     path = CATALOG_DIR / f"{connector}.json"
     if not path.exists():
         return {}
@@ -216,7 +292,18 @@ class _Checker:
 
     def name(self, value: Any, line: int, where: str) -> bool:
         if not isinstance(value, str) or not _NAME.match(value):
-            self.fail(line, f"{where} name {value!r} is not a valid name", "use lowercase letters, digits and _")
+            self.fail(
+                line,
+                f"{where} name {value!r} is not a valid name",
+                "use lowercase letters, digits and _ (starting with a letter, at most 63)",
+            )
+            return False
+        return True
+
+    def pattern(self, value: Any, regex: re.Pattern, line: int, what: str, fix: str) -> bool:
+        """`value` is text matching `regex`; otherwise one problem naming `what`."""
+        if not isinstance(value, str) or not regex.match(value):
+            self.fail(line, f"{what} {value!r} is not allowed", fix)
             return False
         return True
 
@@ -225,7 +312,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     """Read and validate connections.yaml; raise ConnectionsConfigError listing every problem."""
     path = Path(path or settings.CONNECTIONS_FILE)
     try:
-        doc = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+        doc = _load_yaml(path)
     except FileNotFoundError:
         raise ConnectionsConfigError([f"{path}: file not found. Fix: create it (see README, Ingest)"]) from None
     except yaml.MarkedYAMLError as exc:
@@ -233,6 +320,8 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         raise ConnectionsConfigError(
             [f"{path}:{mark.line + 1 if mark else '?'}: {exc.problem}. Fix: correct the YAML syntax"]
         ) from None
+    except RecursionError:
+        raise ConnectionsConfigError([f"{path}: the YAML is nested too deeply. Fix: flatten it"]) from None
 
     check = _Checker(path)
     top = check.mapping(doc, 1, "the file")
@@ -257,16 +346,20 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
             continue
         if d["type"] != "postgres":
             check.fail(d.key_lines["type"], f"{where} has type {d['type']!r}", "use `type: postgres`")
+        schema_ok = check.pattern(
+            d["schema"], _SCHEMA, d.key_lines["schema"], f"{where} schema",
+            "use lowercase letters, digits and _ (at most 63), e.g. `schema: raw`",
+        )  # fmt: skip
+        conn_id_ok = check.pattern(
+            d["airflow_conn_id"], _CONN_ID, d.key_lines["airflow_conn_id"], f"{where} airflow_conn_id",
+            "use letters, digits, _, . and - (an Airflow connection id)",
+        )  # fmt: skip
+        if not (schema_ok and conn_id_ok):
+            continue
         overrides = d.get("airbyte") or _Map()
         if check.mapping(overrides, d.key_lines.get("airbyte", d.line), f"{where} airbyte") is None:
             continue
-        for key, value in overrides.items():
-            if key in PLATFORM_SECRET_KEYS and not (isinstance(value, str) and _ENV_REF.match(value)):
-                check.fail(
-                    overrides.key_lines[key],
-                    f"{where} airbyte.{key} is a secret written in the file",
-                    f'write `{key}: "${{ENV_VAR}}"` and export ENV_VAR, or leave it to the Airflow connection',
-                )
+        _check_secrets(check, f"destination-{d['type']}", overrides, f"{where} airbyte", overrides.line)
         destinations[dname] = Destination(
             dname, d["type"], str(d["schema"]), str(d["airflow_conn_id"]), dict(overrides)
         )
@@ -282,6 +375,13 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         if not check.keys(s, where, ("connector",), ("config", "simulator")):
             continue
         connector = s["connector"]
+        if not valid_connector(connector):
+            check.fail(
+                s.key_lines["connector"],
+                f"{where} connector {connector!r} is not a connector name",
+                "write `source-<name>` in lowercase letters, digits and - (it names a folder: no / or ..)",
+            )
+            continue
         requirements = settings.AIRBYTE_REQUIREMENTS_DIR / f"{connector}.txt"
         if not requirements.exists():
             check.fail(
@@ -292,6 +392,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         config = s.get("config") or _Map()
         if check.mapping(config, s.key_lines.get("config", s.line), f"{where} config") is None:
             continue
+        _check_secrets(check, connector, config, f"{where} config", config.line)
         if isinstance(config.get("streams"), list):  # a file-based connector: streams declared in its config
             catalogs[sname] = _file_streams(check, config, where)
         else:
@@ -311,10 +412,13 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         if check.mapping(c, getattr(conns, "line", 1), f"connection #{index + 1}") is None:
             continue
         cname = c.get("name", f"#{index + 1}")
-        where = f"connection '{cname}'"
+        where = f"connection '{cname}'" if isinstance(cname, str) else f"connection #{index + 1}"
         if not check.keys(c, where, ("name", "source", "destination", "streams")):
             continue
-        check.name(cname, c.key_lines["name"], "connection")
+        refs_ok = check.name(c["source"], c.key_lines["source"], f"{where} source")
+        refs_ok = check.name(c["destination"], c.key_lines["destination"], f"{where} destination") and refs_ok
+        if not check.name(cname, c.key_lines["name"], "connection") or not refs_ok:
+            continue
         if cname in seen:
             check.fail(
                 c.key_lines["name"],
@@ -346,6 +450,22 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     return IngestionConfig(path, sources, destinations, tuple(connections), workspace)
 
 
+def _check_secrets(check: _Checker, connector: str, config: _Map, where: str, line: int) -> None:
+    """A secret field (include/airbyte/secret_fields.json, from the connector's spec) holds only
+    a `${ENV_VAR}` reference: a literal secret in the file would end up in git."""
+    from include.pipeline.ingest.secret_fields import secret_values
+
+    for path, value, holder in secret_values(connector, config):
+        if value is None or value == "" or (isinstance(value, str) and _ENV_REF.match(value)):
+            continue
+        key = path[-1]
+        check.fail(
+            getattr(holder, "key_lines", {}).get(key, line),
+            f"{where} {'.'.join(path)} is a secret written in the file (the {connector} spec marks it secret)",
+            f'write `{key}: "${{ENV_VAR}}"` and export ENV_VAR (or put it in .env)',
+        )
+
+
 def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> tuple[Stream, ...] | None:
     items = c["streams"]
     if not isinstance(items, list) or not items:
@@ -357,8 +477,10 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
         if check.mapping(s, items.line, f"a stream of {where}") is None:
             continue
         sname = s.get("name", "?")
-        swhere = f"stream '{sname}' of {where}"
+        swhere = f"stream '{sname}' of {where}" if isinstance(sname, str) else f"a stream of {where}"
         if not check.keys(s, swhere, ("name", "sync_mode"), ("cursor_field", "primary_key")):
+            continue
+        if not check.name(sname, s.key_lines["name"], f"a stream of {where}:"):
             continue
         if sname in names:
             check.fail(s.key_lines["name"], f"duplicate {swhere}", "declare each stream once per connection")
@@ -371,7 +493,7 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
                 f"use one of: {', '.join(sorted(catalog))}",
             )
         mode = s["sync_mode"]
-        if mode not in SYNC_MODES:
+        if not isinstance(mode, str) or mode not in SYNC_MODES:
             check.fail(
                 s.key_lines["sync_mode"],
                 f"unknown sync_mode {mode!r} in {swhere}",
@@ -380,6 +502,11 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
             continue
         columns = set((known or {}).get("json_schema", {}).get("properties", {}))
         cursor = s.get("cursor_field")
+        if cursor is not None and not check.pattern(
+            cursor, _COLUMN, s.key_lines["cursor_field"], f"cursor_field of {swhere}",
+            "write one column name: letters, digits and _ (at most 63)",
+        ):  # fmt: skip
+            continue
         if mode.startswith("incremental") and not cursor:
             hint = (
                 f" (the connector's cursor is {known['default_cursor_field']!r})"
@@ -394,7 +521,19 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
                 f"use one of: {', '.join(sorted(columns))}",
             )
         pk = s.get("primary_key") or []
-        pk = [pk] if isinstance(pk, str) else list(pk)
+        pk = [pk] if isinstance(pk, str) else pk
+        if not isinstance(pk, list) or not all(
+            check.pattern(
+                column,
+                _COLUMN,
+                s.key_lines["primary_key"],
+                f"primary_key column of {swhere}",
+                "write `primary_key: [<column>, ...]` with column names of letters, digits and _",
+            )  # fmt: skip
+            for column in (pk if isinstance(pk, list) else [pk])
+        ):
+            continue
+        pk = list(pk)
         if mode == "incremental_deduped_history" and not pk:
             check.fail(s.line, f"{swhere} is deduplicated but has no primary_key", "add `primary_key: [<column>, ...]`")
         for column in pk:
@@ -463,8 +602,14 @@ def _file_streams(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
             )
         else:
             for column, kind in schema.items():
-                if not isinstance(kind, str) or kind.strip().lower() not in FILE_TYPES:
-                    lines = getattr(schema, "key_lines", {})
+                lines = getattr(schema, "key_lines", {})
+                if not isinstance(column, str) or not _COLUMN.match(column):
+                    check.fail(
+                        lines.get(column, item.key_lines["input_schema"]),
+                        f"{swhere}: input_schema column {column!r} is not allowed",
+                        "use letters, digits and _ (at most 63): it becomes a column of the raw table",
+                    )
+                elif not isinstance(kind, str) or kind.strip().lower() not in FILE_TYPES:
                     check.fail(
                         lines.get(column, item.key_lines["input_schema"]),
                         f"{swhere}: input_schema type {kind!r} of column {column!r} is not a source-s3 type",

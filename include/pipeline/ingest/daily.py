@@ -17,7 +17,9 @@ task has nothing to do.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from include.pipeline.ingest.connections import Connection, Source
@@ -78,43 +80,105 @@ def sync_day(
     return sync_connection(connection, target, full_refresh=full_refresh, log=log)
 
 
-DEPENDENT_VIEWS = """
-    select distinct view_ns.nspname, view_class.relname
-    from pg_depend
-    join pg_rewrite on pg_depend.objid = pg_rewrite.oid
-    join pg_class as view_class on pg_rewrite.ev_class = view_class.oid
-    join pg_namespace as view_ns on view_class.relnamespace = view_ns.oid
-    join pg_class as table_class on pg_depend.refobjid = table_class.oid
-    join pg_namespace as table_ns on table_class.relnamespace = table_ns.oid
-    where table_ns.nspname = %s and table_class.relname = any(%s) and view_class.oid <> table_class.oid
+# Objects that depend on a relation (deptype 'n': the ones that stop a plain DROP), with what
+# they are: a view's or materialized view's rewrite rule names its relation; anything else (a
+# foreign key, a policy, a function body) is described by Postgres itself.
+DEPENDENTS = """
+    select distinct d.refobjid, c.oid, n.nspname, c.relname, c.relkind,
+           pg_describe_object(d.classid, d.objid, d.objsubid)
+    from pg_depend as d
+    left join pg_rewrite as r on d.classid = 'pg_rewrite'::regclass and r.oid = d.objid
+    left join pg_class as c on c.oid = r.ev_class
+    left join pg_namespace as n on n.oid = c.relnamespace
+    where d.refclassid = 'pg_class'::regclass and d.refobjid = any(%s) and d.deptype = 'n'
+      and (c.oid is null or c.oid <> d.refobjid)
+"""
+RELATIONS = """
+    select c.oid from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    where n.nspname = %s and c.relname = any(%s)
 """
 
 
+class FullRefreshBlocked(RuntimeError):
+    """A full refresh would drop an object dbt does not manage: nothing was dropped."""
+
+
+def dbt_managed_views(manifest: Path | None = None) -> set[tuple[str, str]]:
+    """(schema, name) of the views and materialized views dbt builds, from its manifest."""
+    from include.pipeline import settings
+
+    path = manifest or settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not path.exists():
+        return set()
+    nodes = json.loads(path.read_text())["nodes"].values()
+    return {
+        (node["schema"], node.get("alias") or node["name"])
+        for node in nodes
+        if node.get("resource_type") == "model"
+        and node.get("config", {}).get("materialized") in ("view", "materialized_view")
+    }
+
+
 def drop_dependent_views(
-    target: WarehouseTarget, schema: str, tables: list[str], *, log: Callable[[str], None] = print
+    target: WarehouseTarget,
+    schema: str,
+    tables: list[str],
+    *,
+    log: Callable[[str], None] = print,
+    managed: set[tuple[str, str]] | None = None,
 ) -> list[str]:
-    """Drop (cascade) the views that read the raw tables a full refresh is about to replace.
+    """Drop the dbt views that read the raw tables a full refresh is about to replace.
 
     A full refresh writes each stream to a new table, swaps it in and drops the old one; Postgres
-    refuses that drop while dbt's staging views depend on the old table ("cannot drop table
-    raw.purchases_deleteme because other objects depend on it"). Airbyte's Postgres destination
-    has the same problem and offers `drop_cascade`; here the views are dropped first and the dbt
-    run that follows the ingest recreates them. Returns the views dropped.
+    refuses that drop while views depend on the old table ("cannot drop table
+    raw.purchases_deleteme because other objects depend on it"). The views dbt builds (its
+    manifest says which) are dropped here and recreated by the dbt run that follows the ingest.
+    Anything else that depends on those tables, directly or through a dbt view (a view of the
+    user's, a materialized view, a foreign key), stops the refresh before anything is dropped,
+    with a message naming it: it is the user's, and CASCADE would delete it without a word.
+    Returns the views dropped.
     """
     import psycopg2
+    from psycopg2 import sql
 
+    managed = dbt_managed_views() if managed is None else managed
     conn = psycopg2.connect(
         host=target.host, port=target.port, user=target.user, password=target.password,
         dbname=target.database, connect_timeout=10,
     )  # fmt: skip
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(DEPENDENT_VIEWS, (schema, list(tables)))
-            views = [f'"{ns}"."{name}"' for ns, name in cur.fetchall()]
-            for view in views:
-                cur.execute(f"drop view if exists {view} cascade")
+            cur.execute(RELATIONS, (schema, list(tables)))
+            frontier = [oid for (oid,) in cur.fetchall()]
+            depth = dict.fromkeys(frontier, 0)  # longest path from a raw table: drop the deepest first
+            views: dict[int, tuple[str, str, str]] = {}  # oid -> (schema, name, relkind)
+            blockers: list[str] = []
+            while frontier:
+                cur.execute(DEPENDENTS, (frontier,))
+                frontier = []
+                for parent, oid, ns, name, kind, description in cur.fetchall():
+                    if oid is not None and kind in ("v", "m") and (ns, name) in managed:
+                        views[oid] = (ns, name, kind)
+                        if depth.get(oid, -1) < depth[parent] + 1:
+                            depth[oid] = depth[parent] + 1
+                            frontier.append(oid)
+                    else:
+                        blockers.append(description)
+            if blockers:
+                raise FullRefreshBlocked(
+                    f"full refresh of {schema} ({', '.join(tables)}) stopped, nothing was dropped: "
+                    + "; ".join(sorted(set(blockers)))
+                    + " depend(s) on those tables and dbt does not manage them. Fix: drop or move them "
+                    "(e.g. make them dbt models), or refresh without full_refresh"
+                )
+            # deepest first and no CASCADE: anything unexpected that depends on a view fails the drop
+            for oid in sorted(views, key=lambda o: -depth[o]):
+                ns, name, kind = views[oid]
+                statement = "drop materialized view {}" if kind == "m" else "drop view {}"
+                cur.execute(sql.SQL(statement).format(sql.Identifier(ns, name)))
     finally:
         conn.close()
-    if views:
-        log(f"full refresh: dropped the views over {schema} ({', '.join(views)}); the dbt run recreates them")
-    return views
+    dropped = [f"{ns}.{name}" for ns, name, _ in views.values()]
+    if dropped:
+        log(f"full refresh: dropped dbt's views over {schema} ({', '.join(dropped)}); the dbt run recreates them")
+    return dropped

@@ -47,11 +47,68 @@ class WarehouseTarget:
     database: str
 
 
+# What a connector or PyAirbyte child inherits from the task's environment: the basics of a
+# process (paths, locale, temp dir, CA bundles, proxies), nothing else. The Airflow task's
+# environment holds AIRFLOW_ADMIN_PASSWORD, METRICS_PASSWORD, AIRFLOW_CONN_* and the like; a
+# connector (third-party code reading untrusted data) needs none of them. Its own settings come
+# in the spec on stdin (the resolved config) and the few variables set by `child_env`.
+INHERITED_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "PYTHONDONTWRITEBYTECODE", "DO_NOT_TRACK", "AIRBYTE_OFFLINE_MODE", "CI",
+    # PyAirbyte's own settings (airbyte/constants.py): folders and logging, no secrets
+    "AIRBYTE_INSTALL_DIR", "AIRBYTE_CACHE_ROOT", "AIRBYTE_TEMP_DIR", "AIRBYTE_TEMP_FILE_CLEANUP",
+    "AIRBYTE_PRINT_FULL_ERROR_LOGS", "AIRBYTE_NO_UV",
+)  # fmt: skip
+
+
+def child_env(extra: dict[str, str] | None = None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a connector or PyAirbyte child: INHERITED_ENV from `environ`, plus `extra`."""
+    environ = os.environ if environ is None else environ
+    env = {key: environ[key] for key in INHERITED_ENV if key in environ}
+    env.update({"AIRBYTE_OFFLINE_MODE": "1", "DO_NOT_TRACK": "1"})
+    env.update(extra or {})
+    return env
+
+
+def secret_redactor(connector: str, config: dict, extra: list[str]) -> Callable[[str], str]:
+    """A function that masks every secret of `config` (secret_fields, from the connector's spec)
+    and `extra` in a line of the child's output: a connector that prints its config on an error
+    must not put a key into the task log, the error text or the metrics row that copies it.
+    The values are also registered with Airflow's log masker when running inside a task."""
+    from include.pipeline.ingest.secret_fields import MASK, secret_values
+
+    values = {str(v) for _, v, _ in secret_values(connector, config) if v not in (None, "")}
+    values |= {v for v in extra if v}
+    values = {v for v in values if len(v) >= 4}  # a 1-3 character "secret" would mask ordinary text
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # not inside Airflow (a benchmark, a test)
+        mask_secret = None
+    for value in values if mask_secret else ():
+        mask_secret(value)
+    ordered = sorted(values, key=len, reverse=True)
+
+    def redact(line: str) -> str:
+        for value in ordered:
+            if value in line:
+                line = line.replace(value, MASK)
+        return line
+
+    return redact
+
+
 def runtime_python() -> Path:
     return Path(os.environ.get("AIRBYTE_RUNTIME_PYTHON", settings.REPO_ROOT / ".venv-airbyte" / "bin" / "python"))
 
 
 def connector_executable(connector: str) -> Path:
+    """The connector's entry point in its venv; a name that could leave the repo is refused."""
+    from include.pipeline.ingest.connections import valid_connector
+
+    if not valid_connector(connector):
+        raise ValueError(f"connector name {connector!r} is not `source-<lowercase words>`: refused as a path")
     return settings.REPO_ROOT / f".venv-{connector}" / "bin" / connector
 
 
@@ -101,22 +158,21 @@ def sync_connection(
 
     spec = build_spec(connection, warehouse, full_refresh=full_refresh)
     spec["config"].update(config_overrides or {})
+    redact = secret_redactor(connection.source.connector, spec["config"], [warehouse.password])
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     logs_dir = settings.LOCAL_DIR / "logs" / "airbyte"
     logs_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
+    # No PYTHONPATH (Airflow's packages must not leak into the PyAirbyte interpreter) and no other
+    # secret of the task: only what child_env lets through, and the warehouse password it needs.
+    env = child_env({
         "WAREHOUSE_PASSWORD": warehouse.password,
-        "AIRBYTE_OFFLINE_MODE": "1",
-        "DO_NOT_TRACK": "1",
         "NO_LIVE_PROGRESS": "1",
         "AIRBYTE_LOGGING_ROOT": str(logs_dir),
         "AIRBYTE_PROJECT_DIR": spec["work_dir"],
         "PYTHONUNBUFFERED": "1",
         # PyAirbyte imports Google client libraries that warn about Python 3.11's end of life.
         "PYTHONWARNINGS": "ignore::FutureWarning",
-    }
-    env.pop("PYTHONPATH", None)  # Airflow's packages must not leak into the PyAirbyte interpreter
+    })  # fmt: skip
 
     log(
         f"embedded engine: syncing connection '{connection.name}' with {connection.source.connector} "
@@ -148,6 +204,7 @@ def sync_connection(
                 result = json.loads(line[len("RESULT ") :])
                 continue
             if line.strip():
+                line = redact(line)
                 log(line)
                 tail = (tail + [line])[-30:]
         code = proc.wait()

@@ -213,7 +213,7 @@ def copy_cache_class() -> type:
     from airbyte._processors.sql.postgres import PostgresSqlProcessor
     from airbyte._writers.file_writers import FileWriterBase
     from airbyte.caches import PostgresCache
-    from sqlalchemy import text
+    from psycopg2 import sql  # every name below is a quoted identifier (sql.Identifier), never an f-string
 
     class CsvBatchWriter(FileWriterBase):
         """Batches as gzipped CSV: a JSON header line (column names), then one line per record."""
@@ -281,6 +281,10 @@ def copy_cache_class() -> type:
                 counts = ", ".join(f"{n} {c}" for n, c in self._stream_counts.items())
                 log(f"read {self._records_read} records ({counts}), {rate:,.0f} records/s")
 
+        def _table(self, name: str) -> sql.Identifier:
+            """schema.table as one quoted identifier (PyAirbyte's `_fully_qualified` leaves the schema bare)."""
+            return sql.Identifier(self.sql_config.schema_name, name)
+
         def _write_files_to_new_table(self, files, stream_name: str, batch_id: str) -> str:  # noqa: ANN001
             started = time.monotonic()
             table = self._create_table_for_loading(stream_name, batch_id)
@@ -298,15 +302,12 @@ def copy_cache_class() -> type:
                         unknown = sorted(set(columns) - known)
                         if unknown:
                             raise RuntimeError(f"stream {stream_name}: batch columns {unknown} are not in its schema")
-                        cursor.copy_expert(
-                            f"copy {self._fully_qualified(table)} "
-                            f"({', '.join(self._quote_identifier(c) for c in columns)}) "
-                            "from stdin with (format csv)",
-                            batch,
-                            size=1 << 20,
+                        copy = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
+                            self._table(table), sql.SQL(", ").join(map(sql.Identifier, columns))
                         )
+                        cursor.copy_expert(copy.as_string(cursor), batch, size=1 << 20)
                         rows += cursor.rowcount
-                cursor.execute(f"analyze {self._fully_qualified(table)}")  # the merge joins on it
+                cursor.execute(sql.SQL("analyze {}").format(self._table(table)))  # the merge joins on it
                 raw.commit()
             except BaseException:
                 raw.rollback()
@@ -328,28 +329,39 @@ def copy_cache_class() -> type:
             Latest: highest cursor, then latest extracted, then last emitted (raw ids are UUIDv7,
             in emit order). Rows without a key are kept as they come (dbt quarantines them).
             """
-            q = self._quote_identifier
-            final, stage = self._fully_qualified(final_table_name), self._fully_qualified(temp_table_name)
-            columns = ", ".join(q(c) for c in self._get_sql_column_definitions(stream_name))
-            keys = [q(k) for k in self.catalog_provider.get_primary_keys(stream_name)]
+            ident, join = sql.Identifier, sql.SQL(", ").join
+            final, stage = self._table(final_table_name), self._table(temp_table_name)
+            columns = join(map(ident, self._get_sql_column_definitions(stream_name)))
+            key_names = list(self.catalog_provider.get_primary_keys(stream_name))
+            keys = [ident(k) for k in key_names]
             cursor = self.catalog_provider.get_cursor_key(stream_name)
             cursor = cursor[0] if isinstance(cursor, list) and cursor else cursor
-            order = [f"{q(self.normalizer.normalize(cursor))} desc nulls last"] if cursor else []
-            order += ['"_airbyte_extracted_at" desc', '"_airbyte_raw_id" desc']
-            on = " and ".join(f"f.{k} = s.{k}" for k in keys)
-            any_null = " or ".join(f"{k} is null" for k in keys)
+            order = [sql.SQL("{} desc nulls last").format(ident(self.normalizer.normalize(cursor)))] if cursor else []
+            order += [sql.SQL('"_airbyte_extracted_at" desc'), sql.SQL('"_airbyte_raw_id" desc')]
+            on = sql.SQL(" and ").join(sql.SQL("f.{k} = s.{k}").format(k=k) for k in keys)
+            any_null = sql.SQL(" or ").join(sql.SQL("{} is null").format(k) for k in keys)
+            delete = sql.SQL("delete from {final} f using {stage} s where {on}").format(final=final, stage=stage, on=on)
+            insert = sql.SQL(
+                "insert into {final} ({columns}) select {columns} from ("
+                " select *, row_number() over (partition by {keys} order by {order})"
+                " as _rank from {stage}) ranked where _rank = 1 or {any_null}"
+            ).format(final=final, columns=columns, keys=join(keys), order=join(order), stage=stage, any_null=any_null)
             started = time.monotonic()
-            with self.get_sql_connection() as conn:  # one transaction: all or nothing
-                deleted = conn.execute(text(f"delete from {final} f using {stage} s where {on}")).rowcount
-                inserted = conn.execute(
-                    text(
-                        f"insert into {final} ({columns}) select {columns} from ("
-                        f" select *, row_number() over (partition by {', '.join(keys)} order by {', '.join(order)})"
-                        f" as _rank from {stage}) ranked where _rank = 1 or {any_null}"
-                    )
-                ).rowcount
+            raw = self.get_sql_engine().raw_connection()
+            try:  # one transaction: all or nothing
+                db = raw.cursor()
+                db.execute(delete)
+                deleted = db.rowcount
+                db.execute(insert)
+                inserted = db.rowcount
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()
             log(
-                f"stream {stream_name}: stage -> final table (merge on {', '.join(keys)}: {inserted} rows written, "
+                f"stream {stream_name}: stage -> final table (merge on {', '.join(key_names)}: {inserted} rows written, "
                 f"{deleted} older versions replaced) in {time.monotonic() - started:.2f} s"
             )
 
@@ -455,11 +467,16 @@ def main() -> int:
             }
             log(f"stream {name}: {figures[name]['records']} records -> {spec['schema']}.{name}")
 
-    with cache.get_sql_engine().connect() as conn:
-        from sqlalchemy import text
+    from psycopg2 import sql
 
+    raw = cache.get_sql_engine().raw_connection()
+    try:
+        db = raw.cursor()
         for name, fig in figures.items():
-            fig["rows_in_table"] = conn.execute(text(f'select count(*) from "{spec["schema"]}"."{name}"')).scalar()
+            db.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(spec["schema"], name)))
+            fig["rows_in_table"] = db.fetchone()[0]
+    finally:
+        raw.close()
 
     peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     log(f"peak RSS of this runner: {peak_rss_mib} MiB")

@@ -43,11 +43,15 @@ def measure(cur, table: str) -> dict:
     found = cur.fetchone()
     if found is None:
         return {"table": table, "missing": True}
+    from psycopg2 import sql
+
     newest = "max(_airbyte_extracted_at)" + (" at time zone 'UTC'" if found[0] == "timestamp without time zone" else "")
     cur.execute(
-        f"select {newest}, count(*),"
-        " count(*) filter (where jsonb_array_length(coalesce(_airbyte_meta::jsonb -> 'changes', '[]'::jsonb)) > 0)"
-        f' from "{schema}"."{name}"'
+        sql.SQL(
+            "select {newest}, count(*),"
+            " count(*) filter (where jsonb_array_length(coalesce(_airbyte_meta::jsonb -> 'changes', '[]'::jsonb)) > 0)"
+            " from {table}"
+        ).format(newest=sql.SQL(newest), table=sql.Identifier(schema, name))
     )
     newest_at, rows, type_errors = cur.fetchone()
     lag = (dt.datetime.now(dt.UTC) - newest_at).total_seconds() if newest_at else None
@@ -66,9 +70,11 @@ def quarantine_relations(cur) -> dict[str, int]:
         " where table_name like %s and table_schema not in ('pg_catalog', 'information_schema', %s)",
         ("%quarantine%", config.SCHEMA),
     )
+    from psycopg2 import sql
+
     counts = {}
     for schema, name in cur.fetchall():
-        cur.execute(f'select count(*) from "{schema}"."{name}"')
+        cur.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, name)))
         counts[f"{schema}.{name}"] = cur.fetchone()[0]
     return counts
 

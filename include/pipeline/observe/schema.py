@@ -40,6 +40,8 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[str, Path]]:
 
 def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations; return the versions applied now (empty when up to date)."""
+    from psycopg2 import sql
+
     from include.pipeline.observe import writer
 
     conn = writer.connect(params or config.params_from_env())
@@ -47,18 +49,21 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
     try:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            ledger = sql.Identifier(config.SCHEMA, "schema_migrations")
             # The warehouse's metrics role owns the schema but may not create schemas, and Postgres
             # checks that privilege before it sees `if not exists`: create only what is missing.
             cur.execute("select 1 from pg_namespace where nspname = %s", (config.SCHEMA,))
             schema_exists = cur.fetchone() is not None
             if not schema_exists:
-                cur.execute(f"create schema {config.SCHEMA}")
+                cur.execute(sql.SQL("create schema {}").format(sql.Identifier(config.SCHEMA)))
             cur.execute(
-                f"create table if not exists {config.SCHEMA}.schema_migrations ("
-                " version text primary key, name text not null, checksum text not null,"
-                " applied_at timestamptz not null default now())"
+                sql.SQL(
+                    "create table if not exists {} ("
+                    " version text primary key, name text not null, checksum text not null,"
+                    " applied_at timestamptz not null default now())"
+                ).format(ledger)
             )
-            cur.execute(f"select version, name, checksum from {config.SCHEMA}.schema_migrations")
+            cur.execute(sql.SQL("select version, name, checksum from {}").format(ledger))
             done = {v: (n, c) for v, n, c in cur.fetchall()}
             for version, path in migrations(folder):
                 text = path.read_text()
@@ -72,7 +77,7 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
                     continue
                 cur.execute(_CREATE_SCHEMA.sub("", text) if schema_exists else text)
                 cur.execute(
-                    f"insert into {config.SCHEMA}.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                    sql.SQL("insert into {} (version, name, checksum) values (%s, %s, %s)").format(ledger),
                     (version, path.name, checksum),
                 )
                 applied_now.append(version)

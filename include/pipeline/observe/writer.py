@@ -24,8 +24,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from include.pipeline.observe import config
+
+if TYPE_CHECKING:
+    from psycopg2.sql import Composable
 
 log = logging.getLogger("stack.metrics")
 
@@ -183,7 +187,7 @@ def _bounded_connection_class():
 
 def write(
     what: str,
-    statements: Iterable[tuple[str, Sequence | dict | None]],
+    statements: Iterable[tuple[str | Composable, Sequence | dict | None]],
     params: dict | None = None,
     *,
     in_task: bool = True,
@@ -265,19 +269,33 @@ def upsert(
     key: Sequence[str],
     *,
     overrides: dict[str, str] | None = None,
-) -> tuple[str, dict]:
+) -> tuple[Composable, dict]:
     """`insert ... on conflict (key) do update`: a second delivery of the same row leaves one row.
 
     A non-key column takes the new value unless it is null (`coalesce(excluded.c, t.c)`);
     `overrides` gives other update expressions, e.g. {"deliveries": "t.deliveries + 1"}.
     """
+    from psycopg2 import sql
+
     overrides = overrides or {}
     cols = list(row)
-    updates = [f"{c} = {overrides.get(c, f'coalesce(excluded.{c}, t.{c})')}" for c in cols if c not in key]
-    updates += [f"{c} = {expr}" for c, expr in overrides.items() if c not in row]
-    sql = (
-        f"insert into {config.SCHEMA}.{table} as t ({', '.join(cols)}) "
-        f"values ({', '.join(f'%({c})s' for c in cols)}) "
-        f"on conflict ({', '.join(key)}) do " + (f"update set {', '.join(updates)}" if updates else "nothing")
+    # names are quoted identifiers; `overrides` are SQL expressions written in this package, never input
+    ident, expr = sql.Identifier, sql.SQL
+
+    def coalesce(c: str):
+        return sql.SQL("coalesce(excluded.{c}, t.{c})").format(c=ident(c))
+
+    updates = [
+        sql.SQL("{} = {}").format(ident(c), expr(overrides[c]) if c in overrides else coalesce(c))
+        for c in cols
+        if c not in key
+    ]
+    updates += [sql.SQL("{} = {}").format(ident(c), expr(e)) for c, e in overrides.items() if c not in row]
+    statement = sql.SQL("insert into {table} as t ({cols}) values ({values}) on conflict ({key}) do {action}").format(
+        table=sql.Identifier(config.SCHEMA, table),
+        cols=sql.SQL(", ").join(map(ident, cols)),
+        values=sql.SQL(", ").join(sql.Placeholder(c) for c in cols),
+        key=sql.SQL(", ").join(map(ident, key)),
+        action=sql.SQL("update set {}").format(sql.SQL(", ").join(updates)) if updates else sql.SQL("nothing"),
     )
-    return sql, row
+    return statement, row

@@ -210,6 +210,8 @@ class EmbeddedPostgres:
             raise
 
     def _ensure_databases(self) -> None:
+        from psycopg2 import sql
+
         conn = self.connect()
         conn.autocommit = True
         try:
@@ -217,7 +219,7 @@ class EmbeddedPostgres:
                 for name in self.databases:
                     cur.execute("select 1 from pg_database where datname = %s", (name,))
                     if cur.fetchone() is None:
-                        cur.execute(f'create database "{name}"')
+                        cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         finally:
             conn.close()
 

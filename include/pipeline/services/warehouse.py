@@ -17,11 +17,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from psycopg2 import sql
+
 from include.pipeline import settings
 from include.pipeline.observe.schema import MigrationError, migrations
 
 MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "warehouse"
-VERSION_TABLE = "public.warehouse_migrations"
+VERSION_TABLE = sql.Identifier("public", "warehouse_migrations")
 _LOCK_KEY = 0x57524853  # "WRHS": the advisory lock of warehouse migrations
 
 
@@ -50,11 +52,13 @@ def migrate(params: Mapping, passwords: Mapping[str, str] | None = None, folder:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             cur.execute(
-                f"create table if not exists {VERSION_TABLE} ("
-                " version text primary key, name text not null, checksum text not null,"
-                " applied_at timestamptz not null default now())"
+                sql.SQL(
+                    "create table if not exists {} ("
+                    " version text primary key, name text not null, checksum text not null,"
+                    " applied_at timestamptz not null default now())"
+                ).format(VERSION_TABLE)
             )
-            cur.execute(f"select version, checksum from {VERSION_TABLE}")
+            cur.execute(sql.SQL("select version, checksum from {}").format(VERSION_TABLE))
             done = dict(cur.fetchall())
             for version, path in migrations(folder):
                 text = path.read_text()
@@ -68,7 +72,7 @@ def migrate(params: Mapping, passwords: Mapping[str, str] | None = None, folder:
                     continue
                 cur.execute(text)
                 cur.execute(
-                    f"insert into {VERSION_TABLE} (version, name, checksum) values (%s, %s, %s)",  # noqa: S608 - a constant
+                    sql.SQL("insert into {} (version, name, checksum) values (%s, %s, %s)").format(VERSION_TABLE),
                     (version, path.name, checksum),
                 )
                 applied_now.append(version)

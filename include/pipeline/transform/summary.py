@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg2
+from psycopg2 import sql
 
 from include.pipeline import settings
 
@@ -16,7 +17,7 @@ EXTRA = {
 def mart_rows() -> dict[str, int | None]:
     """{mart: rows} now (None when a relation is missing), plus snapshot rows and net revenue."""
     wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
-    queries = {m: f"select count(*) from marts.{m}" for m in MARTS} | EXTRA
+    queries = {m: sql.SQL("select count(*) from {}").format(sql.Identifier("marts", m)) for m in MARTS} | EXTRA
     out: dict[str, int | None] = {}
     conn = psycopg2.connect(
         host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5

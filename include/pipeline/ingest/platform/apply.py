@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.connections import (
     Connection,
     ConnectionsConfigError,
@@ -29,8 +30,11 @@ from include.pipeline.ingest.connections import (
 )
 from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
 
-SECRET_MASK = "**********"  # noqa: S105 (what Airbyte shows instead of a secret)
-SECRET_KEYS = re.compile(r"(password|secret|token|api_key|private_key|credentials|access_key)", re.I)
+SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
+STATE_LOST = (
+    "state lost: the new connection starts with no sync state (cursors), so its first sync reads "
+    "every stream in full; the old connection's job history goes with it"
+)
 _ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 
 
@@ -169,24 +173,29 @@ class Plan:
         return "\n".join(lines)
 
 
-def _masked(key: str, value: Any) -> Any:
-    return SECRET_MASK if SECRET_KEYS.search(key) else value
-
-
-def _diff(desired: Any, current: Any, path: str = "") -> list[str]:
+def _diff(desired: Any, current: Any, path: str = "", connector: str = "") -> list[str]:
     """Differences of `desired` against `current`, for keys `desired` declares (server defaults ignored).
-    A masked secret on the server counts as equal: secrets cannot be read back."""
+
+    Every field `connector`'s spec marks secret (secret_fields: at any depth) is masked on both
+    sides, lists and nested blocks included; a masked secret on the server counts as equal:
+    secrets cannot be read back. `path` starts with `configuration` for an actor's settings."""
+    fields = tuple(path.split(".")[1:]) if path.startswith("configuration") else tuple(path.split("."))
+    secret = bool(connector) and secret_fields.is_secret(connector, fields)
     if isinstance(desired, dict):
         current = current if isinstance(current, dict) else {}
         out: list[str] = []
         for key, value in desired.items():
-            out += _diff(value, current.get(key), f"{path}.{key}" if path else key)
+            out += _diff(value, current.get(key), f"{path}.{key}" if path else key, connector)
         return out
-    if current == SECRET_MASK and SECRET_KEYS.search(path):
+    if secret and (current == SECRET_MASK or desired == current):
         return []
     if desired != current:
-        leaf = path.rsplit(".", 1)[-1]
-        return [f"{path}: {_masked(leaf, current)!r} -> {_masked(leaf, desired)!r}"]
+        show = (
+            (lambda v: SECRET_MASK if v is not None else None)
+            if secret
+            else (lambda v: secret_fields.mask(connector, v, fields) if connector else v)
+        )
+        return [f"{path}: {show(current)!r} -> {show(desired)!r}"]
     return []
 
 
@@ -259,7 +268,27 @@ def make_plan(config: IngestionConfig, api: AirbyteApi, environ: dict[str, str] 
                     "replace",
                     "connection",
                     conn.name,
-                    ["source or destination changed: delete and create"],
+                    ["source or destination changed: create the new connection, then delete the old one", STATE_LOST],
+                    {**body, "_refs": refs},
+                    current["connectionId"],
+                )
+            )
+            continue
+        replaced = [
+            f"{kind} '{name}'"
+            for kind, name in (("source", conn.source.name), ("destination", conn.destination.name))
+            if any(c.kind == kind and c.name == name and c.action == "replace" for c in changes)
+        ]
+        if replaced:  # deleting an actor deletes its connections: this one moves to the new actor
+            changes.append(
+                Change(
+                    "replace",
+                    "connection",
+                    conn.name,
+                    [
+                        f"{' and '.join(replaced)} replaced: create the new connection, then delete the old one",
+                        STATE_LOST,
+                    ],
                     {**body, "_refs": refs},
                     current["connectionId"],
                 )
@@ -307,8 +336,12 @@ def _actor_change(kind: str, name: str, desired: dict, current: dict | None, ws_
             body,
             current[f"{kind}Id"],
         )
+    connector = f"{kind}-{desired[type_key]}"
     details = _diff(
-        {k: v for k, v in desired.items() if k != type_key}, current.get("configuration") or {}, "configuration"
+        {k: v for k, v in desired.items() if k != type_key},
+        current.get("configuration") or {},
+        "configuration",
+        connector,
     )
     return Change("update" if details else "unchanged", kind, name, details, body, current[f"{kind}Id"])
 
@@ -330,8 +363,13 @@ def _stream_diff(desired: list[dict], current: list[dict]) -> list[str]:
 
 # -- apply ------------------------------------------------------------------------------------
 def apply_plan(plan: Plan, api: AirbyteApi, say=print) -> dict[str, int]:
-    """Carry out the plan: sources and destinations first, then connections. Returns the counts."""
+    """Carry out the plan: sources and destinations, then connections, then deletions. Returns the counts.
+
+    Nothing is deleted before its replacement exists: a replaced source, destination or
+    connection is created first and the old one deleted last, so a failed create leaves the old
+    one, and Airbyte's sync state with it, where it was (rerun apply once the cause is fixed)."""
     ids: dict[tuple[str, str], str] = {}
+    old_actors: list[tuple[str, Change]] = []
     for kind in ("source", "destination"):
         for change in (c for c in plan.changes if c.kind == kind):
             if change.action == "unchanged":
@@ -344,23 +382,30 @@ def apply_plan(plan: Plan, api: AirbyteApi, say=print) -> dict[str, int]:
                     json={"name": change.name, "configuration": change.body["configuration"]},
                 )
             else:
-                if change.action == "replace":
-                    api.request("DELETE", f"/{kind}s/{change.current_id}")
                 result = api.request("POST", f"/{kind}s", json=change.body)
+                if change.action == "replace":
+                    old_actors.append((kind, change))  # deleted once its connections have moved
             ids[(kind, change.name)] = result[f"{kind}Id"]
-            say(f"  {change.action}d {kind} '{change.name}' ({result[f'{kind}Id']})")
+            say(
+                f"  {'create' if change.action == 'replace' else change.action}d {kind} '{change.name}' ({result[f'{kind}Id']})"
+            )
     for change in (c for c in plan.changes if c.kind == "connection" and c.action != "unchanged"):
         body = {k: v for k, v in change.body.items() if k != "_refs"}
         if change.action == "update":
             result = api.request("PATCH", f"/connections/{change.current_id}", json=body)
-        else:
-            if change.action == "replace":
-                api.request("DELETE", f"/connections/{change.current_id}")
-            refs = change.body["_refs"]
-            body["sourceId"] = ids[("source", refs["source"])]
-            body["destinationId"] = ids[("destination", refs["destination"])]
-            result = api.request("POST", "/connections", json=body)
-        say(f"  {change.action}d connection '{change.name}' ({result['connectionId']})")
+            say(f"  updated connection '{change.name}' ({result['connectionId']})")
+            continue
+        refs = change.body["_refs"]
+        body["sourceId"] = ids[("source", refs["source"])]
+        body["destinationId"] = ids[("destination", refs["destination"])]
+        result = api.request("POST", "/connections", json=body)
+        say(f"  created connection '{change.name}' ({result['connectionId']})")
+        if change.action == "replace":
+            api.request("DELETE", f"/connections/{change.current_id}")
+            say(f"  deleted the connection it replaces ({change.current_id}); {STATE_LOST}")
+    for kind, change in old_actors:
+        api.request("DELETE", f"/{kind}s/{change.current_id}")
+        say(f"  deleted the {kind} '{change.name}' it replaces ({change.current_id})")
     return plan.counts()
 
 
