@@ -215,13 +215,46 @@ def test_a_failure_mid_load_leaves_the_previous_table_and_state(source, warehous
     assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c v2"), (4, "d")]
 
 
+def test_case13_a_value_its_column_cannot_hold_is_nulled_and_flagged_by_the_loader_and_the_sync_goes_on(
+    source, warehouse, sql
+):
+    """Reliability case 13 at the loader: no SQL UPDATE, the flag comes from the write path."""
+    sent = [
+        record(1, "01", name="fine", amount=12.5, active=True, payload={"a": 1}),
+        record(2, "01", name="bad number, boolean and json", amount="n/a", active="maybe", payload="{not json"),
+        record(3, "01", name="too big for numeric(38, 9)", amount=1e30),
+        record(4, "01", name="text that fits", amount=" -7.25e2 ", active="yes", payload='{"b": [1, 2]}'),
+        {**record(5, "01", name="a whole float and an integer as text"), "id": 5.0, "amount": "3"},
+        {**record(6, "01", name="an integer key that is not one"), "id": "six"},
+    ]
+    result = sync(connection(source(sent), "incremental_append"), warehouse)
+    assert result["streams"]["items"]["records"] == 6
+    assert any("amount='n/a' does not fit its column type" in line for line in result["lines"])
+    got = sql(
+        "select id, name, amount, active, payload::text, _airbyte_meta::jsonb -> 'changes' from raw.items"
+        " order by id nulls last"
+    )
+    nulled = lambda *fields: [  # noqa: E731
+        {"field": f, "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"} for f in fields
+    ]
+    assert got == [
+        (1, "fine", 12.5, True, '{"a":1}', None),
+        (2, "bad number, boolean and json", None, None, None, nulled("amount", "active", "payload")),
+        (3, "too big for numeric(38, 9)", None, None, None, nulled("amount")),
+        (4, "text that fits", -725.0, True, '{"b": [1, 2]}', None),
+        (5, "a whole float and an integer as text", 3.0, None, None, None),
+        (None, "an integer key that is not one", None, None, None, nulled("id")),
+    ], got
+
+
 def test_a_value_postgres_rejects_fails_the_copy_and_leaves_no_stage_table(source, warehouse, sql):
     conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
     sync(conn, warehouse)
     before = rows(sql)
 
-    source([record(1, "02", name="a v2"), {**record(2, "02", name="b"), "amount": "not a number"}])
-    with pytest.raises(EmbeddedSyncError, match="invalid input syntax for type numeric"):
+    # date and time columns are not checked by the loader: Postgres refuses the whole COPY
+    source([record(1, "02", name="a v2"), {**record(2, "02", name="b"), "updated_at": "not a time"}])
+    with pytest.raises(EmbeddedSyncError, match="invalid input syntax for type timestamp"):
         sync(conn, warehouse)
     assert rows(sql) == before
     stage_tables = (

@@ -19,13 +19,22 @@ its own loader (pandas `to_sql`, ~1,000 records/s) was 5x slower than the connec
 Everything else stays PyAirbyte's: reading the connector, batching to disk (bounded memory),
 table and column creation, and state, which is stored in <schema>._airbyte_state only after the
 stream's rows are committed. A failure before that commit leaves the final table as it was.
+
+A value its column cannot hold (an `integer` column sent "abc" or 1e30, a `number` sent "n/a",
+a `boolean` sent "maybe", an `object`/`array` sent text that is not JSON) is written as NULL and
+listed in the record's `_airbyte_meta` as `{"changes": [{"field", "change": "NULLED", "reason":
+"DESTINATION_TYPECAST_ERROR"}]}`, as Airbyte's Postgres destination does: the sync goes on and
+dbt quarantines the record, instead of one bad value failing the whole COPY. Date and time
+columns are not checked: a value Postgres cannot parse there still fails the load, naming it.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
+import re
 import resource
 import sys
 import time
@@ -79,6 +88,56 @@ def csv_field(value: Any) -> str:
     return '"' + str(value).replace("\x00", "").replace('"', '""') + '"'
 
 
+# -- values the column type cannot hold: NULLED and listed in _airbyte_meta (see the module doc) -------
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_BOOLEANS = frozenset({"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"})
+BIGINT = 2**63
+NUMERIC_LIMIT = 1e29  # PyAirbyte's number columns are DECIMAL(38, 9)
+MAX_LOGGED_FLAGS = 5  # per stream, in the task log
+
+
+def to_integer(value: Any) -> Any:
+    """A value a BIGINT column takes (a whole float becomes an int: COPY rejects '5.0')."""
+    kind = type(value)
+    if kind is float and value.is_integer():
+        value, kind = int(value), int
+    elif kind is str and _INTEGER.match(value):
+        value, kind = int(value), int
+    if kind is int and -BIGINT <= value < BIGINT:
+        return value
+    raise ValueError(value)
+
+
+def to_number(value: Any) -> Any:
+    kind = type(value)
+    if kind is str and _NUMBER.match(value):
+        if abs(float(value)) < NUMERIC_LIMIT:
+            return value
+    elif (kind is int or kind is float) and math.isfinite(value) and abs(value) < NUMERIC_LIMIT:
+        return value
+    raise ValueError(value)
+
+
+def to_boolean(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool or (kind is str and value.strip().lower() in _BOOLEANS):
+        return value
+    if kind is int and value in (0, 1):
+        return bool(value)
+    raise ValueError(value)
+
+
+def to_json(value: Any) -> Any:
+    """Objects, lists, numbers and booleans are JSON; a string must be JSON text to fit a json column."""
+    if type(value) is str:
+        json.loads(value)
+    return value
+
+
+CASTS = {"integer": to_integer, "number": to_number, "boolean": to_boolean, "object": to_json, "array": to_json}
+
+
 def copy_cache_class() -> type:
     """PyAirbyte's PostgresCache whose batches are CSV files loaded by COPY (see the module doc)."""
     from airbyte._processors.sql.postgres import PostgresSqlProcessor
@@ -101,6 +160,29 @@ def copy_cache_class() -> type:
             return gzip.open(file_path, "wt", encoding="utf-8", compresslevel=1, newline="")
 
         def _write_record_dict(self, record_dict, open_file_writer) -> None:  # noqa: ANN001
+            handler = record_dict._stream_handler
+            changes = None
+            for column, cast in getattr(handler, "typecasts", ()):
+                value = record_dict.get(column)
+                if value is None:
+                    continue
+                try:
+                    fitted = cast(value)
+                except (ValueError, TypeError, OverflowError):
+                    dict.__setitem__(record_dict, column, None)
+                    changes = changes or []
+                    changes.append({"field": column, "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"})
+                    handler.typecast_flags += 1
+                    if handler.typecast_flags <= MAX_LOGGED_FLAGS:
+                        log(
+                            f"stream {handler.typecast_stream}: {column}={str(value)[:80]!r} does not fit its "
+                            "column type: written as NULL and listed in _airbyte_meta"
+                        )
+                    continue
+                if fitted is not value:
+                    dict.__setitem__(record_dict, column, fitted)
+            if changes:
+                dict.__setitem__(record_dict, "_airbyte_meta", {"changes": changes})
             columns = self._columns.get(open_file_writer)
             if columns is None:
                 columns = self._columns[open_file_writer] = list(record_dict)
@@ -128,6 +210,8 @@ def copy_cache_class() -> type:
         def process_record_message(self, record_msg, stream_record_handler, progress_tracker) -> None:  # noqa: ANN001
             if self._read_started is None:
                 self._read_started = time.monotonic()
+            if not hasattr(stream_record_handler, "typecasts"):
+                self._attach_typecasts(record_msg.stream, stream_record_handler)
             super().process_record_message(record_msg, stream_record_handler, progress_tracker)
             self._records_read += 1
             stream = record_msg.stream
@@ -136,6 +220,23 @@ def copy_cache_class() -> type:
                 rate = self._records_read / max(time.monotonic() - self._read_started, 1e-6)
                 counts = ", ".join(f"{n} {c}" for n, c in self._stream_counts.items())
                 log(f"read {self._records_read} records ({counts}), {rate:,.0f} records/s")
+
+        def _attach_typecasts(self, stream_name: str, handler) -> None:  # noqa: ANN001
+            """(record key, cast) of the stream's columns whose SQL type can reject a value."""
+            from airbyte.types import SQLTypeConversionError, _get_airbyte_type
+
+            casts = []
+            properties = self.catalog_provider.get_stream_json_schema(stream_name).get("properties") or {}
+            for name, definition in properties.items():
+                try:
+                    kind = _get_airbyte_type(definition)[0]
+                except SQLTypeConversionError:
+                    continue
+                if kind in CASTS:
+                    casts.append((handler.to_index_case(name), CASTS[kind]))
+            handler.typecasts = tuple(casts)
+            handler.typecast_stream = stream_name
+            handler.typecast_flags = 0
 
         def _write_files_to_new_table(self, files, stream_name: str, batch_id: str) -> str:  # noqa: ANN001
             started = time.monotonic()
