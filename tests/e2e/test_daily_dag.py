@@ -60,11 +60,57 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
 
     assert "task_id=shop_export" in out and "shop export 2026-01-05 (full)" in out, "the first export: the whole shop"
 
-    second = stack.cli("demo", "--date", E2E_DATE)
-    assert "run state: success" in second.stdout, second.stdout[-3000:]
-    assert counts(stack) == first, "the same day run twice: identical row counts, zero duplicate keys"
-    # the rerun's export rewrote no file, so source-s3 read nothing new
-    assert "0 file(s) written" in second.stdout and "0 records: users=0, products=0, purchases=0" in second.stdout
+    # reliability case 11: the same interval cleared (`dags test` clears the date's task instances
+    # and replaces its run) and run again, twice: every layer identical, no duplicate key, and
+    # the same lake objects (the exports: same keys, etags and last-modified times)
+    layers, lake = every_layer(stack), lake_objects(stack)
+    assert layers["raw.users"] == (rows["users"], 0) and lake
+    assert {t: d for t, (_, d) in layers.items() if d} == {}, "no duplicate key in any layer"
+    for rerun in (1, 2):
+        again = stack.cli("demo", "--date", E2E_DATE)
+        assert "run state: success" in again.stdout, again.stdout[-3000:]
+        assert counts(stack) == first, f"rerun {rerun}: identical row counts, zero duplicate keys"
+        assert every_layer(stack) == layers, f"rerun {rerun}: every layer as after the first run"
+        assert lake_objects(stack) == lake, f"rerun {rerun}: no export object rewritten or added"
+        # the rerun's export rewrote no file, so source-s3 read nothing new
+        assert "0 file(s) written" in again.stdout and "0 records: users=0, products=0, purchases=0" in again.stdout
+
+
+def every_layer(stack) -> dict[str, tuple[int, int | None]]:
+    """(rows, keys found more than once) of every relation the run summary lists, from raw to the
+    snapshot (include/pipeline/report.py: each model's key is the column its unique test checks)."""
+    from include.pipeline.report import layer_tables
+
+    out = {}
+    for _, schema, name, key in layer_tables():
+        table = sql.Identifier(schema, name)
+        rows = stack.sql(sql.SQL("select count(*) from {}").format(table))[0][0]
+        cols = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+        dupes = (
+            stack.sql(
+                sql.SQL("select count(*) from (select {c} from {t} group by {c} having count(*) > 1) d").format(
+                    c=cols, t=table
+                )
+            )[0][0]
+            if key
+            else None
+        )
+        out[f"{schema}.{name}"] = (rows, dupes)
+    return out
+
+
+def lake_objects(stack) -> dict[str, tuple[str, int, object]]:
+    """{key: (etag, size, last modified)} of the exports bucket of the stack's S3."""
+    import json
+
+    from minio import Minio
+
+    port = json.loads((stack.root / ".local" / "services.json").read_text())["s3"]["port"]
+    env = dict(line.split("=", 1) for line in (stack.root / ".env").read_text().splitlines() if "=" in line)
+    client = Minio(f"127.0.0.1:{port}", env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], secure=False)
+    return {
+        o.object_name: (o.etag, o.size, o.last_modified) for o in client.list_objects("shop-exports", recursive=True)
+    }
 
 
 def test_the_embedded_s3_listens_on_127_0_0_1_only_and_requires_its_keys(stack):

@@ -23,6 +23,11 @@ classes) and the ``airbyte_api`` 1.0.1 models:
   ``lastUpdatedAt`` (terminal only), ``duration`` (ISO-8601, not while pending),
   ``bytesSynced``/``rowsSynced`` (from the last finished attempt). The public API has no attempt
   count; the fake keeps attempts in its state, see :meth:`FakeAirbyteApi.job`.
+* Connection streams (``AirbyteCatalogHelper``): a ``full_refresh_*`` stream is stored and
+  returned with the connector's default cursor and primary key, whatever the client sent (empty
+  lists included); an incremental stream keeps the cursor sent unless the source defines its
+  own, and a source-defined primary key wins. A cursor other than a source-defined one, or an
+  incremental stream with no cursor at all, is a 400, as on the server.
 
 Typical use (see ``tests/fakes/conftest.py`` for the fixtures)::
 
@@ -894,6 +899,11 @@ class FakeAirbyteApi:
         return out
 
     def _normalize_streams(self, streams: Any, source: dict[str, Any]) -> list[dict[str, Any]]:
+        """Stream configurations as the server stores and returns them (airbyte-platform's public
+        API, ``AirbyteCatalogHelper.validateStreamConfig`` and ``updateAirbyteStreamConfiguration``):
+        a full-refresh stream gets the connector's default cursor and primary key whatever was
+        sent; an incremental one keeps a sent cursor unless the source defines it, and the
+        source-defined primary key wins over a sent one."""
         catalog = {s["streamName"]: s for s in self._catalog_for(source)}
         if streams is None:
             return [
@@ -920,22 +930,68 @@ class FakeAirbyteApi:
             seen.add(name)
             if catalog and name not in catalog:
                 raise _bad_request(f"Invalid stream found. The list of valid streams include: {sorted(catalog)}.")
-            props = catalog.get(name, {})
+            props = catalog.get(name) or self._normalize_stream_properties({"streamName": name})
             sync_mode = stream.get("syncMode") or "full_refresh_overwrite"
             if sync_mode not in SYNC_MODES:
                 raise _bad_request(f"Invalid sync mode {sync_mode!r} for stream {name}")
-            if props and sync_mode not in props["syncModes"]:
+            if catalog and sync_mode not in props["syncModes"]:
                 raise _bad_request(
                     f"Cannot set sync mode to {sync_mode} for stream {name}. Valid sync modes are: {props['syncModes']}"
                 )
+            sent_cursor = list(stream.get("cursorField") or [])
+            sent_key = copy.deepcopy(stream.get("primaryKey") or [])
+            self._validate_stream(name, sync_mode, sent_cursor, sent_key, props)
+            default_cursor = list(props["defaultCursorField"])
+            source_key = copy.deepcopy(props["sourceDefinedPrimaryKey"])
             norm = copy.deepcopy(stream)
             norm["syncMode"] = sync_mode
-            norm.setdefault("cursorField", list(props.get("defaultCursorField", [])))
-            norm.setdefault("primaryKey", copy.deepcopy(props.get("sourceDefinedPrimaryKey", [])))
+            if sync_mode.startswith("incremental"):
+                # selectCursorField: the source's cursor if it defines one, else the sent one, else the default
+                if props["sourceDefinedCursorField"] or not sent_cursor:
+                    norm["cursorField"] = default_cursor
+                else:
+                    norm["cursorField"] = sent_cursor
+            else:  # full refresh: the connector's default cursor, never what was sent
+                norm["cursorField"] = default_cursor
+            if sync_mode.startswith("incremental") or sync_mode == "full_refresh_overwrite_deduped":
+                norm["primaryKey"] = source_key or sent_key  # selectPrimaryKey
+            else:  # full refresh: the connector's primary key, never what was sent
+                norm["primaryKey"] = source_key
             norm.setdefault("selectedFields", [])
             norm.setdefault("mappers", [])
             out.append(norm)
         return out
+
+    @staticmethod
+    def _validate_stream(
+        name: str, sync_mode: str, cursor: list[str], key: list[list[str]], props: dict[str, Any]
+    ) -> None:
+        """The server's 400s for an incremental stream's cursor and a deduplicated stream's key."""
+        if not sync_mode.startswith("incremental"):
+            return
+        default_cursor = props["defaultCursorField"]
+        if props["sourceDefinedCursorField"]:
+            if cursor and set(cursor) != set(default_cursor):
+                raise _bad_request(
+                    f"Cursor Field {cursor} is already defined by source for stream: {name}. "
+                    "Do not include a cursor field configuration for this stream."
+                )
+        elif not cursor and not default_cursor:
+            raise _bad_request(
+                f"No default cursor field for stream: {name}. Please include a cursor field configuration for this stream."
+            )
+        if sync_mode != "incremental_deduped_history":
+            return
+        source_key = props["sourceDefinedPrimaryKey"]
+        if source_key and key and source_key != key:
+            raise _bad_request(
+                f"Primary key for stream: {name} is already pre-defined. "
+                f"Please remove the primaryKey or provide the value as {source_key}."
+            )
+        if not source_key and not key:
+            raise _bad_request(
+                f"No default primary key for stream: {name}. Please include a primary key configuration for this stream."
+            )
 
     @staticmethod
     def _normalize_schedule(schedule: Any) -> dict[str, Any]:

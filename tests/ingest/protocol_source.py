@@ -6,6 +6,8 @@ runs a real connector. Incremental reads use the cursor `updated_at` inclusively
 the state's cursor value are read again, as file-based sources do), so a rerun re-emits the last
 records and the merge must absorb them. `fail_after: N` exits with an error after N records;
 `pause_after: N` stops sending after N records and hangs (a sync caught mid-way, for kill tests).
+`stall_after: N` emits N records and a STATE message for them, touches the file `stall_marker`
+and hangs, so a test can kill the sync mid-way.
 Standard library only: any Python interpreter can run it.
 """
 
@@ -67,6 +69,12 @@ def read(config: dict, catalog: dict, state: list | dict | None) -> int:
         if config.get("fail_after") is not None and n >= config["fail_after"]:
             sys.stderr.write("protocol_source: failing on purpose\n")
             return 1
+        if config.get("stall_after") is not None and n >= config["stall_after"]:
+            emit({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                "stream_descriptor": {"name": "items"}, "stream_state": {"updated_at": newest}}}})  # fmt: skip
+            sys.stdout.flush()
+            open(config["stall_marker"], "w").close()
+            time.sleep(3600)  # killed before this ends
         emit({"type": "RECORD", "record": {"stream": "items", "data": record, "emitted_at": 1767225600000 + n}})
         newest = max(newest or record["updated_at"], record["updated_at"])
     emit({"type": "STATE", "state": {"type": "STREAM", "stream": {
@@ -82,7 +90,8 @@ def main(args: list[str]) -> int:
         emit({"type": "SPEC", "spec": {"connectionSpecification": {
             "type": "object", "required": ["records_file"],
             "properties": {"records_file": {"type": "string"}, "fail_after": {"type": "integer"},
-                           "pause_after": {"type": "integer"}},
+                           "pause_after": {"type": "integer"},
+                           "stall_after": {"type": "integer"}, "stall_marker": {"type": "string"}},
         }}})  # fmt: skip
         return 0
     config = json.loads(open(option(args, "--config"), encoding="utf-8").read())

@@ -217,16 +217,138 @@ def test_a_failure_mid_load_leaves_the_previous_table_and_state(source, warehous
     assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c v2"), (4, "d")]
 
 
+def test_case13_a_value_its_column_cannot_hold_is_nulled_and_flagged_by_the_loader_and_the_sync_goes_on(
+    source, warehouse, sql
+):
+    """Reliability case 13 at the loader: no SQL UPDATE, the flag comes from the write path."""
+    sent = [
+        record(1, "01", name="fine", amount=12.5, active=True, payload={"a": 1}),
+        record(2, "01", name="bad number, boolean and json", amount="n/a", active="maybe", payload="{not json"),
+        record(3, "01", name="too big for numeric(38, 9)", amount=1e30),
+        record(4, "01", name="text that fits", amount=" -7.25e2 ", active="yes", payload='{"b": [1, 2]}'),
+        {**record(5, "01", name="a whole float and an integer as text"), "id": 5.0, "amount": "3"},
+        {**record(6, "01", name="an integer key that is not one"), "id": "six"},
+    ]
+    result = sync(connection(source(sent), "incremental_append"), warehouse)
+    assert result["streams"]["items"]["records"] == 6
+    assert any("amount='n/a' does not fit its column type" in line for line in result["lines"])
+    got = sql(
+        "select id, name, amount, active, payload::text, _airbyte_meta::jsonb -> 'changes' from raw.items"
+        " order by id nulls last"
+    )
+    nulled = lambda *fields: [  # noqa: E731
+        {"field": f, "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"} for f in fields
+    ]
+    assert got == [
+        (1, "fine", 12.5, True, '{"a":1}', None),
+        (2, "bad number, boolean and json", None, None, None, nulled("amount", "active", "payload")),
+        (3, "too big for numeric(38, 9)", None, None, None, nulled("amount")),
+        (4, "text that fits", -725.0, True, '{"b": [1, 2]}', None),
+        (5, "a whole float and an integer as text", 3.0, None, None, None),
+        (None, "an integer key that is not one", None, None, None, nulled("id")),
+    ], got
+
+
 def test_a_value_postgres_rejects_fails_the_copy_and_leaves_no_stage_table(source, warehouse, sql):
     conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
     sync(conn, warehouse)
     before = rows(sql)
 
-    source([record(1, "02", name="a v2"), {**record(2, "02", name="b"), "amount": "not a number"}])
-    with pytest.raises(EmbeddedSyncError, match="invalid input syntax for type numeric"):
+    # date and time columns are not checked by the loader: Postgres refuses the whole COPY
+    source([record(1, "02", name="a v2"), {**record(2, "02", name="b"), "updated_at": "not a time"}])
+    with pytest.raises(EmbeddedSyncError, match="invalid input syntax for type timestamp"):
         sync(conn, warehouse)
     assert rows(sql) == before
     stage_tables = (
         "select table_name from information_schema.tables where table_schema = 'raw' and table_name like 'items\\_%'"
     )
     assert sql(stage_tables) == [], "the stage table of the failed COPY is dropped"
+
+
+# -- reliability case 12: a sync killed mid-way, then resumed -----------------------------------------
+def kill_the_runner_when(ready, seconds: float = 120.0) -> None:
+    """Wait for `ready()`, then SIGKILL the embedded runner's process group (runner + connector):
+    the worst kill, with no handler, no finally block and no chance to clean up."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "the sync never reached the point to kill it at"
+        time.sleep(0.1)
+    runners = [p for p in psutil.Process().children(recursive=True) if "embedded_runner.py" in " ".join(p.cmdline())]
+    assert len(runners) == 1, runners
+    os.killpg(runners[0].pid, signal.SIGKILL)
+
+
+def in_background(fn, *args, **kwargs):
+    import threading
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_case12_a_sync_killed_mid_way_and_resumed_has_no_duplicate_key_and_no_state_past_unwritten_rows(
+    source, warehouse, sql, tmp_path
+):
+    """Killed while reading, then killed while loading, then resumed: nothing of either kill is
+    visible, the cursor stays put, and the resumed sync loads every change once."""
+    day1 = [record(i, "01", name=f"{i} v1") for i in range(1, 6)]
+    conn = connection(source(day1), "incremental_deduped_history")
+    sync(conn, warehouse)
+    before, state_before = rows(sql), sql("select state_json from raw._airbyte_state")
+
+    # day 2: 2 and 3 changed, 6-9 are new
+    day2 = [record(2, "02", name="2 v2"), record(3, "02", name="3 v2")] + [
+        record(i, "03", name=f"{i} v1") for i in range(6, 10)
+    ]
+    source(day2)
+
+    # 1. killed while reading: the source sends 2, 3 and 6, then a STATE with cursor 2026-01-03
+    # for them, then hangs. A state saved now would make the resumed sync skip 2 and 3 (01-02).
+    marker = tmp_path / "stalled"
+    stalling = connection(source(day2), "incremental_deduped_history", stall_after=3, stall_marker=str(marker))
+    thread, outcome = in_background(sync, stalling, warehouse)
+    kill_the_runner_when(marker.exists)
+    thread.join(60)
+    assert isinstance(outcome.get("error"), EmbeddedSyncError), outcome
+    assert rows(sql) == before, "nothing of the sync killed while reading is visible"
+    assert sql("select state_json from raw._airbyte_state") == state_before, "the cursor did not move"
+
+    # 2. killed while loading: the merge transaction hangs on inserting id 6, after deleting the
+    # old versions of 2 and 3; the server ends the dead client's transaction without a commit
+    sql("""
+        create function raw.slow_on_6() returns trigger language plpgsql as $$
+        begin if new.id = 6 then perform pg_sleep(3); end if; return new; end $$;
+        create trigger slow_on_6 before insert on raw.items for each row execute function raw.slow_on_6();
+    """)  # fmt: skip
+    thread, outcome = in_background(sync, conn, warehouse)
+    kill_the_runner_when(lambda: sql("select count(*) from pg_stat_activity where wait_event = 'PgSleep'")[0][0] > 0)
+    thread.join(60)
+    assert isinstance(outcome.get("error"), EmbeddedSyncError), outcome
+    sql("drop trigger slow_on_6 on raw.items")  # waits for that backend to end
+    assert rows(sql) == before, "nothing of the sync killed while loading is visible"
+    assert sql("select state_json from raw._airbyte_state") == state_before, "the cursor did not move"
+
+    # 3. resumed: the next run of the same day loads every change once
+    result = sync(conn, warehouse)
+    assert result["streams"]["items"]["records"] == len(day2)
+    assert sql("select count(*), count(distinct id) from raw.items") == [(9, 9)], "no duplicate primary key"
+    assert [(r[0], r[1]) for r in rows(sql)] == [
+        (1, "1 v1"), (2, "2 v2"), (3, "3 v2"), (4, "4 v1"), (5, "5 v1"),
+        (6, "6 v1"), (7, "7 v1"), (8, "8 v1"), (9, "9 v1"),
+    ]  # fmt: skip
+    state = sql("select state_json from raw._airbyte_state where stream_name = 'items'")
+    assert json.loads(state[0][0])["stream"]["stream_state"] == {"updated_at": "2026-01-03T00:00:00+00:00"}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
+from tests.observe.conftest import metrics_params  # noqa: F401 (fixture: a migrated metrics schema)
 
 CONNECTION = "shop_to_warehouse"
 
@@ -50,13 +51,20 @@ def applied(airbyte_api, platform_env):  # noqa: F811
 
 
 class RecordingTI:
-    """What the operator needs of a task instance: xcom_push, recorded."""
+    """What the operator and the metrics callback need of a task instance: its key, xcom_push
+    (recorded) and xcom_pull of this task's latest value of a key."""
+
+    dag_id, run_id, task_id, try_number = "ecommerce_daily", "manual__2026-01-05", CONNECTION, 1
 
     def __init__(self):
         self.xcoms: list[tuple[str, Any]] = []
 
     def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms.append((key, value))
+        self.xcoms.append((key, json.loads(json.dumps(value))))  # stored as JSON, as Airflow does
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        assert task_ids == self.task_id
+        return next((value for k, value in reversed(self.xcoms) if k == key), None)
 
 
 def make_operator(**kwargs):

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from include.pipeline import settings
 from include.pipeline.ingest.platform.apply import main
 
@@ -79,6 +81,97 @@ def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform
     assert airbyte_api.sources()[0]["configuration"]["bucket"] == "shop-exports-v2"
     [after] = airbyte_api.connections()
     assert after["connectionId"] == before["connectionId"], "updated in place, same id"
+
+
+# -- every sync mode is idempotent: the server fills in defaults the client did not send -----------
+FAKER_EVERY_MODE = """\
+version: 1
+sources:
+  faker:
+    connector: source-faker
+    config: {count: 10, seed: 1}
+destinations:
+  warehouse: {type: postgres, schema: raw, airflow_conn_id: warehouse}
+connections:
+  - name: faker_to_warehouse
+    source: faker
+    destination: warehouse
+    streams:
+      - {name: users, sync_mode: full_refresh_overwrite}
+      - {name: products, sync_mode: full_refresh_append}
+      - {name: purchases, sync_mode: incremental_append, cursor_field: updated_at}
+"""
+
+
+def _every_mode_of_the_shipped_file() -> str:
+    """The shipped source-s3 declaration with a full-refresh overwrite, a full-refresh append and
+    an incremental append stream (source-s3 defines the cursor: the file's last-modified time)."""
+    text = settings.CONNECTIONS_FILE.read_text()
+    head, streams = text.split("    streams:\n      - name: users\n        sync_mode", 1)
+    return head + (
+        "    streams:\n"
+        "      - {name: users, sync_mode: full_refresh_overwrite}\n"
+        "      - {name: products, sync_mode: full_refresh_append}\n"
+        "      - {name: purchases, sync_mode: incremental_append, cursor_field: _ab_source_file_last_modified}\n"
+    )
+
+
+@pytest.mark.parametrize("declaration", ["faker", "s3"])
+def test_every_sync_mode_applies_once_and_a_second_apply_changes_nothing(
+    airbyte_api, platform_env, tmp_path, capsys, declaration
+):
+    """The server answers full-refresh streams with the connector's default cursor and primary
+    key, and an incremental stream with the source's primary key: none of it is a change."""
+    path = tmp_path / "connections.yaml"
+    path.write_text(FAKER_EVERY_MODE if declaration == "faker" else _every_mode_of_the_shipped_file())
+    assert main(["apply", "--file", str(path)]) == 0
+    assert "Apply complete: 3 created" in capsys.readouterr().out
+    [conn] = airbyte_api.connections()
+    stored = {s["name"]: (s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]}
+    if declaration == "faker":  # what a real server stores: the connector's defaults filled in
+        assert stored == {
+            "users": ("full_refresh_overwrite", ["updated_at"], [["id"]]),
+            "products": ("full_refresh_append", ["updated_at"], [["id"]]),
+            "purchases": ("incremental_append", ["updated_at"], [["id"]]),
+        }
+    else:
+        cursor = ["_ab_source_file_last_modified"]
+        assert stored == {
+            "users": ("full_refresh_overwrite", cursor, []),
+            "products": ("full_refresh_append", cursor, []),
+            "purchases": ("incremental_append", cursor, []),
+        }
+
+    airbyte_api.reset_request_log()
+    for _ in range(2):
+        assert main(["apply", "--file", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "Plan: 0 to create, 0 to update, 0 to replace, 3 unchanged." in out, out
+        assert "cursorField" not in out and "primaryKey" not in out
+    assert writes(airbyte_api) == 0
+
+    # a real change of a sync mode is still seen and applied, and then settles too
+    path.write_text(path.read_text().replace("name: users, sync_mode: full_refresh_overwrite",
+                                             "name: users, sync_mode: full_refresh_append"))  # fmt: skip
+    assert main(["apply", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "streams.users.syncMode: 'full_refresh_overwrite' -> 'full_refresh_append'" in out
+    assert "1 updated" in out
+    assert main(["plan", "--file", str(path)]) == 0
+    assert "0 to update" in capsys.readouterr().out
+
+
+def test_a_cursor_other_than_the_source_defined_one_is_refused_like_the_server_does(airbyte_api, platform_env,
+                                                                                      tmp_path, capsys):  # fmt: skip
+    """source-s3 defines its cursor: Airbyte answers 400 to another one; apply names the error."""
+    text = settings.CONNECTIONS_FILE.read_text().replace(
+        "cursor_field: _ab_source_file_last_modified", "cursor_field: updated_at", 1
+    )
+    path = tmp_path / "connections.yaml"
+    path.write_text(text)
+    assert main(["apply", "--file", str(path)]) == 2
+    assert "is already defined by source for stream: users" in capsys.readouterr().err
+    assert airbyte_api.connections() == []
 
 
 def test_someone_elses_resources_are_left_alone(airbyte_api, platform_env, capsys):
@@ -174,5 +267,5 @@ def test_the_source_s3_configuration_is_valid_against_airbytes_official_schema(p
         assert isinstance(stream["input_schema"], str) and json.loads(stream["input_schema"])["id"] == "integer"
     # and the validator rejects what the schema forbids: it can fail
     broken = {**config, "streams": [{k: v for k, v in config["streams"][0].items() if k != "format"}]}
-    with __import__("pytest").raises(jsonschema.ValidationError, match="'format' is a required property"):
+    with pytest.raises(jsonschema.ValidationError, match="'format' is a required property"):
         jsonschema.validate(broken, schema)

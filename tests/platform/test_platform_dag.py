@@ -41,7 +41,9 @@ def platform_stack(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("platform-stack"))
     conn = fake.airflow_connection(extra={"timeout": 120})  # a poll waits while the fake job writes
     stack.env.update(
-        AIRBYTE_ENGINE="platform",
+        # the engine comes from the Airflow Variable, which wins over the environment
+        AIRBYTE_ENGINE="embedded",
+        AIRFLOW_VAR_AIRBYTE_ENGINE="platform",
         AIRBYTE_POLL_SECONDS="0.2",
         AIRFLOW_CONN_AIRBYTE_DEFAULT=json.dumps(conn),
         NO_PROXY=",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost") if p),
@@ -82,6 +84,10 @@ def test_daily_run_in_platform_mode_is_green_with_one_job_per_connection(platfor
     users, distinct = platform_stack.sql("select count(*), count(distinct id) from raw.users")[0]
     assert users == distinct > 0
     assert platform_stack.sql("select count(*) from marts.customers")[0][0] > 0, "dbt ran after the platform sync"
+    rows = platform_stack.sql(
+        "select engine, job_id, status from metrics.syncs where run_id = %s", (_run_id(platform_stack, DATE),)
+    )
+    assert rows == [("platform", str(fake.jobs(conns[declared[0]])[0]["jobId"]), "succeeded")], rows
 
 
 def test_a_failed_airbyte_job_fails_the_run_and_no_dbt_model_runs(platform_stack):
@@ -98,6 +104,26 @@ def test_a_failed_airbyte_job_fails_the_run_and_no_dbt_model_runs(platform_stack
     assert states["ingest.shop_to_warehouse"] == "failed"
     dbt = {task: state for task, state in states.items() if task.startswith("transform.")}
     assert dbt and all(state == "upstream_failed" for state in dbt.values()), dbt
+    # reliability case 4: one metrics row says failed, with the job's id and attempts and the engine
+    rows = platform_stack.sql(
+        "select stream, engine, job_id, attempts, status from metrics.syncs where run_id = %s",
+        (_run_id(platform_stack, FAILING_DATE),),
+    )
+    job_id = fake.jobs()[-1]["jobId"]
+    assert rows == [("*", "platform", str(job_id), fake.attempts(job_id), "failed")], rows
+
+
+def _run_id(stack, date: str) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db")
+    try:
+        [(run_id,)] = db.execute(
+            "select run_id from dag_run where dag_id = 'ecommerce_daily' and date(logical_date) = ?", (date,)
+        ).fetchall()
+    finally:
+        db.close()
+    return run_id
 
 
 def _task_states(stack, date: str) -> dict[str, str]:

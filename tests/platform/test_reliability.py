@@ -39,7 +39,8 @@ def test_happy_path_returns_job_figures_for_metrics(airbyte_api, applied, deferr
     [job] = airbyte_api.jobs(applied)
     assert result["engine"] == "platform" and result["connection"] == "shop_to_warehouse"
     assert (result["job_id"], result["records"], result["bytes"], result["attempts"]) == (job["jobId"], 2100, 420000, 1)
-    assert ti.xcoms[0][0] == "airbyte_job" and ti.xcoms[0][1]["job_id"] == job["jobId"], "job id pushed at submit"
+    assert ti.xcoms[0] == ("ingest_engine", "platform"), "the engine, read once, pushed first"
+    assert ti.xcoms[1][0] == "airbyte_job" and ti.xcoms[1][1]["job_id"] == job["jobId"], "job id pushed at submit"
     assert left_running(airbyte_api, applied) == 0
 
 
@@ -111,6 +112,33 @@ def test_case4_a_failed_job_fails_the_task_without_airflow_retries(airbyte_api, 
         run(make_operator(deferrable=deferrable), ti, deferrable)
     assert ti.xcoms[-1][1]["status"] == "failed", "the failure is recorded for the metrics"
     assert len(airbyte_api.jobs(applied)) == 1 and left_running(airbyte_api, applied) == 0
+
+
+@pytest.mark.parametrize("outcome", ["failed", "cancelled"])
+def test_case4_5_the_metrics_row_of_a_failed_or_cancelled_job_has_its_job_id_attempts_and_engine(
+    airbyte_api, applied, metrics_params, sql, monkeypatch, outcome
+):
+    """The failure callback has no return value to read: it reads the XCom `airbyte_job` and the
+    engine the task run resolved (here from the Airflow Variable, which then changes)."""
+    from include.pipeline.observe import callbacks
+
+    monkeypatch.setenv("AIRBYTE_ENGINE", "embedded")
+    monkeypatch.setenv("AIRFLOW_VAR_AIRBYTE_ENGINE", "platform")  # the Variable wins over the environment
+    airbyte_api.script_jobs(applied, "incomplete_then_failed" if outcome == "failed" else "cancelled")
+    ti = RecordingTI()
+    op = make_operator()
+    with pytest.raises(AirflowFailException, match=outcome) as raised:
+        run_deferrable(op, {"ti": ti}, make_resumed=lambda: make_operator())
+    [job] = airbyte_api.jobs(applied)
+    monkeypatch.setenv("AIRFLOW_VAR_AIRBYTE_ENGINE", "embedded")  # changed after the run: not what ran
+    context = {"ti": ti, "task": op, "exception": raised.value}
+    callbacks.record_sync(context)
+    callbacks.record_sync(context)  # delivered twice: still one row
+    rows = sql("select stream, connection, engine, job_id, attempts, status, error from metrics.syncs")
+    attempts = airbyte_api.attempts(job["jobId"])
+    assert attempts == (2 if outcome == "failed" else 1)
+    assert [r[:6] for r in rows] == [("*", "shop_to_warehouse", "platform", str(job["jobId"]), attempts, outcome)]
+    assert f"Airbyte job {job['jobId']}" in rows[0][6]
 
 
 def test_case5_a_job_cancelled_outside_airflow_fails_within_one_poll(airbyte_api, applied):

@@ -4,10 +4,12 @@ export of that day into a real S3 server, a real source-s3 sync by PyAirbyte
 acceptance: a day's sync reads only that day's new and changed records, unique keys in every
 layer, the orders mart equal to a recount from raw, revenue equal to SQL over raw, the snapshot
 keeping a changed customer's history, a rerun of a day reading nothing and changing nothing.
-Then a record flagged by Airbyte goes to quarantine and the build goes on."""
+Then a customer exported again with an age that is not a number is flagged by the loader in
+_airbyte_meta, goes to quarantine, and the build goes on."""
 
 from __future__ import annotations
 
+import numpy as np
 import psycopg2
 import pytest
 from psycopg2 import sql
@@ -18,6 +20,7 @@ from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.embedded import WarehouseTarget
 from include.pipeline.ingest.shop import ShopHistory, day_index
+from include.pipeline.observe import freshness
 from tests.conftest import new_database
 from tests.transform.conftest import Dbt
 
@@ -138,19 +141,36 @@ def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
         dbt("build", *(["--full-refresh"] if full else []))
         out[label] = wh.state()
 
-    # reliability case 13: a record Airbyte had to change is quarantined; the build goes on. It
-    # lands as Airbyte lands it: a newer extraction of customer 5 (incremental staging reads those)
-    wh.sql(
-        "update raw.users set _airbyte_meta = "
-        """'{"changes": [{"field": "age", "change": "NULLED", "reason": "DESTINATION_SERIALIZATION_ERROR"}]}',"""
-        " _airbyte_extracted_at = (select max(_airbyte_extracted_at) from raw.users) + interval '1 second'"
-        " where id = 5"
-    )
+    # reliability case 13: the shop exports customer 5 again with an age that is not a number.
+    # The loader flags it as Airbyte's Postgres destination does (age NULL, the change listed in
+    # _airbyte_meta), dbt quarantines the record, the build goes on, the freshness check counts it.
+    put_bad_age(client, 5)
+    out["flag_sync"] = sync_day(connection, target, DAYS[-1], log=quiet)
+    out["raw_5"] = wh.sql("select age, _airbyte_meta::jsonb -> 'changes' from raw.users where id = 5")
+    with psycopg2.connect(host=target.host, port=target.port, user=target.user, password=target.password,
+                          dbname=target.database) as conn, conn.cursor() as cur:  # fmt: skip
+        out["type_errors"] = freshness.measure(cur, "raw.users")["type_errors"]
     out["quarantine_build"] = dbt("build", check=False)
     out["quarantine"] = wh.sql("select stream_name, record_id, problem from staging.stg_faker__quarantined_records")
     out["customer_5"] = wh.sql("select count(*) from marts.customers where customer_id = 5")[0][0]
     out["wh"] = wh
     return out
+
+
+def put_bad_age(client, customer_id: int) -> None:
+    """A new export file in the bucket with customer `customer_id`'s record, its age a string."""
+    import io
+
+    import pyarrow as pa
+
+    from include.pipeline.ingest.shop import COLUMNS, encode
+
+    settings = shop_settings(SOURCE)
+    columns = COLUMNS["users"](ShopHistory(settings, day_index(DAYS[-1])), np.array([customer_id]))
+    columns["age"] = pa.array(["not a number"])
+    data = encode("users", columns, settings.format)
+    key = f"users/{DAYS[-1]}/late-fix-part-0000.{settings.format}"
+    client.put_object(settings.bucket, key, io.BytesIO(data), len(data))
 
 
 def records(sync: dict) -> dict[str, int]:
@@ -236,6 +256,11 @@ def test_a_full_refresh_rebuilds_the_incremental_model_with_the_same_result(runs
 
 
 def test_a_record_flagged_by_airbyte_is_quarantined_and_the_build_goes_on(runs):
+    # the sync went on (after the full refresh above, source-s3 reads every file again: merged)
+    assert records(runs["flag_sync"])["users"] >= 1
+    nulled = [{"field": "age", "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"}]
+    assert runs["raw_5"] == [(None, nulled)], "flagged by the loader, not by a test's UPDATE"
+    assert runs["type_errors"] == 1, "the freshness check reports it to the metrics"
     build = runs["quarantine_build"]
     assert build.returncode == 0, build.stdout[-4000:]
     assert runs["quarantine"] == [("users", 5, "airbyte_changes")]

@@ -25,6 +25,13 @@ its own loader (pandas `to_sql`, ~1,000 records/s) was 5x slower than the connec
 Everything else stays PyAirbyte's: running the connector, batching to disk (bounded memory),
 table and column creation, and state, which is stored in <schema>._airbyte_state only after the
 stream's rows are committed. A failure before that commit leaves the final table as it was.
+
+A value its column cannot hold (an `integer` column sent "abc" or 1e30, a `number` sent "n/a",
+a `boolean` sent "maybe", an `object`/`array` sent text that is not JSON) is written as NULL and
+listed in the record's `_airbyte_meta` as `{"changes": [{"field", "change": "NULLED", "reason":
+"DESTINATION_TYPECAST_ERROR"}]}`, as Airbyte's Postgres destination does: the sync goes on and
+dbt quarantines the record, instead of one bad value failing the whole COPY. Date and time
+columns are not checked: a value Postgres cannot parse there still fails the load, naming it.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import math
 import os
+import re
 import resource
 import signal
 import sys
@@ -208,6 +217,77 @@ def record_row(layout: Layout, data: dict, emitted_at: int) -> list:
     return row
 
 
+# -- values the column type cannot hold: NULLED and listed in _airbyte_meta (see the module doc) -------
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_BOOLEANS = frozenset({"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"})
+BIGINT = 2**63
+NUMERIC_LIMIT = 1e29  # PyAirbyte's number columns are DECIMAL(38, 9)
+MAX_LOGGED_FLAGS = 5  # per stream, in the task log
+
+
+def to_integer(value: Any) -> Any:
+    """A value a BIGINT column takes (a whole float becomes an int: COPY rejects '5.0')."""
+    kind = type(value)
+    if kind is float and value.is_integer():
+        value, kind = int(value), int
+    elif kind is str and _INTEGER.match(value):
+        value, kind = int(value), int
+    if kind is int and -BIGINT <= value < BIGINT:
+        return value
+    raise ValueError(value)
+
+
+def to_number(value: Any) -> Any:
+    kind = type(value)
+    if kind is str and _NUMBER.match(value):
+        if abs(float(value)) < NUMERIC_LIMIT:
+            return value
+    elif (kind is int or kind is float) and math.isfinite(value) and abs(value) < NUMERIC_LIMIT:
+        return value
+    raise ValueError(value)
+
+
+def to_boolean(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool or (kind is str and value.strip().lower() in _BOOLEANS):
+        return value
+    if kind is int and value in (0, 1):
+        return bool(value)
+    raise ValueError(value)
+
+
+def to_json(value: Any) -> Any:
+    """Objects, lists, numbers and booleans are JSON; a string must be JSON text to fit a json column."""
+    if type(value) is str:
+        json.loads(value)
+    return value
+
+
+CASTS = {"integer": to_integer, "number": to_number, "boolean": to_boolean, "object": to_json, "array": to_json}
+
+
+def fit_row(casts: list[tuple[int, str, Any]], row: list, meta: int, flag: Any) -> None:
+    """NULL each value its column cannot hold, listing it in the row's _airbyte_meta (module doc)."""
+    changes = None
+    for position, column, cast in casts:
+        value = row[position]
+        if value is None:
+            continue
+        try:
+            fitted = cast(value)
+        except (ValueError, TypeError, OverflowError):
+            row[position] = None
+            changes = changes or []
+            changes.append({"field": column, "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"})
+            flag(column, value)
+            continue
+        if fitted is not value:
+            row[position] = fitted
+    if changes:
+        row[meta] = {"changes": changes}
+
+
 def copy_cache_class() -> type:
     """PyAirbyte's PostgresCache whose batches are CSV files loaded by COPY (see the module doc)."""
     from airbyte._processors.sql.postgres import PostgresSqlProcessor
@@ -257,6 +337,8 @@ def copy_cache_class() -> type:
             self._records_read = 0
             self._stream_counts: dict[str, int] = {}
             self._layouts: dict[tuple, Layout] = {}
+            self._casts: dict[str, list[tuple[int, str, Any]]] = {}
+            self._typecast_flags: dict[str, int] = {}
 
         def process_record_message(self, record_msg, stream_record_handler, progress_tracker) -> None:  # noqa: ANN001
             if self._read_started is None:
@@ -271,7 +353,13 @@ def copy_cache_class() -> type:
             layout = self._layouts.get((stream, keys))
             if layout is None:
                 layout = self._layouts[(stream, keys)] = record_layout(stream_record_handler, keys)
-            writer.write_row(batch.open_file_writer, layout[0], record_row(layout, data, record_msg.emitted_at))
+            casts = self._casts.get(stream)
+            if casts is None:
+                casts = self._casts[stream] = self._stream_casts(stream, stream_record_handler, layout[0])
+            row = record_row(layout, data, record_msg.emitted_at)
+            if casts:
+                fit_row(casts, row, layout[2][2], lambda column, value: self._flag(stream, column, value))
+            writer.write_row(batch.open_file_writer, layout[0], row)
             batch.increment_record_count()
             self._records_read += 1
             stream = record_msg.stream
@@ -284,6 +372,31 @@ def copy_cache_class() -> type:
         def _table(self, name: str) -> sql.Identifier:
             """schema.table as one quoted identifier (PyAirbyte's `_fully_qualified` leaves the schema bare)."""
             return sql.Identifier(self.sql_config.schema_name, name)
+
+        def _stream_casts(self, stream_name: str, handler, columns: list[str]) -> list[tuple[int, str, Any]]:  # noqa: ANN001
+            """(position in the row, column, cast) of the stream's columns whose SQL type can reject a value."""
+            from airbyte.types import SQLTypeConversionError, _get_airbyte_type
+
+            position = {c: i for i, c in enumerate(columns)}
+            casts = []
+            properties = self.catalog_provider.get_stream_json_schema(stream_name).get("properties") or {}
+            for name, definition in properties.items():
+                try:
+                    kind = _get_airbyte_type(definition)[0]
+                except SQLTypeConversionError:
+                    continue
+                column = handler.to_index_case(name)
+                if kind in CASTS and column in position:
+                    casts.append((position[column], column, CASTS[kind]))
+            return casts
+
+        def _flag(self, stream: str, column: str, value: Any) -> None:
+            flags = self._typecast_flags[stream] = self._typecast_flags.get(stream, 0) + 1
+            if flags <= MAX_LOGGED_FLAGS:
+                log(
+                    f"stream {stream}: {column}={str(value)[:80]!r} does not fit its "
+                    "column type: written as NULL and listed in _airbyte_meta"
+                )
 
         def _write_files_to_new_table(self, files, stream_name: str, batch_id: str) -> str:  # noqa: ANN001
             started = time.monotonic()

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from include.pipeline.ingest.connections import ENGINES
 
 VARIABLE = "airbyte_engine"
+# The engine a task run resolved, pushed as an XCom once, so its metrics (callbacks) record the
+# engine that really ran, not a second read of the Variable or the environment.
+XCOM_KEY = "ingest_engine"
 
 
 class EngineSettingError(ValueError):

@@ -27,17 +27,19 @@ def ingest_step(connection_name: str):
 
 
 @task(execution_timeout=timedelta(minutes=30))
-def sync(connection_name: str, params: dict | None = None, ds: str | None = None) -> dict:
+def sync(connection_name: str, params: dict | None = None, ds: str | None = None, engine: str | None = None) -> dict:
     """Sync one connection from include/airbyte/connections.yaml; return records per stream.
 
     `params` is the DAG run's params (Airflow injects it); `full_refresh` re-reads every stream.
+    `engine`: what the caller already resolved (ingest_step reads it once per task run).
     """
     full_refresh = bool((params or {}).get("full_refresh", False))
     connection = load_connections().connection(connection_name)
-    from include.pipeline.ingest.engine import current_engine
+    if engine is None:
+        from include.pipeline.ingest.engine import current_engine
 
-    engine = current_engine()
-    log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
+        engine = current_engine()
+        log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
     if engine != "embedded":
         raise ValueError(f"engine {engine!r}: this task runs the embedded engine only; use ingest_step()")
     conn = BaseHook.get_connection(connection.destination.airflow_conn_id)

@@ -2,7 +2,10 @@
 
 - `record_sync`: on_success_callback / on_failure_callback of an ingest task. Reads the task's
   return value ({'connection', 'engine', 'seconds', 'streams': {name: {'records', 'rows_in_table',
-  'table', ...}}}, plus 'job_id', 'attempts', 'bytes' when the platform engine returns them).
+  'table', ...}}}, plus 'job_id', 'attempts', 'bytes' when the platform engine returns them); a
+  failed try has no return value, so its figures come from the XCom `airbyte_job` the platform
+  operator pushes as soon as the job is known, and its engine from the XCom `ingest_engine`
+  (the engine the task run resolved once, whatever the Variable or environment say later).
 - `record_dbt_results`: a Cosmos operator `callback` (operator_args={"callback": ...}): Cosmos
   calls it with the temporary project dir, before it raises on a dbt failure, so failed models
   and tests are recorded too. In watcher mode the producer's `dbt build` reports every node; a
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from include.pipeline.observe import config, writer
@@ -28,12 +30,26 @@ def _ti_key(context) -> dict:
     return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": int(ti.try_number)}
 
 
-def sync_statements(key: dict, result: dict | None, *, connection: str, error: BaseException | None = None):
-    """Rows of metrics.syncs for one sync task try (one per stream; '*' when it failed before any)."""
+def sync_statements(
+    key: dict,
+    result: dict | None,
+    *,
+    connection: str,
+    error: BaseException | None = None,
+    engine: str | None = None,
+):
+    """Rows of metrics.syncs for one sync task try (one per stream; '*' when it failed before any).
+
+    `engine`: the one the task run used, when `result` does not say it."""
+    result = result or {}
+    engine = result.get("engine") or engine  # None: the task failed before it knew its engine
     status = "succeeded"
     if error is not None:
-        status = "cancelled" if "cancel" in str(error).lower() else "failed"
-    result = result or {}
+        job_status = str(result.get("status") or "")
+        if job_status in ("failed", "cancelled"):  # what the Airbyte job itself ended as
+            status = job_status
+        else:
+            status = "cancelled" if "cancel" in str(error).lower() else "failed"
     rows = []
     for stream, figures in (result.get("streams") or {}).items():
         rows.append(
@@ -41,7 +57,7 @@ def sync_statements(key: dict, result: dict | None, *, connection: str, error: B
             | {
                 "stream": stream,
                 "connection": result.get("connection") or connection,
-                "engine": result.get("engine") or os.environ.get("AIRBYTE_ENGINE", "embedded"),
+                "engine": engine,
                 "job_id": _text(figures.get("job_id", result.get("job_id"))),
                 "attempts": figures.get("attempts", result.get("attempts")),
                 "records": figures.get("records"),
@@ -59,7 +75,7 @@ def sync_statements(key: dict, result: dict | None, *, connection: str, error: B
             | {
                 "stream": "*",
                 "connection": result.get("connection") or connection,
-                "engine": result.get("engine") or os.environ.get("AIRBYTE_ENGINE", "embedded"),
+                "engine": engine,
                 "job_id": _text(result.get("job_id")),
                 "attempts": result.get("attempts"),
                 "records": result.get("records"),
@@ -77,6 +93,29 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+AIRBYTE_JOB_XCOM = "airbyte_job"  # include/pipeline/ingest/platform/operator.py XCOM_KEY
+ENGINE_XCOM = "ingest_engine"  # include/pipeline/ingest/engine.py XCOM_KEY
+
+
+def _pull(ti, key: str):
+    """This try's XCom `key` of the task (Airflow clears a task's XComs when a new try starts)."""
+    try:
+        return ti.xcom_pull(task_ids=ti.task_id, key=key)
+    except Exception as exc:  # noqa: BLE001 - a missing figure is no reason to lose the row
+        log.info("XCom %s of %s not read: %s: %s", key, ti.task_id, type(exc).__name__, exc)
+        return None
+
+
+def _engine_fallback() -> str | None:
+    """The task failed before it resolved its engine: resolve it as the task would have."""
+    try:
+        from include.pipeline.ingest.engine import current_engine
+
+        return current_engine()
+    except Exception:  # noqa: BLE001 - an invalid setting is what failed the task; record no engine
+        return None
+
+
 def record_sync(context) -> None:
     """on_success_callback / on_failure_callback of an ingest (sync) task."""
     if not config.enabled():
@@ -85,16 +124,17 @@ def record_sync(context) -> None:
         ti = context["ti"]
         key = _ti_key(context)
         error = context.get("exception")
-        result = None
-        if error is None:
-            result = ti.xcom_pull(task_ids=ti.task_id, key="return_value")
+        result = _pull(ti, "return_value") if error is None else None
+        if not isinstance(result, dict):  # a failed try: the job's figures as far as they got
+            result = _pull(ti, AIRBYTE_JOB_XCOM)
+        result = result if isinstance(result, dict) else None
+        engine = (result or {}).get("engine") or _pull(ti, ENGINE_XCOM)
+        engine = engine if isinstance(engine, str) else _engine_fallback()
         task = context.get("task")
         op_args = getattr(task, "op_args", None) or []
         connection = str(getattr(task, "connection_name", None) or (op_args[0] if op_args else ti.task_id))
         what = f"sync figures of {ti.dag_id}.{ti.task_id} ({ti.run_id}, try {ti.try_number})"
-        writer.write(
-            what, sync_statements(key, result if isinstance(result, dict) else None, connection=connection, error=error)
-        )
+        writer.write(what, sync_statements(key, result, connection=connection, error=error, engine=engine))
     except Exception as exc:  # noqa: BLE001 - never fail the task from its callback
         log.warning("%s sync figures not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
 

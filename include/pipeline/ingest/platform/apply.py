@@ -115,16 +115,29 @@ def destination_config(destination: Destination, environ: dict[str, str] | None 
     return config
 
 
+def uses_cursor(sync_mode: str) -> bool:
+    """Whether Airbyte keeps the cursor a client sends for this sync mode (incremental only)."""
+    return sync_mode.startswith("incremental")
+
+
+def uses_primary_key(sync_mode: str) -> bool:
+    """Whether the primary key matters for this sync mode (the deduplicating ones)."""
+    return sync_mode in ("incremental_deduped_history", "full_refresh_overwrite_deduped")
+
+
 def connection_streams(connection: Connection) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": s.name,
-            "syncMode": s.sync_mode,
-            "cursorField": [s.cursor_field] if s.cursor_field else [],
-            "primaryKey": [[k] for k in s.primary_key],
-        }
-        for s in connection.streams
-    ]
+    """The streams as sent to Airbyte: the cursor and primary key only where the sync mode uses
+    them. For the rest the server fills in the connector's defaults whatever is sent (see
+    `_stream_diff`)."""
+    streams = []
+    for s in connection.streams:
+        stream: dict[str, Any] = {"name": s.name, "syncMode": s.sync_mode}
+        if uses_cursor(s.sync_mode) and s.cursor_field:
+            stream["cursorField"] = [s.cursor_field]
+        if uses_primary_key(s.sync_mode) and s.primary_key:
+            stream["primaryKey"] = [[k] for k in s.primary_key]
+        streams.append(stream)
+    return streams
 
 
 # -- plan -------------------------------------------------------------------------------------
@@ -347,6 +360,11 @@ def _actor_change(kind: str, name: str, desired: dict, current: dict | None, ws_
 
 
 def _stream_diff(desired: list[dict], current: list[dict]) -> list[str]:
+    """Stream differences that a PATCH would change. Airbyte answers a full-refresh stream with
+    the connector's default cursor and primary key, and an incremental one with the source's
+    primary key where it defines one, whatever the client sent: only the fields the desired
+    stream carries (those its sync mode uses, see `connection_streams`) are compared, so a
+    second apply finds nothing to do for any sync mode."""
     cur = {s["name"]: s for s in current}
     out = []
     for s in desired:
@@ -354,9 +372,9 @@ def _stream_diff(desired: list[dict], current: list[dict]) -> list[str]:
             out.append(f"streams.{s['name']}: added")
             continue
         for key in ("syncMode", "cursorField", "primaryKey"):
-            if cur[s["name"]].get(key) != s[key]:
+            if key in s and cur[s["name"]].get(key) != s[key]:
                 out.append(f"streams.{s['name']}.{key}: {cur[s['name']].get(key)!r} -> {s[key]!r}")
-    for name in cur.keys() - {s["name"] for s in desired}:
+    for name in sorted(cur.keys() - {s["name"] for s in desired}):
         out.append(f"streams.{name}: removed")
     return out
 

@@ -34,6 +34,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import TriggerEvent
 
+from include.pipeline.ingest.engine import XCOM_KEY as ENGINE_XCOM_KEY
 from include.pipeline.ingest.engine import PlatformSettings, current_engine
 from include.pipeline.ingest.platform.api import ACTIVE_JOB_STATUSES, AirbyteApi
 
@@ -231,10 +232,11 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
 
     # -- execute --------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
-        engine = current_engine()
+        engine = current_engine()  # read once per task run; the metrics callback reads this XCom
         self.log.info(
             "ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE; embedded|platform)", engine
         )
+        self._push(context, engine, key=ENGINE_XCOM_KEY)
         if engine == "embedded":
             return self._run_embedded(context)
         s = self._settings()
@@ -278,7 +280,8 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
         from include.pipeline.ingest.tasks import sync
 
         func = sync.function
-        return func(self.connection_name, **determine_kwargs(func, [self.connection_name], dict(context)))
+        kwargs = determine_kwargs(func, [self.connection_name], dict(context))
+        return func(self.connection_name, **{**kwargs, "engine": "embedded"})
 
     def _submit_or_reattach(self, api: AirbyteApi, hook: AirbyteHook, tries: int, poll: float) -> dict[str, Any]:
         """Reattach to the connection's active job if there is one, else submit; never a second job."""
@@ -405,13 +408,17 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
         )  # fmt: skip
         return result
 
-    def _push(self, context: Any, value: dict) -> None:
+    def _push(self, context: Any, value: Any, key: str = XCOM_KEY) -> None:
+        """XCom `airbyte_job` (the job's figures as soon as known, so a failed try's metrics row
+        still has its job id and attempts), or `key`."""
         ti = (context or {}).get("ti")
+        if key == XCOM_KEY:
+            value = {"connection": self.connection_name, "engine": "platform", **value}
         if ti is not None:
             try:
-                ti.xcom_push(key=XCOM_KEY, value=value)
+                ti.xcom_push(key=key, value=value)
             except Exception:
-                self.log.warning("could not push XCom %s", XCOM_KEY, exc_info=True)
+                self.log.warning("could not push XCom %s", key, exc_info=True)
 
     def _cancel(self, hook: AirbyteHook, job_id: int | None, why: str) -> None:
         if not job_id:
