@@ -11,6 +11,10 @@ its tests right after it), every day.
   `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
   server) or `platform` (an Airbyte server; the connection is looked up by name, the sync is
   deferrable, and a retry reattaches to the running job instead of starting a second one).
+- **freshness**: a gate (sensor, reschedule mode: no worker slot while it waits) that passes when
+  every raw table the dbt sources declare covers the run's data interval (this run's sync reported
+  it, or its newest `_airbyte_extracted_at` is within the source's dbt `error_after` of the
+  interval's end); it fails after `FRESHNESS_TIMEOUT_SECONDS` naming the stale streams.
 - **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest in
   watcher mode: `transform.dbt_producer_watcher` runs one `dbt build`; each model, snapshot and
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
@@ -28,7 +32,7 @@ from airflow.sdk import Param, dag, task_group
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
-from include.pipeline.observe.freshness import check_freshness
+from include.pipeline.observe.freshness import FreshnessGate
 from include.pipeline.transform import cosmos_config
 
 
@@ -63,7 +67,7 @@ def ecommerce_daily():
         },
     )
 
-    shop_export() >> ingest() >> [transform, check_freshness()]
+    shop_export() >> ingest() >> FreshnessGate(task_id="freshness") >> transform
     transform >> cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
 
 
