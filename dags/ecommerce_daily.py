@@ -20,6 +20,10 @@ its tests right after it), every day.
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
 
+Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
+data and a run not finished 2 h after it was queued send one message each to the Airflow
+connections `alerts_email` / `alerts_webhook`, when they exist.
+
 Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
 """
 
@@ -27,13 +31,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task_group
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task_group
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
+from include.pipeline.observe.alerts import PipelineNotifier, deadline_missed
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
 from include.pipeline.observe.freshness import FreshnessGate
 from include.pipeline.transform import cosmos_config
+
+DEADLINE_HOURS = 2  # a scheduled run is queued when its data interval ends: alert 2 h after that
+TASK_FAILED = PipelineNotifier("task_failed")  # on_failure_callback: only after the last try
 
 
 @dag(
@@ -44,7 +52,18 @@ from include.pipeline.transform import cosmos_config
     max_active_runs=1,
     doc_md=__doc__,
     tags=["ecommerce", "airbyte", "dbt"],
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": [TASK_FAILED],
+    },
+    on_failure_callback=[PipelineNotifier("run_failed")],
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=DEADLINE_HOURS),
+        callback=AsyncCallback(deadline_missed, kwargs={"deadline_hours": DEADLINE_HOURS}),
+    ),
     params={
         "full_refresh": Param(
             False, type="boolean", description="Re-sync from scratch and rebuild incremental models."
@@ -52,7 +71,11 @@ from include.pipeline.transform import cosmos_config
     },
 )
 def ecommerce_daily():
-    @task_group(default_args=SYNC_METRICS_CALLBACKS)  # per-stream figures -> metrics.syncs
+    # per-stream figures -> metrics.syncs; the alert too, since the group's callbacks replace the DAG's
+    @task_group(
+        default_args=SYNC_METRICS_CALLBACKS
+        | {"on_failure_callback": [SYNC_METRICS_CALLBACKS["on_failure_callback"], TASK_FAILED]}
+    )
     def ingest():
         for connection in load_connections().connections:
             ingest_step(connection.name)
