@@ -118,6 +118,10 @@ def test_the_dag_wires_the_deadline_to_that_callback():
     assert deadline.interval.total_seconds() == DEADLINE_HOURS * 3600
     assert isinstance(deadline.callback, AsyncCallback)
     assert deadline.callback.path == "include.pipeline.observe.alerts.deadline_missed"
+    assert deadline.callback.kwargs == {"deadline_hours": DEADLINE_HOURS}
+    # none in `airflow dags test`'s process (no scheduler there; 3.3.2 fails such a run on success)
+    assert alerts.deadline_alerts(2, argv=["airflow", "dags", "test", "ecommerce_daily", "2026-01-05"]) == []
+    assert len(alerts.deadline_alerts(2, argv=["airflow", "scheduler"])) == 1
 
 
 def test_without_alert_connections_nothing_is_sent_and_nothing_fails(monkeypatch, tmp_path):
