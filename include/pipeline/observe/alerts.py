@@ -259,6 +259,12 @@ class PipelineNotifier(BaseNotifier):
             raise ValueError(f"unknown alert event {event!r}: expected one of {', '.join(EVENTS)}")
         self.event = event
 
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render; and under `airflow dags test` a DAG callback's `dag` is a SerializedDAG,
+        which has no template environment (BaseNotifier's rendering fails there)."""
+        if self.template_fields:
+            super().render_template_fields(context, jinja_env)
+
     def notify(self, context) -> dict[str, str]:
         try:
             alert = alert_from_context(context, self.event)
