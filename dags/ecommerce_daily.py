@@ -11,6 +11,10 @@ its tests right after it), every day.
   `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
   server) or `platform` (an Airbyte server; the connection is looked up by name, the sync is
   deferrable, and a retry reattaches to the running job instead of starting a second one).
+- **freshness**: a gate (sensor, reschedule mode: no worker slot while it waits) that passes when
+  every raw table the dbt sources declare covers the run's data interval (this run's sync reported
+  it, or its newest `_airbyte_extracted_at` is within the source's dbt `error_after` of the
+  interval's end); it fails after `FRESHNESS_TIMEOUT_SECONDS` naming the stale streams.
 - **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest in
   watcher mode: `transform.dbt_producer_watcher` runs one `dbt build`; each model, snapshot and
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
@@ -18,6 +22,10 @@ its tests right after it), every day.
 - **publish**: each mart to the lake as `s3://lake/marts/<mart>/ds=<ds>/` (Parquet), committed by
   a `_manifest.json` written last (include/pipeline/publish/lake.py); then **publish_artifacts**:
   the run's dbt artifacts and docs to `s3://lake/artifacts/<dag_id>/<run_id>/`.
+
+Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
+data and a run not finished 2 h after it was queued send one message each to the Airflow
+connections `alerts_email` / `alerts_webhook`, when they exist.
 
 Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
 """
@@ -30,10 +38,14 @@ from airflow.sdk import Param, dag, task_group
 
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
+from include.pipeline.observe.alerts import PipelineNotifier, deadline_alerts
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
-from include.pipeline.observe.freshness import check_freshness
+from include.pipeline.observe.freshness import FreshnessGate
 from include.pipeline.publish.tasks import publish_artifacts, publish_group
 from include.pipeline.transform import cosmos_config
+
+DEADLINE_HOURS = 2  # a scheduled run is queued when its data interval ends: alert 2 h after that
+TASK_FAILED = PipelineNotifier("task_failed")  # on_failure_callback: only after the last try
 
 
 @dag(
@@ -44,7 +56,14 @@ from include.pipeline.transform import cosmos_config
     max_active_runs=1,
     doc_md=__doc__,
     tags=["ecommerce", "airbyte", "dbt"],
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": [TASK_FAILED],
+    },
+    on_failure_callback=[PipelineNotifier("run_failed")],
+    deadline=deadline_alerts(DEADLINE_HOURS),  # none under `airflow dags test` (see alerts.py)
     params={
         "full_refresh": Param(
             False, type="boolean", description="Re-sync from scratch and rebuild incremental models."
@@ -52,7 +71,11 @@ from include.pipeline.transform import cosmos_config
     },
 )
 def ecommerce_daily():
-    @task_group(default_args=SYNC_METRICS_CALLBACKS)  # per-stream figures -> metrics.syncs
+    # per-stream figures -> metrics.syncs; the alert too, since the group's callbacks replace the DAG's
+    @task_group(
+        default_args=SYNC_METRICS_CALLBACKS
+        | {"on_failure_callback": [SYNC_METRICS_CALLBACKS["on_failure_callback"], TASK_FAILED]}
+    )
     def ingest():
         for connection in load_connections().connections:
             ingest_step(connection.name)
@@ -71,7 +94,7 @@ def ecommerce_daily():
         },
     )
 
-    shop_export() >> ingest() >> [transform, check_freshness()]
+    shop_export() >> ingest() >> FreshnessGate(task_id="freshness") >> transform
     docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
     transform >> [docs, publish_group()]
     docs >> publish_artifacts()

@@ -17,7 +17,7 @@ def metrics_params(warehouse) -> dict:
         "host": warehouse.host, "port": warehouse.port, "user": warehouse.user,
         "password": warehouse.password, "dbname": warehouse.database, "connect_timeout": 2,
     }  # fmt: skip
-    assert schema.migrate(params) == ["001"]
+    assert schema.migrate(params) == [v for v, _ in schema.migrations()]
     writer.reset()
     writer._params_cache = dict(params)
     yield params

@@ -17,6 +17,8 @@ TABLES = {
     "syncs",
     "dbt_nodes",
     "freshness",
+    "freshness_checks",
+    "lake_partitions",
     "data_quality",
     "schema_migrations",
 }
@@ -26,7 +28,11 @@ def test_migrate_creates_every_table_once_and_a_second_run_changes_nothing(metri
     tables = {r[0] for r in sql("select table_name from information_schema.tables where table_schema = 'metrics'")}
     assert tables == TABLES
     assert schema.migrate(metrics_params) == []  # second run: nothing to apply
-    assert sql("select version, name from metrics.schema_migrations") == [("001", "V001__metrics_schema.sql")]
+    assert sql("select version, name from metrics.schema_migrations order by 1") == [
+        ("001", "V001__metrics_schema.sql"),
+        ("002", "V002__freshness_checks.sql"),
+        ("003", "V003__lake_partitions.sql"),
+    ]
 
 
 def test_an_applied_migration_edited_afterwards_is_refused_with_the_file_named(metrics_params, tmp_path):
@@ -41,8 +47,8 @@ def test_an_applied_migration_edited_afterwards_is_refused_with_the_file_named(m
 def test_a_new_migration_file_is_applied_after_the_others(metrics_params, tmp_path, sql):
     folder = tmp_path / "metrics"
     shutil.copytree(schema.MIGRATIONS_DIR, folder)
-    (folder / "V002__add_note.sql").write_text("alter table metrics.dag_runs add column if not exists note text;")
-    assert schema.migrate(metrics_params, folder) == ["002"]
+    (folder / "V900__add_note.sql").write_text("alter table metrics.dag_runs add column if not exists note text;")
+    assert schema.migrate(metrics_params, folder) == ["900"]
     assert sql(
         "select count(*) from information_schema.columns where table_name = 'dag_runs' and column_name = 'note'"
     ) == [(1,)]
