@@ -127,7 +127,7 @@ def fake_runtime(tmp_path: Path, monkeypatch, body: str) -> Path:
         f"#!{sys.executable}\n"
         + textwrap.dedent(f"""\
             import json, os, sys
-            spec = json.load(sys.stdin)
+            spec = json.loads(sys.stdin.readline())  # one line, as the runner reads it: stdin stays open
             open({str(dump)!r}, "w").write(json.dumps({{"env": dict(os.environ), "spec": spec}}))
         """)
         + textwrap.dedent(body)
