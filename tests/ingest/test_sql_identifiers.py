@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from include.pipeline import identifiers, report
+from include.pipeline import identifiers, report, settings
 from include.pipeline.observe import writer
 
 HOSTILE = 'raw"; drop schema marts cascade; --'
@@ -22,6 +22,8 @@ def warehouse_env(warehouse, monkeypatch):
         "WAREHOUSE_PASSWORD": warehouse.password, "WAREHOUSE_DB": warehouse.database,
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
+    # the summary reads as the transform role; this fresh database has no roles: read as its owner
+    monkeypatch.setattr(settings.Warehouse, "for_role", classmethod(lambda cls, job: cls.from_settings()))
     with psycopg2.connect(
         host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
         dbname=warehouse.database,

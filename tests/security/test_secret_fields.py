@@ -138,8 +138,8 @@ def test_case_17_plan_output_never_shows_a_secret(airbyte_api, platform_env, tmp
     declaration = tmp_path / "connections.yaml"
     declaration.write_text(
         settings.CONNECTIONS_FILE.read_text().replace(
-            "    airflow_conn_id: warehouse\n",
-            "    airflow_conn_id: warehouse\n    airbyte:\n      ssl_mode:\n"
+            "    airflow_conn_id: warehouse_ingest\n",
+            "    airflow_conn_id: warehouse_ingest\n    airbyte:\n      ssl_mode:\n"
             '        mode: verify-full\n        client_key: "${CLIENT_KEY}"\n',
         )
     )
