@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -137,10 +138,12 @@ def test_case_17_plan_output_never_shows_a_secret(airbyte_api, platform_env, tmp
     old, new = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     declaration = tmp_path / "connections.yaml"
     declaration.write_text(
-        settings.CONNECTIONS_FILE.read_text().replace(
-            "    airflow_conn_id: warehouse_ingest\n",
+        re.sub(
+            r"(?m)^    airflow_conn_id: warehouse_ingest.*\n",
             "    airflow_conn_id: warehouse_ingest\n    airbyte:\n      ssl_mode:\n"
             '        mode: verify-full\n        client_key: "${CLIENT_KEY}"\n',
+            settings.CONNECTIONS_FILE.read_text(),
+            count=1,
         )
     )
     monkeypatch.setenv("CLIENT_KEY", old)
