@@ -54,8 +54,11 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
     assert dbt_tasks > 0
     connect_attempts = sum("cannot connect to the metrics database" in line for line in out.splitlines())
     assert connect_attempts >= 1 and "within 2 s" in out
-    # each connect attempt costs at most the 2 s connect timeout; every other callback skips at once
-    assert hung <= healthy + 2 * connect_attempts + 20, (hung, healthy, connect_attempts)
+    # each connect attempt costs at most the 2 s connect timeout; every other callback skips at once.
+    # The two runs are timed on a shared machine, minutes apart: 1.5x of the healthy run is noise
+    # allowance, while a callback blocking for its 5 s statement timeout (~40 callbacks) would
+    # still add far more than that.
+    assert hung <= 1.5 * healthy + 2 * connect_attempts + 20, (hung, healthy, connect_attempts)
 
     run_id = run_id_of.search(down.stdout).group(1)
     assert stack.sql("select count(*) from metrics.dag_runs where run_id = %s", (run_id,)) == [(0,)]
