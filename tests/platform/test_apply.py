@@ -91,7 +91,7 @@ sources:
     connector: source-faker
     config: {count: 10, seed: 1}
 destinations:
-  warehouse: {type: postgres, schema: raw, airflow_conn_id: warehouse}
+  warehouse: {type: postgres, schema: raw, airflow_conn_id: warehouse_ingest}
 connections:
   - name: faker_to_warehouse
     source: faker

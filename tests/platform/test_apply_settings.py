@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from include.pipeline import settings
 from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
 
@@ -48,4 +49,7 @@ def test_apply_after_make_services_only(fresh_stack):
     [destination] = fresh_stack.fake.destinations()
     port = json.loads((fresh_stack.root / ".local" / "services.json").read_text())["postgres"]["port"]
     assert (destination["configuration"]["host"], int(destination["configuration"]["port"])) == ("127.0.0.1", port)
-    assert destination["configuration"]["password"] == fresh_stack.env["WAREHOUSE_PASSWORD"]
+    # the destination logs in as the ingest role (include/sql/warehouse), with its generated password
+    generated = settings.read_env_file(fresh_stack.root / ".env")
+    assert destination["configuration"]["username"] == "warehouse_ingest"
+    assert destination["configuration"]["password"] == generated["WAREHOUSE_INGEST_PASSWORD"]
