@@ -39,7 +39,12 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
     warnings = re.findall(r"stack-metrics: (.+?) not recorded", out)
     per_callback = Counter(warnings)
     dbt_tasks = len({w for w in per_callback if w.startswith("dbt results of ")})
-    expected = 2 * tasks + 1 + dbt_tasks + 1 + 1  # running+success per task, sync, dbt per task, freshness, run
+    from include.pipeline.publish.tasks import mart_models
+
+    lake = len({w for w in per_callback if w.startswith("lake partition ")})
+    assert lake == len(mart_models()), "one lake-partition row per published mart"
+    # running+success per task, sync, dbt per task, freshness, lake partition per mart, run
+    expected = 2 * tasks + 1 + dbt_tasks + 1 + lake + 1
     healthy, hung = dags_test_seconds(stack.first_run.stdout), dags_test_seconds(down.stdout)
     print(
         f"case 9: {tasks} tasks green, {len(warnings)} warnings for {len(per_callback)} callbacks "
