@@ -244,7 +244,7 @@ class AirflowUp:
     def __exit__(self, *exc) -> None:
         try:  # Airflow first: nothing may leave it running
             if self.proc and self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGINT)
+                os.killpg(self.proc.pid, signal.SIGTERM)  # `up` stops on SIGTERM; a background process ignores SIGINT
                 try:
                     self.proc.wait(timeout=90)
                 except subprocess.TimeoutExpired:

@@ -111,7 +111,7 @@ def main() -> int:
     try:
         return measure(args, root, env, proc, base, log_path)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGTERM)  # `up` stops on SIGTERM; a background process ignores SIGINT
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
