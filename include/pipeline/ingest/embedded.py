@@ -137,6 +137,8 @@ def build_spec(connection: Connection, warehouse: WarehouseTarget, *, full_refre
         ],
         "full_refresh": full_refresh,
         "work_dir": str(settings.LOCAL_DIR / "airbyte" / connection.name),
+        # the connector's spec and discovered catalog, kept between syncs (embedded_runner.py)
+        "metadata_cache_dir": str(settings.LOCAL_DIR / "airbyte" / "connector-metadata"),
     }
 
 
