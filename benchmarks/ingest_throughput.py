@@ -18,7 +18,9 @@ uses):
 
 Prints every round, then one table (best and median of the rounds) with records/s and the ratio
 embedded sync / connector read (goal: <= 1.5). Wall times on a shared machine are noisy: run at
-least 2 rounds and read the best and the median.
+least 2 rounds and read the best and the median. The CPU seconds (user + system of the connector
+for the read; of the runner and the connector it runs for the sync) do not depend on the load,
+so their ratio is the one to compare between machines and runs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import io
 import json
 import re
+import resource
 import secrets
 import statistics
 import subprocess
@@ -71,6 +74,12 @@ def configured_catalog(connection) -> dict:
             **({"primary_key": [[k] for k in s.primary_key]} if s.primary_key else {}),
         })  # fmt: skip
     return {"streams": streams}
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def connector_read(connection, count: int, work: Path) -> tuple[float, int]:
@@ -160,14 +169,21 @@ def main() -> int:
         try:
             table = []
             for count in args.counts:
-                runs: dict[str, list[float]] = {"read": [], "sync": [], "load": [], "copy": [], "rss": []}
+                runs: dict[str, list[float]] = {
+                    "read": [], "sync": [], "load": [], "copy": [], "rss": [], "read_cpu": [], "sync_cpu": []
+                }  # fmt: skip
                 records = {}
                 for round_ in range(1, args.rounds + 1):
                     work = Path(tmp) / f"read-{count}-{round_}"
                     work.mkdir()
+                    cpu = children_cpu()
                     read_s, read_n = connector_read(connection, count, work)
+                    read_cpu, cpu = children_cpu() - cpu, children_cpu()
                     warehouse = new_database(server)
                     sync_s, sync_n, rss, result = embedded_sync(connection, warehouse, count)
+                    sync_cpu = children_cpu() - cpu  # the runner, and the connector it waited for
+                    runs["read_cpu"].append(read_cpu)
+                    runs["sync_cpu"].append(sync_cpu)
                     copy_s, copy_n = copy_same_rows(server, warehouse, list(result["streams"]))
                     records = {"read": read_n, "sync": sync_n, "copy": copy_n}
                     runs["read"].append(read_s)
@@ -180,7 +196,9 @@ def main() -> int:
                         f"count={count} round {round_}: read {read_s:.2f} s ({read_n} records), "
                         f"sync {sync_s:.2f} s ({sync_n} records, of which loading {result['load_seconds']:.2f} s; "
                         f"runner peak RSS {rss} MiB), "
-                        f"copy {copy_s:.3f} s ({copy_n} rows), sync/read {sync_s / read_s:.2f}",
+                        f"copy {copy_s:.3f} s ({copy_n} rows), sync/read {sync_s / read_s:.2f}; "
+                        f"CPU: read {read_cpu:.1f} s, sync {sync_cpu:.1f} s (runner + connector), "
+                        f"sync/read {sync_cpu / read_cpu:.2f}",
                         flush=True,
                     )
                 table.append((count, records, runs))
@@ -206,7 +224,13 @@ def main() -> int:
             f"{best['copy']:6.3f}/{med['copy']:6.3f} {records['copy'] / best['copy']:>9.0f} | "
             f"{min(ratios):4.2f}/{statistics.median(ratios):4.2f}"
         )
+        cpu_ratios = [s / r for s, r in zip(runs["sync_cpu"], runs["read_cpu"], strict=True)]
+        print(
+            f"{'':>7} {'':>8}   CPU s (user+sys): read {cell('read_cpu')}, sync {cell('sync_cpu')} "
+            f"(runner + connector; Postgres not counted), sync/read {min(cpu_ratios):4.2f}/{statistics.median(cpu_ratios):4.2f}"
+        )
     print("(times: best/median of the rounds; records/s from the best; ratio: best/median of per-round sync/read)")
+    print("(CPU seconds do not depend on how loaded the machine is; wall seconds do)")
     return 0
 
 
