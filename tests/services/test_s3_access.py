@@ -21,11 +21,7 @@ from minio.error import S3Error
 def test_every_listener_of_the_s3_server_is_on_127_0_0_1(s3_server):
     pid = s3_server.running_pid()
     assert pid is not None
-    listening = [
-        c.laddr
-        for c in psutil.Process(pid).net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN
-    ]
+    listening = [c.laddr for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert s3_server.port in {addr.port for addr in listening}, "the S3 port is among the listeners"
     assert {addr.ip for addr in listening} == {"127.0.0.1"}, f"listeners off loopback: {listening}"
 
