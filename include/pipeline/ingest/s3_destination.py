@@ -591,10 +591,12 @@ def sync_to_lake(
         overwrite = {s.name for s in connection.streams if s.sync_mode == "full_refresh_overwrite"}
         sink = LakeSync(s3, connection.name, client, layouts, overwrite, rows_per_group=rows_per_group,
                         rows_per_object=rows_per_object, log=say)  # fmt: skip
+        messages = _run_connector(executable, args, env, say, tail)
         try:
-            sink.consume(_run_connector(executable, args, env, say, tail))
+            sink.consume(messages)
             figures = sink.commit()
         finally:
+            messages.close()  # a failed upload stops the connector too: nothing left running
             sink.close()
     seconds = round(time.monotonic() - started, 3)
     total = sum(f["records"] for f in figures.values())
