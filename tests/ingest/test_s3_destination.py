@@ -192,6 +192,8 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
     )
     assert {n: s["records"] for n, s in first["streams"].items()} == {"users": 60, "products": 100, "purchases": 80}
     assert first["streams"]["users"]["objects"] == 2, "60 records, 50 a part"
+    assert first["streams"]["users"]["table"] == f"s3://{lake_bucket}/raw_history/users/"
+    assert first["bytes"] == sum(s["bytes"] for s in first["streams"].values()) > 0
     assert not any(s3_server.secret_key in line for line in lines), "no key in the log"
 
     con = duckdb_over(s3_server)
@@ -218,3 +220,10 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
     second = s3_destination.sync_to_lake(connection, log=lines.append, config_overrides={"bucket": shop_bucket})
     assert all(s["records"] == 0 for s in second["streams"].values()), "incremental: the saved state was used"
     assert con.execute(f"select count(*) from 's3://{lake_bucket}/raw_history/users/*.parquet'").fetchone() == (60,)
+    # docs/lake.md's example: the latest version of each record of the raw history
+    latest = con.execute(
+        f"select count(*) from (select * from read_parquet('s3://{lake_bucket}/raw_history/users/*.parquet')"
+        " qualify row_number() over (partition by id order by _ab_source_file_last_modified desc,"
+        " _airbyte_extracted_at desc) = 1)"
+    ).fetchone()
+    assert latest == (60,)

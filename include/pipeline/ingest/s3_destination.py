@@ -298,6 +298,7 @@ class PartWriter:
         self.rows_in_part = 0
         self.part = 0
         self.records = 0
+        self.bytes = 0
         self.keys: list[str] = []
 
     def add(self, row: list) -> None:
@@ -330,6 +331,7 @@ class PartWriter:
             return
         self.writer.close()
         key = self.key_of(self.part)
+        self.bytes += self.path.stat().st_size
         self.upload(self.path, key, self.rows_in_part)
         self.path.unlink()
         self.keys.append(key)
@@ -414,7 +416,8 @@ class LakeSync:
         if removed:
             self.log(f"lake: {removed} objects of earlier full refreshes removed")
         return {
-            name: {"records": w.records, "objects": len(w.keys), "keys": w.keys} for name, w in self.writers.items()
+            name: {"records": w.records, "bytes": w.bytes, "objects": len(w.keys), "keys": w.keys}
+            for name, w in self.writers.items()
         }
 
     def close(self) -> None:
@@ -602,7 +605,12 @@ def sync_to_lake(
     total = sum(f["records"] for f in figures.values())
     say(f"embedded engine: '{connection.name}' done in {seconds} s, {total} records into the lake")
     streams = {
-        s.name: {"records": figures.get(s.name, {}).get("records", 0), **figures.get(s.name, {})}
+        s.name: {  # `table`: where metrics.syncs' destination_table points for this stream
+            "records": 0,
+            "bytes": 0,
+            **figures.get(s.name, {}),
+            "table": f"s3://{s3.bucket}/{object_key(s3, s.name, None, sink.started, 0).rsplit('/', 1)[0]}/",
+        }  # fmt: skip
         for s in connection.streams
     }
     return {"connection": connection.name, "streams": streams, "seconds": seconds, "engine": "embedded",
