@@ -13,6 +13,7 @@ import datetime as dt
 import re
 import textwrap
 import uuid
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -177,24 +178,36 @@ def duckdb_over(s3_server):
 
 @pytest.mark.integration
 def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_records_synced(
-    s3_server, exports_env, shop_bucket
+    s3_server, exports_env, shop_bucket, tmp_path, monkeypatch
 ):
+    """Through the DAG's ingest task (`sync`, embedded engine), with the shipped declaration's
+    shop bucket and lake bucket replaced by this test's."""
+    from include.pipeline import settings
+    from include.pipeline.ingest import tasks
+    from include.pipeline.ingest.tasks import sync
+
     lake_bucket = f"lake-{uuid.uuid4().hex[:8]}"
-    declared = load_connections().connection("shop_to_lake")
-    connection = dataclasses.replace(
-        declared, destination=dataclasses.replace(
-            declared.destination, s3=dataclasses.replace(declared.destination.s3, bucket=lake_bucket)
-        ),
-    )  # fmt: skip
-    lines: list[str] = []
-    first = s3_destination.sync_to_lake(
-        connection, log=lines.append, config_overrides={"bucket": shop_bucket}, rows_per_group=25, rows_per_object=50
+    text = settings.CONNECTIONS_FILE.read_text()
+    assert "      bucket: shop-exports\n" in text and "    bucket: lake\n" in text
+    declaration = tmp_path / "connections.yaml"
+    declaration.write_text(
+        text.replace("      bucket: shop-exports\n", f"      bucket: {shop_bucket}\n").replace(
+            "    bucket: lake\n", f"    bucket: {lake_bucket}\n"
+        )
     )
+    monkeypatch.setattr(settings, "CONNECTIONS_FILE", declaration)
+    monkeypatch.setattr(s3_destination, "ROWS_PER_GROUP", 25)
+    monkeypatch.setattr(s3_destination, "ROWS_PER_OBJECT", 50)
+    logged: list[str] = []  # the task's log lines (Airflow's logging does not reach caplog)
+    monkeypatch.setattr(tasks, "log", SimpleNamespace(info=lambda msg, *args: logged.append(msg % args)))
+    first = sync.function("shop_to_lake", ds="2026-01-01", engine="embedded")
+    text = "\n".join(logged)
+    assert f"s3://{lake_bucket}/raw_history/users/" in text, "each part uploaded is logged"
+    assert s3_server.secret_key not in text and s3_server.access_key not in text, "no key in the log"
     assert {n: s["records"] for n, s in first["streams"].items()} == {"users": 60, "products": 100, "purchases": 80}
     assert first["streams"]["users"]["objects"] == 2, "60 records, 50 a part"
     assert first["streams"]["users"]["table"] == f"s3://{lake_bucket}/raw_history/users/"
     assert first["bytes"] == sum(s["bytes"] for s in first["streams"].values()) > 0
-    assert not any(s3_server.secret_key in line for line in lines), "no key in the log"
 
     con = duckdb_over(s3_server)
     for stream, count in (("users", 60), ("products", 100), ("purchases", 80)):
@@ -217,7 +230,7 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
         ).fetchall()
         assert differ == [], (stream, differ[:3])
 
-    second = s3_destination.sync_to_lake(connection, log=lines.append, config_overrides={"bucket": shop_bucket})
+    second = sync.function("shop_to_lake", ds="2026-01-02", engine="embedded")
     assert all(s["records"] == 0 for s in second["streams"].values()), "incremental: the saved state was used"
     assert con.execute(f"select count(*) from 's3://{lake_bucket}/raw_history/users/*.parquet'").fetchone() == (60,)
     # docs/lake.md's example: the latest version of each record of the raw history

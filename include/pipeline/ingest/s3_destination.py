@@ -540,8 +540,8 @@ def sync_to_lake(
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
     environ: dict[str, str] | None = None,
-    rows_per_group: int = ROWS_PER_GROUP,
-    rows_per_object: int = ROWS_PER_OBJECT,
+    rows_per_group: int | None = None,
+    rows_per_object: int | None = None,
     config_overrides: dict | None = None,
 ) -> dict:
     """Run the connection's source and land its records in the lake; return the figures per stream.
@@ -592,8 +592,8 @@ def sync_to_lake(
             s["stream"]["name"]: StreamLayout.of(s["stream"].get("json_schema") or {}) for s in catalog["streams"]
         }
         overwrite = {s.name for s in connection.streams if s.sync_mode == "full_refresh_overwrite"}
-        sink = LakeSync(s3, connection.name, client, layouts, overwrite, rows_per_group=rows_per_group,
-                        rows_per_object=rows_per_object, log=say)  # fmt: skip
+        sink = LakeSync(s3, connection.name, client, layouts, overwrite, rows_per_group=rows_per_group or ROWS_PER_GROUP,
+                        rows_per_object=rows_per_object or ROWS_PER_OBJECT, log=say)  # fmt: skip
         messages = _run_connector(executable, args, env, say, tail)
         try:
             sink.consume(messages)
