@@ -479,9 +479,9 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
         streams = ", ".join(
             f"{s.name} ({s.sync_mode}, cursor {s.cursor_field}, pk {list(s.primary_key)})" for s in c.streams
         )
-        print(
-            f"{c.name}: {c.source.name} [{c.source.connector}] -> {c.destination.name}.{c.destination.schema}: {streams}"
-        )
+        d = c.destination
+        target = f"{d.name}.{d.schema}" if d.s3 is None else f"{d.name} (s3://{d.s3.bucket}/{d.s3.path_prefix}/)"
+        print(f"{c.name}: {c.source.name} [{c.source.connector}] -> {target}: {streams}")
     print(f"{config.path}: {len(config.connections)} connection(s), valid")
     return 0
 

@@ -50,6 +50,8 @@ def layer_tables() -> list[Relation]:
     """(layer, schema, name, primary key) for raw tables and dbt tables/views from the manifest."""
     rows: list[Relation] = []
     for conn in load_connections().connections:
+        if conn.destination.type != "postgres":  # the lake's raw history is not a warehouse table
+            continue
         for s in conn.streams:
             rows.append(("raw", conn.destination.schema, s.name, s.primary_key))
     manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"

@@ -99,6 +99,7 @@ SOURCE_DEFINITIONS = {
 }
 DESTINATION_DEFINITIONS = {
     "postgres": "25c5221d-dce2-4163-ade9-739ef790f503",
+    "s3": "4816b78f-1489-44c1-9060-4b19d5fa9362",
 }
 
 #: Catalog a source of a given type "discovers" when none was set with set_source_catalog().
@@ -776,8 +777,7 @@ class FakeAirbyteApi:
             definition_id = definitions.get(actor_type) or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{actor_type}"))
         else:
             raise _unprocessable(f"{type_key} or definitionId is required to know which {kind} to create")
-        if actor_type in FILE_BASED_SOURCES:
-            self._check_file_based_config(body["configuration"])
+        self._check_config(kind, actor_type, body["configuration"])
         actor = {
             f"{kind}Id": str(uuid.uuid4()),
             "name": body["name"],
@@ -792,6 +792,24 @@ class FakeAirbyteApi:
             actor["resourceAllocation"] = copy.deepcopy(body["resourceAllocation"])
         self._actor_store(kind)[actor[f"{kind}Id"]] = actor
         return actor
+
+    def _check_config(self, kind: str, actor_type: str, config: dict[str, Any]) -> None:
+        """The checks the server makes of a source-s3 or a destination-s3 configuration."""
+        if kind == "source" and actor_type in FILE_BASED_SOURCES:
+            self._check_file_based_config(config)
+        elif kind == "destination" and actor_type == "s3":
+            self._check_s3_destination_config(config)
+
+    @staticmethod
+    def _check_s3_destination_config(config: dict[str, Any]) -> None:
+        """What Airbyte's destination-s3 spec requires (api_sdk.yaml: bucket name, path, region and
+        an output format with its format_type)."""
+        for key in ("s3_bucket_name", "s3_bucket_path", "s3_bucket_region", "format"):
+            if key not in config or (key != "s3_bucket_region" and not config[key]):
+                raise _bad_request(f"configuration.{key} is required")
+        fmt = config["format"]
+        if not isinstance(fmt, dict) or fmt.get("format_type") not in ("CSV", "JSONL", "Avro", "Parquet"):
+            raise _bad_request("configuration.format.format_type must be one of CSV, JSONL, Avro, Parquet")
 
     @staticmethod
     def _check_file_based_config(config: dict[str, Any]) -> None:
@@ -836,8 +854,7 @@ class FakeAirbyteApi:
             # a masked secret sent back unchanged keeps the stored secret (as Airbyte does)
             cfg = self._unmask(cfg, actor["configuration"])
             merged = copy.deepcopy(cfg) if replace else _deep_merge(actor["configuration"], cfg)
-            if actor[f"{kind}Type"] in FILE_BASED_SOURCES:
-                self._check_file_based_config(merged)
+            self._check_config(kind, actor[f"{kind}Type"], merged)
             actor["configuration"] = merged
         if body.get("resourceAllocation") is not None:
             actor["resourceAllocation"] = copy.deepcopy(body["resourceAllocation"])

@@ -52,7 +52,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_the_shipped_declaration_is_valid():
     config = load_connections(settings.CONNECTIONS_FILE)
-    assert [c.name for c in config.connections] == ["shop_to_warehouse"]
+    assert [c.name for c in config.connections] == ["shop_to_warehouse", "shop_to_lake"]  # the lake: docs/lake.md
     streams = config.connections[0].streams
     assert {s.name for s in streams} == {"users", "products", "purchases"}
     assert all(

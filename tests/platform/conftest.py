@@ -16,9 +16,35 @@ from tests.observe.conftest import metrics_params  # noqa: F401 (fixture: a migr
 CONNECTION = "shop_to_warehouse"
 
 
+def warehouse_only(text: str) -> str:
+    """connections.yaml without its `type: s3` destinations and the connections into them.
+
+    The apply tests drive create/update/replace on the warehouse connection and count its
+    resources; the lake's connection (Airbyte's S3 destination) is applied from the shipped file
+    in test_s3_destination_apply.py."""
+    import re
+
+    import yaml
+
+    doc = yaml.safe_load(text)
+    lakes = {name for name, d in doc["destinations"].items() if d.get("type") == "s3"}
+    for name in lakes:  # the destination's block: its key line and everything indented under it
+        text = re.sub(rf"(?m)^  {name}:\n(?:(?:    .*|\s*)\n)*", "", text, count=1)
+    for conn in (c["name"] for c in doc["connections"] if c["destination"] in lakes):
+        # the connection's item, with the comment lines right above it
+        text = re.sub(rf"(?m)(?:^  #.*\n)*^  - name: {conn}\n(?:^(?:    .*|\s*)\n?)*", "", text, count=1)
+    return text
+
+
 @pytest.fixture
-def platform_env(monkeypatch, airbyte_conn_env):  # noqa: F811
-    """Platform engine, fast polls, the warehouse_ingest Airflow connection (generated password)."""
+def platform_env(monkeypatch, airbyte_conn_env, tmp_path):  # noqa: F811
+    """Platform engine, fast polls, the warehouse_ingest Airflow connection (generated password),
+    the shipped declaration without the lake's connection (see `warehouse_only`)."""
+    from include.pipeline import settings
+
+    declaration = tmp_path / "connections-warehouse.yaml"
+    declaration.write_text(warehouse_only(settings.CONNECTIONS_FILE.read_text()))
+    monkeypatch.setattr(settings, "CONNECTIONS_FILE", declaration)
     monkeypatch.setenv("AIRBYTE_ENGINE", "platform")
     monkeypatch.setenv("AIRBYTE_POLL_SECONDS", "0.05")
     monkeypatch.setenv("AIRBYTE_SUBMIT_TRIES", "4")

@@ -12,6 +12,7 @@ import pytest
 from include.pipeline import settings
 from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.platform.conftest import warehouse_only
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,10 @@ def fresh_stack(tmp_path):
     """A stack after `make setup` only (.env; no services, Airflow's database never set up)."""
     fake = FakeAirbyteApi().start()
     stack = Stack(tmp_path)
+    declaration = tmp_path / "connections-warehouse.yaml"  # the warehouse connection alone (conftest.py)
+    declaration.write_text(warehouse_only(settings.CONNECTIONS_FILE.read_text()))
     stack.env.update(
+        AIRBYTE_CONNECTIONS_FILE=str(declaration),
         AIRFLOW_CONN_AIRBYTE_DEFAULT=json.dumps(fake.airflow_connection()),
         NO_PROXY=",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost") if p),
     )

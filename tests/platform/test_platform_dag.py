@@ -10,11 +10,13 @@ import os
 
 import pytest
 
+from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 from include.pipeline.settings import read_env_file
 from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.platform.conftest import warehouse_only
 
 pytestmark = pytest.mark.e2e
 DATE, FAILING_DATE = "2026-01-05", "2026-01-06"
@@ -40,7 +42,12 @@ def platform_stack(tmp_path_factory):
     fake.on_job_succeeded = write_like_the_postgres_destination
     stack = Stack(tmp_path_factory.mktemp("platform-stack"))
     conn = fake.airflow_connection(extra={"timeout": 120})  # a poll waits while the fake job writes
+    declaration = stack.root / "connections-warehouse.yaml"  # the warehouse connection alone (conftest.py)
+    declaration.write_text(warehouse_only(settings.CONNECTIONS_FILE.read_text()))
+    in_this_process = pytest.MonkeyPatch()  # load_connections() here reads the same declaration
+    in_this_process.setattr(settings, "CONNECTIONS_FILE", declaration)
     stack.env.update(
+        AIRBYTE_CONNECTIONS_FILE=str(declaration),
         # the engine comes from the Airflow Variable, which wins over the environment
         AIRBYTE_ENGINE="embedded",
         AIRFLOW_VAR_AIRBYTE_ENGINE="platform",
@@ -56,6 +63,7 @@ def platform_stack(tmp_path_factory):
     yield stack
     stack.cli("services", "stop", check=False)
     fake.stop()
+    in_this_process.undo()
 
 
 def test_apply_twice_through_the_cli_second_changes_nothing(platform_stack):

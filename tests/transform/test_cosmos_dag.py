@@ -45,7 +45,7 @@ def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_
     tasks = rendered["tasks"]
     assert "DbtProducerWatcherOperator" in tasks[PRODUCER]["bases"]
     assert tasks[PRODUCER]["upstream"] == ["freshness"], "the freshness gate, after the ingest, opens the transform"
-    assert tasks["freshness"]["upstream"] == ["ingest.shop_to_warehouse"]
+    assert tasks["freshness"]["upstream"] == ["ingest.shop_to_lake", "ingest.shop_to_warehouse"]
     sensors = {t: v for t, v in tasks.items() if v["node"]}
     for model in MODELS:
         assert "DbtRunWatcherOperator" in tasks[f"transform.{model}.run"]["bases"]

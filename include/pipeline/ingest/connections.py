@@ -129,6 +129,8 @@ class Destination:
     # Platform engine only: settings of the Airbyte server's destination that differ from the
     # Airflow connection (e.g. the host as seen from inside Airbyte's cluster). `${ENV}` allowed.
     airbyte: dict[str, Any] = field(default_factory=dict)
+    # `type: s3` only: bucket, path prefix, format, endpoint and keys (include/pipeline/ingest/s3_destination.py)
+    s3: Any = None
 
 
 @dataclass(frozen=True)
@@ -342,10 +344,16 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         line = dests.key_lines[dname]
         if not check.name(dname, line, "destination") or check.mapping(d, line, where) is None:
             continue
+        if d.get("type") == "s3":  # the lake (Airbyte's S3 destination): its own keys and checks
+            from include.pipeline.ingest.s3_destination import check_destination
+
+            if (lake_destination := check_destination(check, dname, d, where)) is not None:
+                destinations[dname] = lake_destination
+            continue
         if not check.keys(d, where, ("type", "schema", "airflow_conn_id"), ("airbyte",)):
             continue
         if d["type"] != "postgres":
-            check.fail(d.key_lines["type"], f"{where} has type {d['type']!r}", "use `type: postgres`")
+            check.fail(d.key_lines["type"], f"{where} has type {d['type']!r}", "use `type: postgres` or `type: s3`")
         schema_ok = check.pattern(
             d["schema"], _SCHEMA, d.key_lines["schema"], f"{where} schema",
             "use lowercase letters, digits and _ (at most 63), e.g. `schema: raw`",
@@ -442,6 +450,10 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
             )
         catalog = catalogs.get(c["source"], {})
         streams = _streams(check, c, where, catalog)
+        if destination and destination.type == "s3" and streams:
+            from include.pipeline.ingest.s3_destination import check_connection_streams
+
+            check_connection_streams(check, c.key_lines["streams"], where, streams)
         if source and destination and streams is not None:
             connections.append(Connection(cname, source, destination, streams))
 

@@ -42,6 +42,10 @@ def sync(connection_name: str, params: dict | None = None, ds: str | None = None
         log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
     if engine != "embedded":
         raise ValueError(f"engine {engine!r}: this task runs the embedded engine only; use ingest_step()")
+    if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
+        from include.pipeline.ingest.s3_destination import sync_to_lake
+
+        return sync_to_lake(connection, full_refresh=full_refresh, log=log.info)
     conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
     target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
     if ds:  # the shop moves day by day with the logical date (include/pipeline/ingest/daily.py)

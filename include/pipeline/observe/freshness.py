@@ -93,6 +93,7 @@ def declared_streams() -> dict[str, tuple[str, str]]:
     return {
         f"{c.destination.schema}.{s.name}": (c.destination.airflow_conn_id, c.name)
         for c in load_connections().connections
+        if c.destination.type == "postgres"  # an s3 destination (the lake) has no raw table
         for s in c.streams
     }
 

@@ -95,6 +95,10 @@ def source_config(source: Source, environ: dict[str, str] | None = None) -> dict
 def destination_config(destination: Destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The Airbyte Postgres destination: the Airflow connection's facts, then the declared overrides."""
     environ = dict(os.environ) if environ is None else environ
+    if destination.type == "s3":  # the lake: destination-s3 (include/pipeline/ingest/s3_destination.py)
+        from include.pipeline.ingest.s3_destination import platform_config
+
+        return platform_config(destination, environ)
     conn = airflow_connection(destination.airflow_conn_id)
     config: dict[str, Any] = {
         "destinationType": "postgres",
