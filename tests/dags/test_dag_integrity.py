@@ -44,9 +44,15 @@ def test_no_connection_or_variable_is_read_while_parsing(parsed):
 
 
 def test_each_dag_file_parses_within_budget(parsed):
+    """The budget is CPU time: wall time per file (reported beside it) grows with the machine's
+    load (3.5-5 s for the same DAG while other jobs shared the 2 cores, 0.9 s alone), CPU time
+    does not, so the check fails when the DAG's own parsing gets heavier, not when CI is busy."""
     assert parsed["file_seconds"], "the dag processor reported no file"
-    slow = {f: s for f, s in parsed["file_seconds"].items() if s >= PARSE_BUDGET_SECONDS}
-    assert slow == {}, f"over {PARSE_BUDGET_SECONDS} s to parse (Airflow already imported): {slow}"
+    cpu = parsed["parse_cpu_seconds"]
+    assert cpu < PARSE_BUDGET_SECONDS, (
+        f"parsing {len(parsed['file_seconds'])} DAG file(s) took {cpu:.2f} CPU s, over the budget of "
+        f"{PARSE_BUDGET_SECONDS} s (Airflow already imported); wall seconds per file: {parsed['file_seconds']}"
+    )
 
 
 @pytest.mark.parametrize("dag_id", ["ecommerce_daily"])
