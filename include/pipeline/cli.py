@@ -543,7 +543,7 @@ def cmd_airbyte(args: argparse.Namespace) -> int:
     except (RuntimeError, SettingsError) as exc:  # no .env yet, or a ${VAR} of airflow_settings.yaml unset
         raise ServiceError(str(exc)) from None
     extra = ["--file", args.file] if args.file else []
-    module = "include.pipeline.ingest.platform.apply"
+    module = "include.pipeline.ingest.airbyte_server.apply"
     return run([PY, "-m", module, args.command.removeprefix("airbyte-"), *extra], env=env, check=False).returncode
 
 

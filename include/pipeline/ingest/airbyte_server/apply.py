@@ -1,6 +1,6 @@
 """plan / apply of include/airbyte/connections.yaml to an Airbyte server, by NAME in one workspace.
 
-`python -m include.pipeline.ingest.platform.apply plan|apply` inside Airflow's environment (the
+`python -m include.pipeline.ingest.airbyte_server.apply plan|apply` inside Airflow's environment (the
 Makefile's `airbyte-plan` / `airbyte-apply` go through the project CLI). Secrets are never in
 the YAML: source settings use `${ENV_VAR}`, the warehouse destination takes host, user and
 password from its Airflow connection. The Airbyte server is the Airflow connection
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.pipeline.ingest import secret_fields
+from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
 from include.pipeline.ingest.connections import (
     Connection,
     ConnectionsConfigError,
@@ -28,7 +29,6 @@ from include.pipeline.ingest.connections import (
     Source,
     load_connections,
 )
-from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
 
 SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
 STATE_LOST = (
