@@ -255,11 +255,17 @@ def _share(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _simulator_format(value: Any, info: ValidationInfo) -> Any:
+    if value not in SIMULATOR_FORMATS:
+        raise _problem(f"{_label('{where}', info)} format {value!r}", f"use one of: {', '.join(SIMULATOR_FORMATS)}")
+    return value
+
+
 class Simulator(_Block):
     """The simulated shop that writes a source's export files; every key is optional."""
 
     bucket: str | None = None
-    format: Annotated[SimulatorFormat, BeforeValidator(lambda v, i: _simulator_format(v, i))] = "jsonl"
+    format: Annotated[SimulatorFormat, BeforeValidator(_simulator_format)] = "jsonl"
     # None: ShopSettings's default (an explicit null is refused, as any other non-number)
     seed: Annotated[int | None, _count(0)] = None
     customers: Annotated[int | None, _count(1)] = None
@@ -268,12 +274,6 @@ class Simulator(_Block):
     daily_new: Annotated[float | None, BeforeValidator(_share)] = None
     daily_changed: Annotated[float | None, BeforeValidator(_share)] = None
     chunk_rows: Annotated[int | None, _count(1)] = None
-
-
-def _simulator_format(value: Any, info: ValidationInfo) -> Any:
-    if value not in SIMULATOR_FORMATS:
-        raise _problem(f"{_label('{where}', info)} format {value!r}", f"use one of: {', '.join(SIMULATOR_FORMATS)}")
-    return value
 
 
 SIMULATOR_KEYS = Simulator.keys()
@@ -300,13 +300,19 @@ def _file_format(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _file_stream_name(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _problem(f"{_label('{where}', info)}: not a valid stream name", "use lowercase letters, digits and _")
+    return value
+
+
 class FileStream(_Block):
     """A stream of a file-based source (source-s3), declared in the source's `config.streams`.
 
     Only the keys are checked here; `input_schema` is checked column by column, with each
     column's line, by the loader (`_file_catalog`)."""
 
-    name: Annotated[str, BeforeValidator(lambda v, i: _file_stream_name(v, i))]
+    name: Annotated[str, BeforeValidator(_file_stream_name)]
     format: Annotated[dict[str, Any], BeforeValidator(_file_format)]
     input_schema: Any = None
     validation_policy: Any = None
@@ -319,9 +325,12 @@ class FileStream(_Block):
 FILE_STREAM_KEYS = FileStream.keys()
 
 
-def _file_stream_name(value: Any, info: ValidationInfo) -> Any:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise _problem(f"{_label('{where}', info)}: not a valid stream name", "use lowercase letters, digits and _")
+def _connector(value: Any, info: ValidationInfo) -> Any:
+    if not valid_connector(value):
+        raise _problem(
+            f"{_label('{where}', info)} connector {value!r} is not a connector name",
+            "write `source-<name>` in lowercase letters, digits and - (it names a folder: no / or ..)",
+        )
     return value
 
 
@@ -330,7 +339,7 @@ class Source(_Block):
 
     INJECTED = ("name",)
     name: Annotated[str, _named("source")]
-    connector: Annotated[str, BeforeValidator(lambda v, i: _connector(v, i))]
+    connector: Annotated[str, BeforeValidator(_connector)]
     config: Annotated[dict[str, Any], _mapping("{where} config")] = Field(default_factory=dict)
     # The simulated shop that writes this source's files (include/pipeline/ingest/shop.py), or None
     simulator: dict[str, Any] | None = None
@@ -343,15 +352,6 @@ class Source(_Block):
             if isinstance(stream, dict) and isinstance(stream.get("input_schema"), dict):
                 stream["input_schema"] = json.dumps(stream["input_schema"], sort_keys=True)
         return config
-
-
-def _connector(value: Any, info: ValidationInfo) -> Any:
-    if not valid_connector(value):
-        raise _problem(
-            f"{_label('{where}', info)} connector {value!r} is not a connector name",
-            "write `source-<name>` in lowercase letters, digits and - (it names a folder: no / or ..)",
-        )
-    return value
 
 
 def _plain(value: Any) -> Any:
@@ -407,19 +407,19 @@ def destination_type_names() -> tuple[str, ...]:
     return tuple(get_args(model.model_fields["type"].annotation)[0] for model in DESTINATION_TYPES)
 
 
+def _some_streams(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, list) or not value:
+        raise _problem(f"{_label('{where}', info)} declares no streams", "list at least one `- name: <stream>`")
+    return value
+
+
 class _ConnectionBlock(_Block):
     """A connection as written: names of its source and destination, its streams."""
 
     name: Annotated[str, _named("connection")]
     source: Annotated[str, _named("{where} source")]
     destination: Annotated[str, _named("{where} destination")]
-    streams: Annotated[list[Any], BeforeValidator(lambda v, i: _some_streams(v, i))]
-
-
-def _some_streams(value: Any, info: ValidationInfo) -> Any:
-    if not isinstance(value, list) or not value:
-        raise _problem(f"{_label('{where}', info)} declares no streams", "list at least one `- name: <stream>`")
-    return value
+    streams: Annotated[list[Any], BeforeValidator(_some_streams)]
 
 
 class Connection(BaseModel):
@@ -430,16 +430,6 @@ class Connection(BaseModel):
     source: Source
     destination: Destination
     streams: tuple[Stream, ...]
-
-
-class _FileBlock(_Block):
-    """The top of the file."""
-
-    version: Annotated[int | None, BeforeValidator(lambda v, i: _version(v, i))]
-    sources: Annotated[dict[Any, Any], _mapping("sources")]
-    destinations: Annotated[dict[Any, Any], _mapping("destinations")]
-    connections: Annotated[list[Any], BeforeValidator(lambda v, i: _connection_list(v, i))]
-    workspace: Annotated[str | None, BeforeValidator(lambda v, i: _workspace(v, i))] = None
 
 
 def _version(value: Any, info: ValidationInfo) -> Any:
@@ -458,6 +448,16 @@ def _workspace(value: Any, info: ValidationInfo) -> Any:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise _problem(f"workspace {value!r} is not a name", "write `workspace: <name>`")
     return value
+
+
+class _FileBlock(_Block):
+    """The top of the file."""
+
+    version: Annotated[int | None, BeforeValidator(_version)]
+    sources: Annotated[dict[Any, Any], _mapping("sources")]
+    destinations: Annotated[dict[Any, Any], _mapping("destinations")]
+    connections: Annotated[list[Any], BeforeValidator(_connection_list)]
+    workspace: Annotated[str | None, BeforeValidator(_workspace)] = None
 
 
 class IngestionConfig(BaseModel):
