@@ -480,7 +480,7 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
             f"{s.name} ({s.sync_mode}, cursor {s.cursor_field}, pk {list(s.primary_key)})" for s in c.streams
         )
         d = c.destination
-        target = f"{d.name}.{d.schema}" if d.s3 is None else f"{d.name} (s3://{d.s3.bucket}/{d.s3.path_prefix}/)"
+        target = f"{d.name}.{d.schema}" if d.type != "s3" else f"{d.name} (s3://{d.s3.bucket}/{d.s3.path_prefix}/)"
         print(f"{c.name}: {c.source.name} [{c.source.connector}] -> {target}: {streams}")
     print(f"{config.path}: {len(config.connections)} connection(s), valid")
     return 0
@@ -543,7 +543,7 @@ def cmd_airbyte(args: argparse.Namespace) -> int:
     except (RuntimeError, SettingsError) as exc:  # no .env yet, or a ${VAR} of airflow_settings.yaml unset
         raise ServiceError(str(exc)) from None
     extra = ["--file", args.file] if args.file else []
-    module = "include.pipeline.ingest.platform.apply"
+    module = "include.pipeline.ingest.airbyte_server.apply"
     return run([PY, "-m", module, args.command.removeprefix("airbyte-"), *extra], env=env, check=False).returncode
 
 

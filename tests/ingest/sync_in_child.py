@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, Destination, Source, Stream
+from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
 
 
 def main(spec: dict) -> int:
@@ -26,9 +26,17 @@ def main(spec: dict) -> int:
         signal.signal(signal.SIGTERM, lambda signum, frame: print("on_kill called", flush=True))
     connection = Connection(
         name="kill_test",
-        source=Source("protocol", "source-protocol-test", {"records_file": spec["records_file"], "pause_after": 5}),
-        destination=Destination("warehouse", "postgres", "raw", "warehouse"),
-        streams=(Stream("items", "incremental_deduped_history", "updated_at", ("id",)),),
+        source=Source(
+            name="protocol",
+            connector="source-protocol-test",
+            config={"records_file": spec["records_file"], "pause_after": 5},
+        ),
+        destination=PostgresDestination(name="warehouse", schema="raw", airflow_conn_id="warehouse"),
+        streams=(
+            Stream(
+                name="items", sync_mode="incremental_deduped_history", cursor_field="updated_at", primary_key=("id",)
+            ),
+        ),
     )
     wh = spec["warehouse"]
     target = embedded.WarehouseTarget(

@@ -15,7 +15,7 @@ import pytest
 from psycopg2.sql import SQL
 
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, Destination, Source, Stream
+from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
 
 pytestmark = pytest.mark.integration
@@ -61,9 +61,11 @@ def source(tmp_path, monkeypatch):
 def connection(records_file: Path, sync_mode: str, **config) -> Connection:
     return Connection(
         name="protocol_test",
-        source=Source("protocol", "source-protocol-test", {"records_file": str(records_file), **config}),
-        destination=Destination("warehouse", "postgres", "raw", "warehouse"),
-        streams=(Stream("items", sync_mode, "updated_at", ("id",)),),
+        source=Source(
+            name="protocol", connector="source-protocol-test", config={"records_file": str(records_file), **config}
+        ),
+        destination=PostgresDestination(name="warehouse", schema="raw", airflow_conn_id="warehouse"),
+        streams=(Stream(name="items", sync_mode=sync_mode, cursor_field="updated_at", primary_key=("id",)),),
     )
 
 

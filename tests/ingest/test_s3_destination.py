@@ -13,7 +13,6 @@ import datetime as dt
 import re
 import textwrap
 import uuid
-from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -180,11 +179,10 @@ def duckdb_over(s3_server):
 def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_records_synced(
     s3_server, exports_env, shop_bucket, tmp_path, monkeypatch
 ):
-    """Through the DAG's ingest task (`sync`, embedded engine), with the shipped declaration's
-    shop bucket and lake bucket replaced by this test's."""
+    """Through what the DAG's ingest task runs with the embedded engine (`run_embedded`), with the
+    shipped declaration's shop bucket and lake bucket replaced by this test's."""
     from include.pipeline import settings
-    from include.pipeline.ingest import tasks
-    from include.pipeline.ingest.tasks import sync
+    from include.pipeline.ingest.daily import run_embedded
 
     lake_bucket = f"lake-{uuid.uuid4().hex[:8]}"
     text = settings.CONNECTIONS_FILE.read_text()
@@ -198,9 +196,8 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
     monkeypatch.setattr(settings, "CONNECTIONS_FILE", declaration)
     monkeypatch.setattr(s3_destination, "ROWS_PER_GROUP", 25)
     monkeypatch.setattr(s3_destination, "ROWS_PER_OBJECT", 50)
-    logged: list[str] = []  # the task's log lines (Airflow's logging does not reach caplog)
-    monkeypatch.setattr(tasks, "log", SimpleNamespace(info=lambda msg, *args: logged.append(msg % args)))
-    first = sync.function("shop_to_lake", ds="2026-01-01", engine="embedded")
+    logged: list[str] = []  # the task's log lines
+    first = run_embedded("shop_to_lake", "2026-01-01", log=logged.append)
     text = "\n".join(logged)
     assert f"s3://{lake_bucket}/raw_history/users/" in text, "each part uploaded is logged"
     assert s3_server.secret_key not in text and s3_server.access_key not in text, "no key in the log"
@@ -230,7 +227,7 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
         ).fetchall()
         assert differ == [], (stream, differ[:3])
 
-    second = sync.function("shop_to_lake", ds="2026-01-02", engine="embedded")
+    second = run_embedded("shop_to_lake", "2026-01-02", log=logged.append)
     assert all(s["records"] == 0 for s in second["streams"].values()), "incremental: the saved state was used"
     assert con.execute(f"select count(*) from 's3://{lake_bucket}/raw_history/users/*.parquet'").fetchone() == (60,)
     # docs/lake.md's example: the latest version of each record of the raw history

@@ -68,7 +68,7 @@ def platform_env(monkeypatch, airbyte_conn_env, tmp_path):  # noqa: F811
 @pytest.fixture
 def applied(airbyte_api, platform_env):  # noqa: F811
     """The shipped connections.yaml applied to the fake; returns the connection's id."""
-    from include.pipeline.ingest.platform.apply import main
+    from include.pipeline.ingest.airbyte_server.apply import main
 
     assert main(["apply"]) == 0
     [conn] = [c for c in airbyte_api.connections() if c["name"] == CONNECTION]
@@ -94,7 +94,7 @@ class RecordingTI:
 
 
 def make_operator(**kwargs):
-    from include.pipeline.ingest.platform.operator import AirbyteConnectionSync
+    from include.pipeline.ingest.connection_sync import AirbyteConnectionSync
 
     return AirbyteConnectionSync(task_id=CONNECTION, connection_name=CONNECTION, **kwargs)
 

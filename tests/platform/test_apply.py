@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.platform.apply import main
+from include.pipeline.ingest.airbyte_server.apply import main
 
 from .conftest import CONNECTION
 
@@ -256,8 +256,8 @@ def official_schema(name: str) -> dict:
 def test_the_source_s3_configuration_is_valid_against_airbytes_official_schema(platform_env):
     import jsonschema
 
+    from include.pipeline.ingest.airbyte_server.apply import source_config
     from include.pipeline.ingest.connections import load_connections
-    from include.pipeline.ingest.platform.apply import source_config
 
     schema = official_schema("source-s3")
     config = source_config(load_connections().sources["shop"])

@@ -4,7 +4,7 @@ old connection, and its sync state, in place; the plan says what state a replace
 from __future__ import annotations
 
 from include.pipeline import settings
-from include.pipeline.ingest.platform.apply import STATE_LOST, main
+from include.pipeline.ingest.airbyte_server.apply import STATE_LOST, main
 
 from .conftest import CONNECTION
 

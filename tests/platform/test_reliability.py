@@ -76,7 +76,7 @@ def test_case2_creation_times_out_after_airbyte_accepted_it_reattaches(airbyte_a
 
 def test_case2_409_sync_already_running_is_handled_by_reattaching(airbyte_api, applied):
     """Someone (the Airbyte UI, another scheduler) starts a sync between our look and our submit."""
-    from include.pipeline.ingest.platform.api import AirbyteApi
+    from include.pipeline.ingest.airbyte_server.api import AirbyteApi
 
     ui = AirbyteApi(airbyte_api.api_url, airbyte_api.client_id, airbyte_api.client_secret)
     airbyte_api.delay("POST", "/jobs", 0.5, times=1, when="before")  # holds OUR submit a moment

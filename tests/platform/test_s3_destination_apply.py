@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
+from include.pipeline.ingest.airbyte_server.apply import destination_config, main
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.platform.apply import destination_config, main
 
 
 def api_spec() -> Path:

@@ -11,8 +11,8 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
+from include.pipeline.ingest.airbyte_server.apply import _diff, main
 from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
-from include.pipeline.ingest.platform.apply import _diff, main
 from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
 from tests.platform.conftest import platform_env  # noqa: F401 (fixture)
 

@@ -1,7 +1,15 @@
 """include/airbyte/connections.yaml: the one declaration of what is ingested, for both engines.
 
-Loaded into typed objects and validated before anything runs. Every problem is reported with
-the file, the line and the fix, all at once, so a bad edit never half-applies.
+The schema is a set of pydantic models (one per kind of block: source, destination, connection,
+stream, a source's simulator, a file-based stream), each with `extra="forbid"`, `Literal` types
+for the closed sets and validators for every name. The file is read with the line of every node
+(from `yaml.compose`), and each block is validated where its lines are known, so every problem
+is reported with the file, the line and the fix, all at once, and a bad edit never half-applies.
+What a block alone cannot know (a source or destination that does not exist, a stream the
+connector does not offer, a literal secret, a duplicate name) is checked after, with its line.
+
+Destinations are a union discriminated by `type` (`DESTINATION_TYPES`): a new kind of
+destination is one more model with its own `type: Literal[...]`, added to that tuple.
 """
 
 from __future__ import annotations
@@ -9,21 +17,27 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo
+from pydantic import model_validator as _model_validator
+from pydantic_core import PydanticCustomError
 
 from include.pipeline import settings
 
-SYNC_MODES = (
+SyncMode = Literal[
     "full_refresh_overwrite",
     "full_refresh_append",
     "incremental_append",
     "incremental_deduped_history",
-)
-ENGINES = ("embedded", "platform")
+]
+SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
+Engine = Literal["embedded", "platform"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 # Every name from the file reaches SQL (schemas, tables, columns), file paths (connector venvs,
 # requirements, catalogs) or the Airbyte API, so each is checked against a strict pattern here,
 # catalog or not. 63 bytes: Postgres's identifier limit (a longer name is silently truncated).
@@ -58,12 +72,152 @@ class ConnectionsConfigError(ValueError):
         )
 
 
-@dataclass(frozen=True)
-class Stream:
-    name: str
-    sync_mode: str
-    cursor_field: str | None
-    primary_key: tuple[str, ...]
+class MissingEnvironmentVariable(KeyError):
+    """A `${VAR}` of the declaration is not set when it is needed (at run time, never at load)."""
+
+    def __str__(self) -> str:  # the message as written (KeyError's own str quotes it)
+        return str(self.args[0]) if self.args else ""
+
+
+def is_env_ref(value: Any) -> bool:
+    """Whether `value` is a whole `${ENV_VAR}` reference (the only way a secret may be written)."""
+    return isinstance(value, str) and bool(_ENV_REF.match(value))
+
+
+def resolve_env(value: Any, where: str, environ: dict[str, str] | None = None) -> Any:
+    """`value` with every `${ENV_VAR}` (a whole string) replaced by the variable, at any depth.
+
+    The one resolver of the declaration: source configs (embedded and platform engines) and a
+    destination's `airbyte:` overrides. `where` names the block in the error."""
+    environ = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {k: resolve_env(v, f"{where}.{k}", environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
+    if isinstance(value, str) and (match := _ENV_REF.match(value)):
+        if match.group(1) not in environ:
+            raise MissingEnvironmentVariable(
+                f"{where} needs the environment variable {match.group(1)}; export it (or put it in .env)"
+            )
+        return environ[match.group(1)]
+    return value
+
+
+# -- validated values ---------------------------------------------------------------------------
+# A value's error names the block it is in: `label` is formatted with the validation context
+# ({where}: this block, {parent}: the block around it), which the loader passes per block.
+def _problem(what: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("declaration", "{what}. Fix: {fix}", {"what": what, "fix": fix})
+
+
+def _label(label: str, info: ValidationInfo) -> str:
+    context = info.context or {}
+    return label.format(where=context.get("where", "this block"), parent=context.get("parent", "the file"))
+
+
+def _named(label: str) -> BeforeValidator:
+    """A name of the file (source, destination, connection, stream): `_NAME`."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise _problem(
+                f"{_label(label, info)} name {value!r} is not a valid name",
+                "use lowercase letters, digits and _ (starting with a letter, at most 63)",
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _matching(regex: re.Pattern, label: str, fix: str) -> BeforeValidator:
+    """Text matching `regex`; otherwise one problem naming `label`."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or not regex.match(value):
+            raise _problem(f"{_label(label, info)} {value!r} is not allowed", fix)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _one_of(choices: tuple[str, ...], what: str) -> BeforeValidator:
+    """One of a `Literal`'s values, with the file's words rather than pydantic's."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or value not in choices:
+            raise _problem(what.format(value=value, where=_label("{where}", info)), f"use one of: {', '.join(choices)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _mapping(label: str) -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            where = _label(label, info)
+            raise _problem(f"{where} must be a mapping", f"write {where} as `key: value` lines")
+        return value
+
+    return BeforeValidator(check)
+
+
+class _Block(BaseModel):
+    """A block of the file: unknown keys are errors, and a loaded block never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+    # keys the loader fills in (a block's name is its key in the file), not written in the block
+    INJECTED: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys a block may have in the file, in the order the errors list them."""
+        return tuple(name for name in cls.model_fields if name not in cls.INJECTED)
+
+
+# -- the blocks ---------------------------------------------------------------------------------
+def _primary_key(value: Any, info: ValidationInfo) -> tuple[str, ...]:
+    """`primary_key: id` or `[id, ...]`: column names only."""
+    value = value or []
+    value = [value] if isinstance(value, str) else value
+    columns = list(value) if isinstance(value, (list, tuple)) else [value]
+    for column in columns:
+        if not isinstance(column, str) or not _COLUMN.match(column):
+            raise _problem(
+                f"primary_key column of {_label('{where}', info)} {column!r} is not allowed",
+                "write `primary_key: [<column>, ...]` with column names of letters, digits and _",
+            )
+    return tuple(columns)
+
+
+class Stream(_Block):
+    """A stream of a connection: how it is synced."""
+
+    name: Annotated[str, _named("a stream of {parent}:")]
+    sync_mode: Annotated[SyncMode, _one_of(SYNC_MODES, "unknown sync_mode {value!r} in {where}")]
+    cursor_field: Annotated[
+        str | None,
+        _matching(_COLUMN, "cursor_field of {where}", "write one column name: letters, digits and _ (at most 63)"),
+    ] = None
+    primary_key: Annotated[tuple[str, ...], BeforeValidator(_primary_key)] = ()
+
+    @_model_validator(mode="after")
+    def _modes_have_their_keys(self, info: ValidationInfo) -> Stream:
+        where = _label("{where}", info)
+        if self.incremental and not self.cursor_field:
+            known = (info.context or {}).get("known") or {}
+            hint = (
+                f" (the connector's cursor is {known['default_cursor_field']!r})"
+                if known.get("default_cursor_field")
+                else ""
+            )
+            raise _problem(
+                f"{where} is {self.sync_mode} but has no cursor_field", f"add `cursor_field: <column>`{hint}"
+            )
+        if self.deduplicated and not self.primary_key:
+            raise _problem(f"{where} is deduplicated but has no primary_key", "add `primary_key: [<column>, ...]`")
+        return self
 
     @property
     def incremental(self) -> bool:
@@ -74,41 +228,130 @@ class Stream:
         return self.sync_mode == "incremental_deduped_history"
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    connector: str
-    config: dict[str, Any]
+# The `simulator:` block of a source (include/pipeline/ingest/shop.py ShopSettings; kept here so
+# the DAG's parse does not import numpy)
+SimulatorFormat = Literal["jsonl", "parquet"]
+SIMULATOR_FORMATS: tuple[str, ...] = get_args(SimulatorFormat)
+
+
+def _count(minimum: int) -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, int) or value < minimum:
+            raise _problem(
+                f"{_label('{where}', info)} {info.field_name} {value!r} is not a positive integer",
+                f"write `{info.field_name}: <n>`",
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _share(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise _problem(
+            f"{_label('{where}', info)} {info.field_name} {value!r} is not a share",
+            f"write `{info.field_name}: 0.01` (1% a day)",
+        )
+    return value
+
+
+def _simulator_format(value: Any, info: ValidationInfo) -> Any:
+    if value not in SIMULATOR_FORMATS:
+        raise _problem(f"{_label('{where}', info)} format {value!r}", f"use one of: {', '.join(SIMULATOR_FORMATS)}")
+    return value
+
+
+class Simulator(_Block):
+    """The simulated shop that writes a source's export files; every key is optional."""
+
+    bucket: str | None = None
+    format: Annotated[SimulatorFormat, BeforeValidator(_simulator_format)] = "jsonl"
+    # None: ShopSettings's default (an explicit null is refused, as any other non-number)
+    seed: Annotated[int | None, _count(0)] = None
+    customers: Annotated[int | None, _count(1)] = None
+    orders: Annotated[int | None, _count(1)] = None
+    products: Annotated[int | None, _count(1)] = None
+    daily_new: Annotated[float | None, BeforeValidator(_share)] = None
+    daily_changed: Annotated[float | None, BeforeValidator(_share)] = None
+    chunk_rows: Annotated[int | None, _count(1)] = None
+
+
+SIMULATOR_KEYS = Simulator.keys()
+
+
+# -- file-based sources (source-s3): the streams are declared in the source's config ----------------
+# Columns source-s3 adds to every record; the file's last-modified time is its cursor.
+FILE_COLUMNS = {
+    "_ab_source_file_last_modified": {"type": "string"},
+    "_ab_source_file_url": {"type": "string"},
+}
+FILE_CURSOR = "_ab_source_file_last_modified"
+# the types source-s3 accepts in an input_schema (airbyte_cdk file_based schema_helpers)
+FILE_TYPES = ("string", "integer", "number", "float", "boolean", "object", "array", "null")
+FILE_FORMATS = ("jsonl", "parquet", "csv", "avro", "excel")
+
+
+def _file_format(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, dict) or value.get("filetype") not in FILE_FORMATS:
+        raise _problem(
+            f"{_label('{where}', info)} has no supported format",
+            "write `format: {filetype: parquet}` (or jsonl, csv, avro, excel)",
+        )
+    return value
+
+
+def _file_stream_name(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _problem(f"{_label('{where}', info)}: not a valid stream name", "use lowercase letters, digits and _")
+    return value
+
+
+class FileStream(_Block):
+    """A stream of a file-based source (source-s3), declared in the source's `config.streams`.
+
+    Only the keys are checked here; `input_schema` is checked column by column, with each
+    column's line, by the loader (`_file_catalog`)."""
+
+    name: Annotated[str, BeforeValidator(_file_stream_name)]
+    format: Annotated[dict[str, Any], BeforeValidator(_file_format)]
+    input_schema: Any = None
+    validation_policy: Any = None
+    schemaless: Any = None
+    days_to_sync_if_history_is_full: Any = None
+    recent_n_files_to_read_for_schema_discovery: Any = None
+    globs: Any = None
+
+
+FILE_STREAM_KEYS = FileStream.keys()
+
+
+def _connector(value: Any, info: ValidationInfo) -> Any:
+    if not valid_connector(value):
+        raise _problem(
+            f"{_label('{where}', info)} connector {value!r} is not a connector name",
+            "write `source-<name>` in lowercase letters, digits and - (it names a folder: no / or ..)",
+        )
+    return value
+
+
+class Source(_Block):
+    """A source: a connector and its settings. `config` may hold `${ENV_VAR}` references."""
+
+    INJECTED = ("name",)
+    name: Annotated[str, _named("source")]
+    connector: Annotated[str, BeforeValidator(_connector)]
+    config: Annotated[dict[str, Any], _mapping("{where} config")] = Field(default_factory=dict)
     # The simulated shop that writes this source's files (include/pipeline/ingest/shop.py), or None
     simulator: dict[str, Any] | None = None
 
     def resolved_config(self, environ: dict[str, str] | None = None) -> dict[str, Any]:
         """The config with `${ENV_VAR}` references filled in, at run time only. A file-based
         stream's `input_schema` written as a YAML mapping is sent as the JSON string it must be."""
-        environ = os.environ if environ is None else environ
-        config = self._resolved(environ)
+        config = resolve_env(_plain(self.config), f"source '{self.name}' config", environ)
         for stream in config.get("streams") or []:
             if isinstance(stream, dict) and isinstance(stream.get("input_schema"), dict):
                 stream["input_schema"] = json.dumps(stream["input_schema"], sort_keys=True)
         return config
-
-    def _resolved(self, environ) -> dict[str, Any]:
-
-        def resolve(value: Any, path: str) -> Any:
-            if isinstance(value, dict):
-                return {k: resolve(v, f"{path}.{k}") for k, v in value.items()}
-            if isinstance(value, list):
-                return [resolve(v, f"{path}[{i}]") for i, v in enumerate(value)]
-            if isinstance(value, str) and (match := _ENV_REF.match(value)):
-                if match.group(1) not in environ:
-                    raise KeyError(
-                        f"source '{self.name}' config {path} needs the environment variable "
-                        f"{match.group(1)}; export it (or put it in .env)"
-                    )
-                return environ[match.group(1)]
-            return value
-
-        return resolve(_plain(self.config), "config")
 
 
 def _plain(value: Any) -> Any:
@@ -120,33 +363,124 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Destination:
-    name: str
-    type: str
-    schema: str
-    airflow_conn_id: str
-    # Platform engine only: settings of the Airbyte server's destination that differ from the
-    # Airflow connection (e.g. the host as seen from inside Airbyte's cluster). `${ENV}` allowed.
-    airbyte: dict[str, Any] = field(default_factory=dict)
-    # `type: s3` only: bucket, path prefix, format, endpoint and keys (include/pipeline/ingest/s3_destination.py)
-    s3: Any = None
+class _Destination(_Block):
+    """What every destination has: its name (its key in the file) and its `type`."""
+
+    INJECTED = ("name",)
+    name: Annotated[str, _named("destination")]
 
 
-@dataclass(frozen=True)
-class Connection:
+with warnings.catch_warnings():
+    # `schema` is the key of the file and the attribute every caller reads; the only thing it
+    # hides is BaseModel's deprecated `schema()` classmethod (pydantic warns about that).
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+
+    class PostgresDestination(_Destination):
+        """A Postgres schema that both engines write the raw tables into (Destinations-V2 shape)."""
+
+        type: Literal["postgres"] = "postgres"
+        schema: Annotated[
+            str,
+            _matching(
+                _SCHEMA, "{where} schema", "use lowercase letters, digits and _ (at most 63), e.g. `schema: raw`"
+            ),
+        ]
+        airflow_conn_id: Annotated[
+            str,
+            _matching(
+                _CONN_ID, "{where} airflow_conn_id", "use letters, digits, _, . and - (an Airflow connection id)"
+            ),
+        ]
+        # Platform engine only: settings of the Airbyte server's destination that differ from the
+        # Airflow connection (e.g. the host as seen from inside Airbyte's cluster). `${ENV}` allowed.
+        airbyte: Annotated[dict[str, Any], _mapping("{where} airbyte")] = Field(default_factory=dict)
+
+    class S3Destination(_Destination):
+        """Airbyte's S3 destination: the streams as Parquet files in a bucket (the lake's raw history).
+
+        Its keys (bucket, path_prefix, format, endpoint, region, keys, path_format) are checked line
+        by line in include/pipeline/ingest/s3_destination.py, which builds this model; `s3` holds
+        them. It has no warehouse schema and no Airflow connection (empty strings)."""
+
+        type: Literal["s3"] = "s3"
+        s3: Any
+        airbyte: dict[str, Any] = Field(default_factory=dict)
+        schema: str = ""
+        airflow_conn_id: str = ""
+
+
+# Every kind of destination, told apart by `type`. Another kind: a model like PostgresDestination
+# with its own `type: Literal[...]`, added here (the loader and the error messages follow).
+DESTINATION_TYPES: tuple[type[_Destination], ...] = (PostgresDestination, S3Destination)
+Destination = Annotated[Union[DESTINATION_TYPES], Field(discriminator="type")]  # noqa: UP007 (a runtime tuple)
+_DESTINATION = TypeAdapter(Destination)
+
+
+def destination_type_names() -> tuple[str, ...]:
+    return tuple(get_args(model.model_fields["type"].annotation)[0] for model in DESTINATION_TYPES)
+
+
+def _some_streams(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, list) or not value:
+        raise _problem(f"{_label('{where}', info)} declares no streams", "list at least one `- name: <stream>`")
+    return value
+
+
+class _ConnectionBlock(_Block):
+    """A connection as written: names of its source and destination, its streams."""
+
+    name: Annotated[str, _named("connection")]
+    source: Annotated[str, _named("{where} source")]
+    destination: Annotated[str, _named("{where} destination")]
+    streams: Annotated[list[Any], BeforeValidator(_some_streams)]
+
+
+class Connection(BaseModel):
+    """A connection with its source, destination and streams resolved (what the engines run)."""
+
+    model_config = ConfigDict(frozen=True)
     name: str
     source: Source
     destination: Destination
     streams: tuple[Stream, ...]
 
 
-@dataclass(frozen=True)
-class IngestionConfig:
+def _version(value: Any, info: ValidationInfo) -> Any:
+    if value not in (1, None):
+        raise _problem(f"version {value!r} is not supported", "use `version: 1`")
+    return value
+
+
+def _connection_list(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, list):
+        raise _problem("connections must be a list", "write `- name: ...` items")
+    return value
+
+
+def _workspace(value: Any, info: ValidationInfo) -> Any:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _problem(f"workspace {value!r} is not a name", "write `workspace: <name>`")
+    return value
+
+
+class _FileBlock(_Block):
+    """The top of the file."""
+
+    version: Annotated[int | None, BeforeValidator(_version)]
+    sources: Annotated[dict[Any, Any], _mapping("sources")]
+    destinations: Annotated[dict[Any, Any], _mapping("destinations")]
+    connections: Annotated[list[Any], BeforeValidator(_connection_list)]
+    workspace: Annotated[str | None, BeforeValidator(_workspace)] = None
+
+
+class IngestionConfig(BaseModel):
+    """The whole declaration, checked: what both engines and plan/apply read."""
+
+    model_config = ConfigDict(frozen=True)
     path: Path
     sources: dict[str, Source]
     destinations: dict[str, Destination]
-    connections: tuple[Connection, ...] = field(default=())
+    connections: tuple[Connection, ...] = ()
     # Platform engine: the Airbyte workspace the declaration is applied to (None: the only one).
     workspace: str | None = None
 
@@ -261,8 +595,10 @@ def load_catalog(connector: str) -> dict[str, dict]:
     return {s["name"]: s for s in json.loads(path.read_text())["streams"]}
 
 
-# -- validation ------------------------------------------------------------------------------
+# -- loading: each block validated where its lines are known -------------------------------------
 class _Checker:
+    """Collects every problem as 'file:line: what. Fix: how'."""
+
     def __init__(self, path: Path):
         self.path = path
         self.problems: list[str] = []
@@ -276,22 +612,6 @@ class _Checker:
             return None
         return value
 
-    def keys(self, m: _Map, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> bool:
-        ok = True
-        for key in m:
-            if key not in required + optional:
-                self.fail(
-                    m.key_lines[key],
-                    f"unknown key {key!r} in {where}",
-                    f"use one of: {', '.join(required + optional)}",
-                )
-                ok = False
-        for key in required:
-            if key not in m:
-                self.fail(m.line, f"{where} is missing the key {key!r}", f"add `{key}:` to {where}")
-                ok = False
-        return ok
-
     def name(self, value: Any, line: int, where: str) -> bool:
         if not isinstance(value, str) or not _NAME.match(value):
             self.fail(
@@ -302,12 +622,64 @@ class _Checker:
             return False
         return True
 
-    def pattern(self, value: Any, regex: re.Pattern, line: int, what: str, fix: str) -> bool:
-        """`value` is text matching `regex`; otherwise one problem naming `what`."""
-        if not isinstance(value, str) or not regex.match(value):
-            self.fail(line, f"{what} {value!r} is not allowed", fix)
-            return False
-        return True
+    def block(
+        self,
+        validate: Callable[..., Any],
+        keys: tuple[str, ...],
+        node: _Map,
+        where: str,
+        injected: dict[str, Any] | None = None,
+        separate: tuple[str, ...] = (),
+        **context: Any,
+    ) -> Any | None:
+        """`node` validated by `validate` (a model's or TypeAdapter's validate_python); each error
+        becomes a problem on the line of the key it is about. None if the block is invalid.
+        `injected`: keys the loader fills in; `separate`: keys of sub-blocks checked on their own."""
+        injected = injected or {}
+        ok = True
+        for key in injected:
+            if key in node:  # a block's name is its key in the file, never a key inside it
+                self.fail(node.key_lines[key], f"unknown key {key!r} in {where}", f"use one of: {', '.join(keys)}")
+                ok = False
+        try:
+            value = validate(
+                {**{k: v for k, v in node.items() if k not in separate}, **injected},
+                context={"where": where, **context},
+            )
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self._report(error, keys, node, where)
+            return None
+        return value if ok else None
+
+    @staticmethod
+    def keys_ok(model: type[_Block], node: _Map) -> bool:
+        """Whether `node` has every key `model` requires and no other (what its errors would say first)."""
+        required = {n for n, f in model.model_fields.items() if f.is_required() and n not in model.INJECTED}
+        return required <= set(node) and set(node) <= set(model.keys())
+
+    def _report(self, error: Any, keys: tuple[str, ...], node: _Map, where: str) -> None:
+        # a discriminated union puts the member's tag first: ('postgres', 'schema')
+        loc = [part for part in error["loc"] if part not in destination_type_names()]
+        key = loc[0] if loc else None
+        line = node.key_lines.get(key, node.line) if isinstance(key, str) else node.line
+        kind, ctx = error["type"], error.get("ctx") or {}
+        if kind == "declaration":
+            self.fail(line, ctx["what"], ctx["fix"])
+        elif kind == "extra_forbidden":
+            self.fail(line, f"unknown key {key!r} in {where}", f"use one of: {', '.join(keys)}")
+        elif kind in ("missing", "union_tag_not_found"):
+            key = key if kind == "missing" else "type"
+            self.fail(node.line, f"{where} is missing the key {key!r}", f"add `{key}:` to {where}")
+        elif kind == "union_tag_invalid":
+            types = destination_type_names()
+            self.fail(
+                node.key_lines.get("type", node.line),
+                f"{where} has type {ctx.get('tag')!r}",
+                "use " + " or ".join(f"`type: {t}`" for t in types),
+            )
+        else:  # a type pydantic checks itself (e.g. `format: 3` where a mapping is expected)
+            self.fail(line, f"{where} {'.'.join(map(str, loc)) or 'block'}: {error['msg']}", "see docs/ingest.md")
 
 
 def load_connections(path: Path | str | None = None) -> IngestionConfig:
@@ -316,7 +688,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     try:
         doc = _load_yaml(path)
     except FileNotFoundError:
-        raise ConnectionsConfigError([f"{path}: file not found. Fix: create it (see README, Ingest)"]) from None
+        raise ConnectionsConfigError([f"{path}: file not found. Fix: create it (see docs/ingest.md)"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ConnectionsConfigError(
@@ -329,103 +701,78 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
     top = check.mapping(doc, 1, "the file")
     if top is None:
         raise ConnectionsConfigError(check.problems)
-    check.keys(top, "the file", ("version", "sources", "destinations", "connections"), ("workspace",))
-    workspace = top.get("workspace")
-    if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
-        check.fail(top.key_lines["workspace"], f"workspace {workspace!r} is not a name", "write `workspace: <name>`")
-        workspace = None
-    if top.get("version") not in (1, None):
-        check.fail(top.key_lines["version"], f"version {top['version']!r} is not supported", "use `version: 1`")
+    file = check.block(_FileBlock.model_validate, _FileBlock.keys(), top, "the file")
+    workspace = file.workspace if file is not None else None
 
-    destinations: dict[str, Destination] = {}
-    dests = check.mapping(top.get("destinations", _Map()), top.key_lines.get("destinations", 1), "destinations")
-    for dname, d in (dests or {}).items():
+    # declared: every block with a valid name; a connection naming an invalid one only fails
+    # with that block's own problems, not with a second "unknown" one
+    declared: set[tuple[str, str]] = set()
+    destinations: dict[str, Any] = {}
+    dests = top.get("destinations")
+    for dname, d in dests.items() if isinstance(dests, _Map) else ():
         where = f"destination '{dname}'"
         line = dests.key_lines[dname]
         if not check.name(dname, line, "destination") or check.mapping(d, line, where) is None:
             continue
+        declared.add(("destination", dname))
         if d.get("type") == "s3":  # the lake (Airbyte's S3 destination): its own keys and checks
             from include.pipeline.ingest.s3_destination import check_destination
 
             if (lake_destination := check_destination(check, dname, d, where)) is not None:
                 destinations[dname] = lake_destination
             continue
-        if not check.keys(d, where, ("type", "schema", "airflow_conn_id"), ("airbyte",)):
-            continue
-        if d["type"] != "postgres":
-            check.fail(d.key_lines["type"], f"{where} has type {d['type']!r}", "use `type: postgres` or `type: s3`")
-        schema_ok = check.pattern(
-            d["schema"], _SCHEMA, d.key_lines["schema"], f"{where} schema",
-            "use lowercase letters, digits and _ (at most 63), e.g. `schema: raw`",
-        )  # fmt: skip
-        conn_id_ok = check.pattern(
-            d["airflow_conn_id"], _CONN_ID, d.key_lines["airflow_conn_id"], f"{where} airflow_conn_id",
-            "use letters, digits, _, . and - (an Airflow connection id)",
-        )  # fmt: skip
-        if not (schema_ok and conn_id_ok):
+        keys = _destination_keys(d.get("type"))
+        destination = check.block(_DESTINATION.validate_python, keys, d, where, {"name": dname})
+        if destination is None:
             continue
         overrides = d.get("airbyte") or _Map()
-        if check.mapping(overrides, d.key_lines.get("airbyte", d.line), f"{where} airbyte") is None:
-            continue
-        _check_secrets(check, f"destination-{d['type']}", overrides, f"{where} airbyte", overrides.line)
-        destinations[dname] = Destination(
-            dname, d["type"], str(d["schema"]), str(d["airflow_conn_id"]), dict(overrides)
-        )
+        _check_secrets(check, f"destination-{destination.type}", overrides, f"{where} airbyte", overrides.line)
+        destinations[dname] = destination
 
     sources: dict[str, Source] = {}
     catalogs: dict[str, dict[str, dict]] = {}
-    srcs = check.mapping(top.get("sources", _Map()), top.key_lines.get("sources", 1), "sources")
-    for sname, s in (srcs or {}).items():
+    srcs = top.get("sources")
+    for sname, s in srcs.items() if isinstance(srcs, _Map) else ():
         where = f"source '{sname}'"
         line = srcs.key_lines[sname]
         if not check.name(sname, line, "source") or check.mapping(s, line, where) is None:
             continue
-        if not check.keys(s, where, ("connector",), ("config", "simulator")):
+        declared.add(("source", sname))
+        simulator = s.get("simulator")
+        if isinstance(simulator, _Map):
+            check.block(Simulator.model_validate, Simulator.keys(), simulator, f"{where} simulator")
+        elif simulator is not None:
+            check.mapping(simulator, s.key_lines["simulator"], f"{where} simulator")
+        source = check.block(Source.model_validate, Source.keys(), s, where, {"name": sname}, ("simulator",))
+        if source is None:
             continue
-        connector = s["connector"]
-        if not valid_connector(connector):
-            check.fail(
-                s.key_lines["connector"],
-                f"{where} connector {connector!r} is not a connector name",
-                "write `source-<name>` in lowercase letters, digits and - (it names a folder: no / or ..)",
-            )
-            continue
-        requirements = settings.AIRBYTE_REQUIREMENTS_DIR / f"{connector}.txt"
+        requirements = settings.AIRBYTE_REQUIREMENTS_DIR / f"{source.connector}.txt"
         if not requirements.exists():
             check.fail(
                 s.key_lines["connector"],
-                f"{where} uses connector {connector!r}, which has no pinned requirements file {requirements}",
-                f"add {connector}.in with the connector's PyPI package, then `make lock`",
+                f"{where} uses connector {source.connector!r}, which has no pinned requirements file {requirements}",
+                f"add {source.connector}.in with the connector's PyPI package, then `make lock`",
             )
         config = s.get("config") or _Map()
-        if check.mapping(config, s.key_lines.get("config", s.line), f"{where} config") is None:
-            continue
-        _check_secrets(check, connector, config, f"{where} config", config.line)
+        _check_secrets(check, source.connector, config, f"{where} config", config.line)
         if isinstance(config.get("streams"), list):  # a file-based connector: streams declared in its config
-            catalogs[sname] = _file_streams(check, config, where)
+            catalogs[sname] = _file_catalog(check, config, where)
         else:
-            catalogs[sname] = load_catalog(connector)
-        simulator = s.get("simulator")
-        if simulator is not None:
-            _check_simulator(check, simulator, s.key_lines["simulator"], where)
-        sources[sname] = Source(sname, connector, dict(config), _plain(simulator) if simulator is not None else None)
+            catalogs[sname] = load_catalog(source.connector)
+        if isinstance(simulator, _Map):
+            source = source.model_copy(update={"simulator": _plain(simulator)})
+        sources[sname] = source
 
     connections: list[Connection] = []
     seen: dict[str, int] = {}
-    conns = top.get("connections", _Seq())
-    if not isinstance(conns, list):
-        check.fail(top.key_lines.get("connections", 1), "connections must be a list", "write `- name: ...` items")
-        conns = []
-    for index, c in enumerate(conns):
+    conns = top.get("connections")
+    for index, c in enumerate(conns if isinstance(conns, list) else ()):
         if check.mapping(c, getattr(conns, "line", 1), f"connection #{index + 1}") is None:
             continue
         cname = c.get("name", f"#{index + 1}")
         where = f"connection '{cname}'" if isinstance(cname, str) else f"connection #{index + 1}"
-        if not check.keys(c, where, ("name", "source", "destination", "streams")):
-            continue
-        refs_ok = check.name(c["source"], c.key_lines["source"], f"{where} source")
-        refs_ok = check.name(c["destination"], c.key_lines["destination"], f"{where} destination") and refs_ok
-        if not check.name(cname, c.key_lines["name"], "connection") or not refs_ok:
+        block = check.block(_ConnectionBlock.model_validate, _ConnectionBlock.keys(), c, where)
+        if block is None:
             continue
         if cname in seen:
             check.fail(
@@ -434,32 +781,42 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
                 "give every connection a unique name: Airbyte looks connections up by name",
             )
         seen.setdefault(cname, c.key_lines["name"])
-        source = sources.get(c["source"])
-        if source is None:
+        source = sources.get(block.source)
+        if source is None and ("source", block.source) not in declared:
             check.fail(
                 c.key_lines["source"],
-                f"{where} uses unknown source {c['source']!r}",
+                f"{where} uses unknown source {block.source!r}",
                 f"declare it under `sources:` or use one of: {', '.join(sources) or '(none declared)'}",
             )
-        destination = destinations.get(c["destination"])
-        if destination is None:
+        destination = destinations.get(block.destination)
+        if destination is None and ("destination", block.destination) not in declared:
             check.fail(
                 c.key_lines["destination"],
-                f"{where} uses unknown destination {c['destination']!r}",
+                f"{where} uses unknown destination {block.destination!r}",
                 f"declare it under `destinations:` or use one of: {', '.join(destinations) or '(none)'}",
             )
-        catalog = catalogs.get(c["source"], {})
-        streams = _streams(check, c, where, catalog)
+        streams = _streams(check, c, where, catalogs.get(block.source, {}))
         if destination and destination.type == "s3" and streams:
             from include.pipeline.ingest.s3_destination import check_connection_streams
 
             check_connection_streams(check, c.key_lines["streams"], where, streams)
         if source and destination and streams is not None:
-            connections.append(Connection(cname, source, destination, streams))
+            connections.append(Connection(name=cname, source=source, destination=destination, streams=streams))
 
     if check.problems:
         raise ConnectionsConfigError(check.problems)
-    return IngestionConfig(path, sources, destinations, tuple(connections), workspace)
+    return IngestionConfig(
+        path=path, sources=sources, destinations=destinations, connections=tuple(connections), workspace=workspace
+    )
+
+
+def _destination_keys(kind: Any) -> tuple[str, ...]:
+    """The keys a destination of type `kind` may have (every type's, if `kind` is unknown)."""
+    models = [m for m in DESTINATION_TYPES if kind in get_args(m.model_fields["type"].annotation)]
+    keys: list[str] = []
+    for model in models or DESTINATION_TYPES:
+        keys += [k for k in model.keys() if k not in keys]
+    return tuple(keys)
 
 
 def _check_secrets(check: _Checker, connector: str, config: _Map, where: str, line: int) -> None:
@@ -468,7 +825,7 @@ def _check_secrets(check: _Checker, connector: str, config: _Map, where: str, li
     from include.pipeline.ingest.secret_fields import secret_values
 
     for path, value, holder in secret_values(connector, config):
-        if value is None or value == "" or (isinstance(value, str) and _ENV_REF.match(value)):
+        if value is None or value == "" or is_env_ref(value):
             continue
         key = path[-1]
         check.fail(
@@ -479,10 +836,8 @@ def _check_secrets(check: _Checker, connector: str, config: _Map, where: str, li
 
 
 def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> tuple[Stream, ...] | None:
+    """The connection's streams, each validated as a Stream, then against the connector's catalog."""
     items = c["streams"]
-    if not isinstance(items, list) or not items:
-        check.fail(c.key_lines["streams"], f"{where} declares no streams", "list at least one `- name: <stream>`")
-        return None
     streams: list[Stream] = []
     names: set[str] = set()
     for s in items:
@@ -490,91 +845,38 @@ def _streams(check: _Checker, c: _Map, where: str, catalog: dict[str, dict]) -> 
             continue
         sname = s.get("name", "?")
         swhere = f"stream '{sname}' of {where}" if isinstance(sname, str) else f"a stream of {where}"
-        if not check.keys(s, swhere, ("name", "sync_mode"), ("cursor_field", "primary_key")):
+        known = catalog.get(sname) if isinstance(sname, str) else None
+        stream = check.block(Stream.model_validate, Stream.keys(), s, swhere, parent=where, known=known)
+        if stream is None:
             continue
-        if not check.name(sname, s.key_lines["name"], f"a stream of {where}:"):
-            continue
-        if sname in names:
+        if stream.name in names:
             check.fail(s.key_lines["name"], f"duplicate {swhere}", "declare each stream once per connection")
-        names.add(sname)
-        known = catalog.get(sname)
+        names.add(stream.name)
         if catalog and known is None:
             check.fail(
                 s.key_lines["name"],
                 f"unknown {swhere}: the connector offers no such stream",
                 f"use one of: {', '.join(sorted(catalog))}",
             )
-        mode = s["sync_mode"]
-        if not isinstance(mode, str) or mode not in SYNC_MODES:
-            check.fail(
-                s.key_lines["sync_mode"],
-                f"unknown sync_mode {mode!r} in {swhere}",
-                f"use one of: {', '.join(SYNC_MODES)}",
-            )
-            continue
         columns = set((known or {}).get("json_schema", {}).get("properties", {}))
-        cursor = s.get("cursor_field")
-        if cursor is not None and not check.pattern(
-            cursor, _COLUMN, s.key_lines["cursor_field"], f"cursor_field of {swhere}",
-            "write one column name: letters, digits and _ (at most 63)",
-        ):  # fmt: skip
-            continue
-        if mode.startswith("incremental") and not cursor:
-            hint = (
-                f" (the connector's cursor is {known['default_cursor_field']!r})"
-                if known and known.get("default_cursor_field")
-                else ""
-            )
-            check.fail(s.line, f"{swhere} is {mode} but has no cursor_field", f"add `cursor_field: <column>`{hint}")
-        elif cursor and columns and cursor not in columns:
+        if stream.cursor_field and columns and stream.cursor_field not in columns:
             check.fail(
                 s.key_lines["cursor_field"],
-                f"cursor_field {cursor!r} is not a column of {swhere}",
+                f"cursor_field {stream.cursor_field!r} is not a column of {swhere}",
                 f"use one of: {', '.join(sorted(columns))}",
             )
-        pk = s.get("primary_key") or []
-        pk = [pk] if isinstance(pk, str) else pk
-        if not isinstance(pk, list) or not all(
-            check.pattern(
-                column,
-                _COLUMN,
-                s.key_lines["primary_key"],
-                f"primary_key column of {swhere}",
-                "write `primary_key: [<column>, ...]` with column names of letters, digits and _",
-            )  # fmt: skip
-            for column in (pk if isinstance(pk, list) else [pk])
-        ):
-            continue
-        pk = list(pk)
-        if mode == "incremental_deduped_history" and not pk:
-            check.fail(s.line, f"{swhere} is deduplicated but has no primary_key", "add `primary_key: [<column>, ...]`")
-        for column in pk:
+        for column in stream.primary_key:
             if columns and column not in columns:
                 check.fail(
                     s.key_lines["primary_key"],
                     f"primary_key column {column!r} is not a column of {swhere}",
                     f"use one of: {', '.join(sorted(columns))}",
                 )
-        streams.append(Stream(sname, mode, cursor, tuple(pk)))
+        streams.append(stream)
     return tuple(streams)
 
 
-# -- file-based sources (source-s3): the streams are declared in the source's config ----------------
-# Columns source-s3 adds to every record; the file's last-modified time is its cursor.
-FILE_COLUMNS = {
-    "_ab_source_file_last_modified": {"type": "string"},
-    "_ab_source_file_url": {"type": "string"},
-}
-FILE_CURSOR = "_ab_source_file_last_modified"
-# the types source-s3 accepts in an input_schema (airbyte_cdk file_based schema_helpers)
-FILE_TYPES = ("string", "integer", "number", "float", "boolean", "object", "array", "null")
-FILE_STREAM_KEYS = (
-    "name", "globs", "format", "input_schema", "validation_policy", "schemaless",
-    "days_to_sync_if_history_is_full", "recent_n_files_to_read_for_schema_discovery",
-)  # fmt: skip
-
-
-def _file_streams(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
+def _file_catalog(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
     """The catalog of a file-based source from its `streams:` config, checked line by line."""
     catalog: dict[str, dict] = {}
     items = config["streams"]
@@ -583,22 +885,11 @@ def _file_streams(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
             continue
         name = item.get("name")
         swhere = f"config stream {name!r} of {where}"
-        if not check.keys(item, swhere, ("name", "format"), FILE_STREAM_KEYS[2:] + ("globs",)):
-            continue
-        if not isinstance(name, str) or not _NAME.match(name):
-            check.fail(
-                item.key_lines["name"], f"{swhere}: not a valid stream name", "use lowercase letters, digits and _"
-            )
-            continue
+        stream = check.block(FileStream.model_validate, FileStream.keys(), item, swhere)
+        if stream is None and not (check.keys_ok(FileStream, item) and isinstance(name, str) and _NAME.match(name)):
+            continue  # no usable name or keys: nothing for a connection's stream to be checked against
         if name in catalog:
             check.fail(item.key_lines["name"], f"duplicate {swhere}", "declare each stream once in the config")
-        fmt = item["format"]
-        if not isinstance(fmt, dict) or fmt.get("filetype") not in ("jsonl", "parquet", "csv", "avro", "excel"):
-            check.fail(
-                item.key_lines["format"],
-                f"{swhere} has no supported format",
-                "write `format: {filetype: parquet}` (or jsonl, csv, avro, excel)",
-            )
         properties: dict[str, Any] = {}
         schema = item.get("input_schema")
         if isinstance(schema, str):
@@ -635,47 +926,3 @@ def _file_streams(check: _Checker, config: _Map, where: str) -> dict[str, dict]:
             "default_cursor_field": [FILE_CURSOR],
         }
     return catalog
-
-
-# The `simulator:` block of a source (include/pipeline/ingest/shop.py ShopSettings; kept here so
-# the DAG's parse does not import numpy)
-SIMULATOR_KEYS = (
-    "bucket",
-    "format",
-    "seed",
-    "customers",
-    "orders",
-    "products",
-    "daily_new",
-    "daily_changed",
-    "chunk_rows",
-)
-SIMULATOR_FORMATS = ("jsonl", "parquet")
-
-
-def _check_simulator(check: _Checker, simulator: Any, line: int, where: str) -> None:
-    block = check.mapping(simulator, line, f"{where} simulator")
-    if block is None:
-        return
-    if not check.keys(block, f"{where} simulator", (), SIMULATOR_KEYS):
-        return
-    if block.get("format", "jsonl") not in SIMULATOR_FORMATS:
-        check.fail(
-            block.key_lines["format"],
-            f"{where} simulator format {block['format']!r}",
-            f"use one of: {', '.join(SIMULATOR_FORMATS)}",
-        )
-    for key in ("customers", "orders", "products", "seed", "chunk_rows"):
-        if key in block and (not isinstance(block[key], int) or block[key] < (0 if key == "seed" else 1)):
-            check.fail(
-                block.key_lines[key],
-                f"{where} simulator {key} {block[key]!r} is not a positive integer",
-                f"write `{key}: <n>`",
-            )
-    for key in ("daily_new", "daily_changed"):
-        if key in block and (not isinstance(block[key], (int, float)) or not 0 <= block[key] <= 1):
-            check.fail(
-                block.key_lines[key],
-                f"{where} simulator {key} {block[key]!r} is not a share",
-                f"write `{key}: 0.01` (1% a day)",
-            )

@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from include.pipeline.ingest.connections import Connection, Source
+from include.pipeline.ingest.connections import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
 
-__all__ = ["ANCHOR_DATE", "day_index", "expected_counts", "export_shop_day", "shop_settings", "sync_day"]
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "ANCHOR_DATE", "day_index", "expected_counts", "export_shop_day", "run_embedded", "shop_settings", "sync_day",
+]  # fmt: skip
 
 
 def shop_settings(source: Source) -> ShopSettings:
@@ -77,6 +82,29 @@ def sync_day(
     log(
         f"daily data: {connection.name} for {str(logical_date)[:10]} (day {day_index(logical_date)} since {ANCHOR_DATE})"
     )
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log)
+
+
+def run_embedded(
+    connection_name: str, ds: str | None, full_refresh: bool = False, *, log: Callable[[str], None] | None = None
+) -> dict:
+    """The embedded engine's sync of one declared connection, as the ingest task runs it.
+
+    `ds`: the run's logical date (the shop moves day by day with it); None syncs what is there.
+    `full_refresh` re-reads every stream. The warehouse is the destination's Airflow connection.
+    Returns the per-stream figures (the task's XCom, read by the metrics callback)."""
+    from airflow.sdk import BaseHook
+
+    log = log or _log.info
+    connection = load_connections().connection(connection_name)
+    if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
+        from include.pipeline.ingest.s3_destination import sync_to_lake
+
+        return sync_to_lake(connection, full_refresh=full_refresh, log=log)
+    conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
+    target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+    if ds:
+        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log)
     return sync_connection(connection, target, full_refresh=full_refresh, log=log)
 
 

@@ -182,8 +182,8 @@ def sync_connection(
     )
     started = time.monotonic()
     proc = subprocess.Popen(
-        # -P: do not put the runner's folder on sys.path (its sibling package `platform` would
-        # shadow the standard library's `platform` and break pydantic's import)
+        # -P: do not put the runner's folder on sys.path: the runner imports only the standard
+        # library and PyAirbyte, never a sibling module that could shadow one of theirs
         [str(runtime_python()), "-P", str(RUNNER)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Which ingestion engine runs the syncs, read at RUN time (never while the DAG file is parsed).
 
 `embedded` (default): PyAirbyte inside the task, no Airbyte server. `platform`: an Airbyte server
-through its public API (include/pipeline/ingest/platform). Resolution order:
+through its public API (include/pipeline/ingest/airbyte_server). Resolution order:
 Airflow Variable `airbyte_engine` (UI, or AIRFLOW_VAR_AIRBYTE_ENGINE), then AIRBYTE_ENGINE, then embedded.
 """
 

@@ -74,27 +74,20 @@ class S3Settings:
     path_format: str = DEFAULT_PATH_FORMAT
 
     def resolved(self, environ: dict[str, str] | None = None) -> S3Settings:
-        """The settings with `${ENV_VAR}` references filled in (at run time only)."""
-        environ = os.environ if environ is None else environ
+        """The settings with `${ENV_VAR}` references filled in (at run time only), by the
+        declaration's one resolver."""
+        from include.pipeline.ingest.connections import MissingEnvironmentVariable, resolve_env
 
-        def value(key: str) -> str:
-            raw = getattr(self, key)
-            match = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)\}", raw)
-            if not match:
-                return raw
-            if match.group(1) not in environ:
-                raise S3DestinationError(
-                    f"the s3 destination's {key} needs the environment variable {match.group(1)}; export it (or put it in .env)"
-                )
-            return environ[match.group(1)]
-
-        return S3Settings(**{k: value(k) for k in self.__dataclass_fields__})
+        try:
+            return S3Settings(**resolve_env(dict(vars(self)), "the s3 destination", environ))
+        except MissingEnvironmentVariable as exc:
+            raise S3DestinationError(str(exc)) from exc
 
 
 def check_destination(check, name: str, d: dict, where: str):
     """Validate a `type: s3` destination of connections.yaml (problems go to `check`, the loader's
     line-aware checker); return its Destination, or None when it has a problem."""
-    from include.pipeline.ingest.connections import Destination, _check_secrets
+    from include.pipeline.ingest.connections import S3Destination, _check_secrets
 
     if not check.keys(d, where, KEYS, OPTIONAL_KEYS):
         return None
@@ -146,7 +139,7 @@ def check_destination(check, name: str, d: dict, where: str):
         d["bucket"], prefix.strip("/"), d["format"], d["endpoint"], d["region"], d["access_key_id"],
         d["secret_access_key"], path_format,
     )  # fmt: skip
-    return Destination(name, "s3", schema="", airflow_conn_id="", airbyte=dict(overrides), s3=settings)
+    return S3Destination(name=name, s3=settings, airbyte=dict(overrides))
 
 
 def check_connection_streams(check, line: int, where: str, streams) -> None:
@@ -162,7 +155,7 @@ def check_connection_streams(check, line: int, where: str, streams) -> None:
 # -- platform engine -----------------------------------------------------------------------------
 def platform_config(destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The `destination-s3` configuration for Airbyte's public API, then the declared overrides."""
-    from include.pipeline.ingest.platform.apply import _resolve
+    from include.pipeline.ingest.connections import resolve_env
 
     environ = dict(os.environ) if environ is None else environ
     s3 = destination.s3.resolved(environ)
@@ -177,7 +170,7 @@ def platform_config(destination, environ: dict[str, str] | None = None) -> dict[
         "s3_path_format": s3.path_format,
         "format": {"format_type": "Parquet", "compression_codec": COMPRESSION},
     }
-    config.update(_resolve(destination.airbyte, f"destination '{destination.name}' airbyte", environ))
+    config.update(resolve_env(destination.airbyte, f"destination '{destination.name}' airbyte", environ))
     return config
 
 

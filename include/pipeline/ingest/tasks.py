@@ -7,52 +7,21 @@ from datetime import timedelta
 
 from airflow.sdk import BaseHook, task
 
+from include.pipeline.ingest.connection_sync import AirbyteConnectionSync
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 
 log = logging.getLogger(__name__)
 
 
-def ingest_step(connection_name: str):
+def ingest_step(connection_name: str) -> AirbyteConnectionSync:
     """The DAG's ingest task of one declared connection (task id = its name), for either engine.
 
-    The engine is read when the task RUNS (include/pipeline/ingest/engine.py): `embedded` calls
-    `sync` below, `platform` syncs on the Airbyte server (include/pipeline/ingest/platform).
+    The engine is read when the task RUNS (include/pipeline/ingest/connection_sync.py): `embedded` runs
+    PyAirbyte (daily.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
     """
-    from include.pipeline.ingest.platform.operator import AirbyteConnectionSync
-
     return AirbyteConnectionSync(
         task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30)
     )
-
-
-@task(execution_timeout=timedelta(minutes=30))
-def sync(connection_name: str, params: dict | None = None, ds: str | None = None, engine: str | None = None) -> dict:
-    """Sync one connection from include/airbyte/connections.yaml; return records per stream.
-
-    `params` is the DAG run's params (Airflow injects it); `full_refresh` re-reads every stream.
-    `engine`: what the caller already resolved (ingest_step reads it once per task run).
-    """
-    full_refresh = bool((params or {}).get("full_refresh", False))
-    connection = load_connections().connection(connection_name)
-    if engine is None:
-        from include.pipeline.ingest.engine import current_engine
-
-        engine = current_engine()
-        log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
-    if engine != "embedded":
-        raise ValueError(f"engine {engine!r}: this task runs the embedded engine only; use ingest_step()")
-    if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
-        from include.pipeline.ingest.s3_destination import sync_to_lake
-
-        return sync_to_lake(connection, full_refresh=full_refresh, log=log.info)
-    conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
-    target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
-    if ds:  # the shop moves day by day with the logical date (include/pipeline/ingest/daily.py)
-        from include.pipeline.ingest.daily import sync_day
-
-        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log.info)
-    return sync_connection(connection, target, full_refresh=full_refresh, log=log.info)
 
 
 EXPORTS_CONN_ID = "shop_exports"  # airflow_settings.yaml: the S3 service of the export files

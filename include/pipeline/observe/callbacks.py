@@ -93,7 +93,7 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
-AIRBYTE_JOB_XCOM = "airbyte_job"  # include/pipeline/ingest/platform/operator.py XCOM_KEY
+AIRBYTE_JOB_XCOM = "airbyte_job"  # include/pipeline/ingest/airbyte_server/jobs.py XCOM_KEY
 ENGINE_XCOM = "ingest_engine"  # include/pipeline/ingest/engine.py XCOM_KEY
 
 

@@ -1,19 +1,20 @@
-"""The ingest step of one declared connection, for both engines, chosen at run time.
+"""The sync of one declared connection on an Airbyte server (the `platform` engine).
 
-`AirbyteConnectionSync` is the provider's AirbyteTriggerSyncOperator with what users miss:
+`AirbyteServerSync` is the provider's AirbyteTriggerSyncOperator with what users miss:
 
 - the Airbyte connection id is looked up BY NAME inside the task (never pasted, never at parse);
 - before submitting, the running job of that connection is looked for and REATTACHED to, so a
   retry after a crash, a 500 after the job was accepted, a client timeout or a 409
   "sync already running" never makes a second job;
-- deferrable by default (the wait runs in the triggerer), with a trigger that survives failed
-  polls, counts attempts and cancels the Airbyte job when the task is marked failed (on_kill);
+- deferrable by default (the wait runs in the triggerer, triggers.py), with a trigger that
+  survives failed polls, counts attempts and cancels the Airbyte job when the task is marked
+  failed (on_kill);
 - the Airbyte job is cancelled on execution_timeout (both modes), on kill and on trigger timeout;
 - it returns {'connection', 'engine', 'seconds', 'streams', 'job_id', 'attempts', 'records', 'bytes'}
   and pushes the same under the XCom key `airbyte_job` as soon as the job is known (for metrics).
 
-With the `embedded` engine it runs the embedded sync (include/pipeline/ingest/tasks.py) instead,
-so the DAG keeps one task per connection whichever engine a deployment uses.
+The DAG does not use it directly: its ingest tasks are include/pipeline/ingest/connection_sync.py's
+`AirbyteConnectionSync`, which picks the engine at run time and hands the platform engine to this.
 
 A job that Airbyte reports FAILED (after its own attempts) or that was CANCELLED outside Airflow
 fails the task without Airflow retries (AirflowFailException): Airbyte already retried it.
@@ -21,165 +22,39 @@ fails the task without Airflow retries (AirflowFailException): Airbyte already r
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
-from airflow.providers.airbyte.triggers.airbyte import AirbyteSyncTrigger
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.triggers.base import TriggerEvent
 
-from include.pipeline.ingest.engine import XCOM_KEY as ENGINE_XCOM_KEY
-from include.pipeline.ingest.engine import PlatformSettings, current_engine
-from include.pipeline.ingest.platform.api import ACTIVE_JOB_STATUSES, AirbyteApi
-
-TERMINAL = ("succeeded", "failed", "cancelled")
-XCOM_KEY = "airbyte_job"
+from include.pipeline.ingest.airbyte_server.api import AirbyteApi
+from include.pipeline.ingest.airbyte_server.jobs import TERMINAL, XCOM_KEY, http_status, job_dict
+from include.pipeline.ingest.airbyte_server.triggers import AttemptCounter, PlatformSyncTrigger
+from include.pipeline.ingest.engine import PlatformSettings
 
 
-def _status(value: Any) -> str:
-    return str(getattr(value, "value", value)).lower()
+class AirbyteServerSync(AirbyteTriggerSyncOperator):
+    """Sync the declared connection `connection_name` on the Airbyte server, by name.
 
+    Settings left as None are read from the environment when the task runs
+    (include/pipeline/ingest/engine.py `PlatformSettings`), so one DAG file serves every deployment.
 
-def _http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind the provider's AirflowException(SDK error), None for no answer."""
-    for candidate in (exc, *getattr(exc, "args", ()), exc.__cause__, exc.__context__):
-        code = getattr(candidate, "status_code", None)
-        if isinstance(code, int):
-            return code
-    return None
-
-
-def _job_dict(job: Any) -> dict[str, Any]:
-    """A JobResponse (SDK model) or a public-API dict as {'job_id', 'status', 'records', 'bytes'}."""
-    get = job.get if isinstance(job, dict) else lambda k, d=None: getattr(job, k, d)
-    return {
-        "job_id": int(get("jobId") if isinstance(job, dict) else get("job_id")),
-        "status": _status(get("status")),
-        "records": get("rowsSynced") if isinstance(job, dict) else get("rows_synced"),
-        "bytes": get("bytesSynced") if isinstance(job, dict) else get("bytes_synced"),
-    }
-
-
-class AttemptCounter:
-    """Attempts as seen through the public API, which has no attempt count: each time a job goes
-    from `incomplete` (an attempt failed, Airbyte retries) back to running or to succeeded, a new
-    attempt started. A lower bound if polls are slower than Airbyte's back-off between attempts."""
-
-    def __init__(self, attempts: int = 1, last: str | None = None):
-        self.attempts = attempts
-        self.last = last
-
-    def see(self, status: str) -> None:
-        if self.last == "incomplete" and status in ("running", "succeeded"):
-            self.attempts += 1
-        self.last = status
-
-
-class PlatformSyncTrigger(AirbyteSyncTrigger):
-    """The provider's trigger, plus: failed polls are retried (up to `max_poll_errors` in a row),
-    attempts are counted, the final job figures travel in the event, and on_kill (mark failed,
-    clear) cancels the Airbyte job. Blocking SDK calls run in a thread, off the event loop."""
-
-    def __init__(
-        self,
-        job_id: int,
-        conn_id: str,
-        end_time: float,
-        poll_interval: float,
-        execution_deadline: float | None = None,
-        max_poll_errors: int = 10,
-        attempts: int = 1,
-        last_status: str | None = None,
-    ):
-        super().__init__(job_id, conn_id, end_time, poll_interval, execution_deadline)
-        self.max_poll_errors = max_poll_errors
-        self.attempts = attempts
-        self.last_status = last_status
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{__name__}.PlatformSyncTrigger",
-            {
-                "job_id": self.job_id,
-                "conn_id": self.conn_id,
-                "end_time": self.end_time,
-                "poll_interval": self.poll_interval,
-                "execution_deadline": self.execution_deadline,
-                "max_poll_errors": self.max_poll_errors,
-                "attempts": self.attempts,
-                "last_status": self.last_status,
-            },
-        )
-
-    def _event(self, status: str, message: str, job: dict | None = None, counter: AttemptCounter | None = None):
-        return TriggerEvent(
-            {
-                "status": status,
-                "message": message,
-                "job_id": self.job_id,
-                "attempts": counter.attempts if counter else self.attempts,
-                "records": (job or {}).get("records"),
-                "bytes": (job or {}).get("bytes"),
-            }
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        counter = AttemptCounter(self.attempts, self.last_status)
-        errors = 0
-        try:
-            hook = AirbyteHook(airbyte_conn_id=self.conn_id)
-        except Exception as exc:
-            yield self._event("error", f"Airbyte connection {self.conn_id!r}: {exc}")
-            return
-        while True:
-            now = time.time()
-            if self.execution_deadline is not None and self.execution_deadline <= now:
-                yield self._event(
-                    "timeout", f"Airbyte job {self.job_id} reached the task's execution timeout.", None, counter
-                )
-                return
-            if self.end_time <= now:
-                yield self._event(
-                    "timeout", f"Airbyte job {self.job_id} not finished by the operator's timeout.", None, counter
-                )
-                return
-            try:
-                job = _job_dict(await asyncio.to_thread(hook.get_job_details, self.job_id))
-                errors = 0
-            except Exception as exc:
-                errors += 1
-                self.log.warning("poll %d of Airbyte job %s failed (%s); retrying", errors, self.job_id, exc)
-                if errors >= self.max_poll_errors:
-                    yield self._event(
-                        "error", f"{errors} polls of Airbyte job {self.job_id} failed in a row: {exc}", None, counter
-                    )
-                    return
-                await asyncio.sleep(self.poll_interval)
-                continue
-            counter.see(job["status"])
-            if job["status"] == "succeeded":
-                yield self._event("success", f"Airbyte job {self.job_id} succeeded.", job, counter)
-                return
-            if job["status"] in ("failed", "cancelled"):
-                yield self._event(job["status"], f"Airbyte job {self.job_id} {job['status']}.", job, counter)
-                return
-            await asyncio.sleep(self.poll_interval)
-
-    async def on_kill(self) -> None:
-        """The task was marked failed / cleared while deferred: cancel the Airbyte job."""
-        hook = AirbyteHook(airbyte_conn_id=self.conn_id)
-        self.log.info("task killed while deferred: cancelling Airbyte job %s", self.job_id)
-        await asyncio.to_thread(hook.cancel_job, self.job_id)
-
-
-class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
-    """Sync the declared connection `connection_name` with the engine chosen at run time."""
+    :param connection_name: the connection's `name` in include/airbyte/connections.yaml; the
+        Airbyte connection with that name in the workspace is synced (templated).
+    :param airbyte_conn_id: the Airflow connection of the Airbyte server (templated); None:
+        AIRBYTE_CONN_ID, else `airbyte_default`.
+    :param deferrable: wait in the triggerer (True) or in the worker (False); None: AIRBYTE_DEFERRABLE.
+    :param poll_seconds: seconds between two status polls; None: AIRBYTE_POLL_SECONDS (30).
+    :param submit_tries: how many times a failed submit is retried (each try first looks for a job
+        Airbyte accepted anyway, and reattaches to it); None: AIRBYTE_SUBMIT_TRIES (4).
+    :param max_poll_errors: failed polls in a row after which the wait gives up (the job is cancelled).
+    :param timeout: seconds after which an unfinished job is cancelled and the task fails; the
+        task's `execution_timeout`, when shorter, cancels it too.
+    """
 
     template_fields = ("connection_name", "airbyte_conn_id")
     ui_color = "#6C51FD"
@@ -232,13 +107,7 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
 
     # -- execute --------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
-        engine = current_engine()  # read once per task run; the metrics callback reads this XCom
-        self.log.info(
-            "ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE; embedded|platform)", engine
-        )
-        self._push(context, engine, key=ENGINE_XCOM_KEY)
-        if engine == "embedded":
-            return self._run_embedded(context)
+        """Look the connection up by name, submit or reattach, then wait (deferred or here)."""
         s = self._settings()
         self._started = time.time()
         api = self._api()
@@ -274,15 +143,6 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
             )
         return self._wait(context, hook, job, counter, s.poll_seconds, end_time)
 
-    def _run_embedded(self, context: Any) -> dict:
-        from airflow.sdk.bases.decorator import determine_kwargs
-
-        from include.pipeline.ingest.tasks import sync
-
-        func = sync.function
-        kwargs = determine_kwargs(func, [self.connection_name], dict(context))
-        return func(self.connection_name, **{**kwargs, "engine": "embedded"})
-
     def _submit_or_reattach(self, api: AirbyteApi, hook: AirbyteHook, tries: int, poll: float) -> dict[str, Any]:
         """Reattach to the connection's active job if there is one, else submit; never a second job."""
         last_error: BaseException | None = None
@@ -293,7 +153,7 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
                 self.log.warning("could not list the running jobs of %s: %s", self.connection_id, exc)
                 active = []
             if active:
-                job = _job_dict(active[0])
+                job = job_dict(active[0])
                 self.log.info(
                     "reattaching to Airbyte job %s (%s) of connection '%s' instead of submitting a new one",
                     job["job_id"], job["status"], self.connection_name,
@@ -302,12 +162,12 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
                     self.log.warning("%d active jobs for one connection: %s", len(active), [j["jobId"] for j in active])
                 return {**job, "reattached": True}
             try:
-                job = _job_dict(hook.submit_sync_connection(connection_id=self.connection_id))
+                job = job_dict(hook.submit_sync_connection(connection_id=self.connection_id))
                 self.log.info("submitted Airbyte job %s for connection '%s'", job["job_id"], self.connection_name)
                 return {**job, "reattached": False}
             except AirflowException as exc:
                 last_error = exc
-                status = _http_status(exc)
+                status = http_status(exc)
                 if status == 409:
                     self.log.info("409: a sync of '%s' is already running; reattaching to it", self.connection_name)
                     continue
@@ -331,7 +191,7 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
                 raise AirflowException(f"Airbyte job {self.job_id} not finished after {self.timeout}s; cancelled")
             time.sleep(poll)
             try:
-                job = _job_dict(hook.get_job_details(self.job_id))
+                job = job_dict(hook.get_job_details(self.job_id))
             except AirflowException as exc:
                 self.log.warning("poll of Airbyte job %s failed (%s); retrying", self.job_id, exc)
                 continue
@@ -446,4 +306,4 @@ class AirbyteConnectionSync(AirbyteTriggerSyncOperator):
                 self.log.warning("could not look for the job to cancel; a retry will reattach to it", exc_info=True)
 
 
-__all__ = ["ACTIVE_JOB_STATUSES", "AirbyteConnectionSync", "PlatformSyncTrigger"]
+__all__ = ["AirbyteServerSync"]

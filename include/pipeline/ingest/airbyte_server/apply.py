@@ -1,6 +1,6 @@
 """plan / apply of include/airbyte/connections.yaml to an Airbyte server, by NAME in one workspace.
 
-`python -m include.pipeline.ingest.platform.apply plan|apply` inside Airflow's environment (the
+`python -m include.pipeline.ingest.airbyte_server.apply plan|apply` inside Airflow's environment (the
 Makefile's `airbyte-plan` / `airbyte-apply` go through the project CLI). Secrets are never in
 the YAML: source settings use `${ENV_VAR}`, the warehouse destination takes host, user and
 password from its Airflow connection. The Airbyte server is the Airflow connection
@@ -14,28 +14,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from include.pipeline.ingest import secret_fields
+from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
 from include.pipeline.ingest.connections import (
     Connection,
     ConnectionsConfigError,
-    Destination,
     IngestionConfig,
+    PostgresDestination,
     Source,
     load_connections,
+    resolve_env,
 )
-from include.pipeline.ingest.platform.api import AirbyteApi, AirbyteApiError
 
 SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
 STATE_LOST = (
     "state lost: the new connection starts with no sync state (cursors), so its first sync reads "
     "every stream in full; the old connection's job history goes with it"
 )
-_ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 
 
 def airbyte_conn_id() -> str:
@@ -64,18 +63,6 @@ def api_from_airflow(conn_id: str | None = None) -> AirbyteApi:
 
 
 # -- desired state ----------------------------------------------------------------------------
-def _resolve(value: Any, where: str, environ: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _resolve(v, f"{where}.{k}", environ) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
-    if isinstance(value, str) and (m := _ENV_REF.match(value)):
-        if m.group(1) not in environ:
-            raise AirbyteApiError(f"{where} needs the environment variable {m.group(1)}; export it (or put it in .env)")
-        return environ[m.group(1)]
-    return value
-
-
 def source_config(source: Source, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The Airbyte source configuration: sourceType from the connector name + the declared config.
 
@@ -92,7 +79,7 @@ def source_config(source: Source, environ: dict[str, str] | None = None) -> dict
     return config
 
 
-def destination_config(destination: Destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
+def destination_config(destination: PostgresDestination, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The Airbyte Postgres destination: the Airflow connection's facts, then the declared overrides."""
     environ = dict(os.environ) if environ is None else environ
     if destination.type == "s3":  # the lake: destination-s3 (include/pipeline/ingest/s3_destination.py)
@@ -109,7 +96,7 @@ def destination_config(destination: Destination, environ: dict[str, str] | None 
         "username": conn.login,
         "password": conn.password,
     }
-    config.update(_resolve(destination.airbyte, f"destination '{destination.name}' airbyte", environ))
+    config.update(resolve_env(destination.airbyte, f"destination '{destination.name}' airbyte", environ))
     missing = [k for k in ("host", "database", "username") if not config.get(k)]
     if missing:
         raise AirbyteApiError(

@@ -5,7 +5,7 @@ Plain `requests` rather than the airbyte-api SDK, for two reasons seen on this s
   declaration is a plain mapping (any connector, `${ENV}` values); a plain JSON body keeps it generic;
 - the SDK asks for its token form-encoded, which Airbyte OSS servers before ~1.6 answer with 401;
   JSON is accepted by every version (old OSS, current OSS, Cloud).
-Syncs themselves go through the provider's hook and operator (operator.py), as the design says.
+Syncs themselves go through the provider's hook and operator (operators.py), as the design says.
 """
 
 from __future__ import annotations

@@ -1,0 +1,50 @@
+"""The DAG's ingest task of one declared connection: the engine is chosen when the task runs.
+
+One task per connection whichever engine a deployment uses, so the DAG reads the same with or
+without an Airbyte server:
+
+- `embedded`: PyAirbyte in its own interpreter (daily.py `run_embedded`), no server;
+- `platform`: the Airbyte server through its public API (airbyte_server/operators.py).
+
+The engine is read ONCE per task run (engine.py `current_engine`) and pushed as the XCom
+`ingest_engine`, so the metrics callback records the engine that really ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include.pipeline.ingest.airbyte_server.operators import AirbyteServerSync
+from include.pipeline.ingest.engine import XCOM_KEY as ENGINE_XCOM_KEY
+from include.pipeline.ingest.engine import current_engine
+
+
+class AirbyteConnectionSync(AirbyteServerSync):
+    """Sync the declared connection `connection_name` with the engine chosen at run time.
+
+    It is the platform engine's operator (so a deferred wait, `execute_complete` and `on_kill`
+    work as they do there) whose `execute` first asks which engine runs this try.
+
+    :param connection_name: the connection's `name` in include/airbyte/connections.yaml (templated).
+    :param kwargs: the platform engine's settings (`airbyte_conn_id`, `deferrable`, `poll_seconds`,
+        `submit_tries`, `max_poll_errors`, `timeout`: see AirbyteServerSync, unused by the embedded
+        engine) and BaseOperator's arguments (`task_id`, `execution_timeout`, ...).
+    """
+
+    def execute(self, context: Any) -> Any:
+        """Run this try with the engine read now; embedded: the day `ds`, `params.full_refresh`."""
+        engine = current_engine()
+        self.log.info(
+            "ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE; embedded|platform)", engine
+        )
+        self._push(context, engine, key=ENGINE_XCOM_KEY)
+        if engine == "embedded":
+            # imported when a task runs: daily.py pulls in numpy (the shop), which the DAG's parse must not
+            from include.pipeline.ingest.daily import run_embedded
+
+            full_refresh = bool((context.get("params") or {}).get("full_refresh", False))
+            return run_embedded(self.connection_name, context.get("ds"), full_refresh)
+        return super().execute(context)
+
+
+__all__ = ["AirbyteConnectionSync"]
