@@ -78,8 +78,8 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
 
 def every_layer(stack) -> dict[str, tuple[int, int | None]]:
     """(rows, keys found more than once) of every relation the run summary lists, from raw to the
-    snapshot (include/pipeline/report.py: each model's key is the column its unique test checks)."""
-    from include.pipeline.report import layer_tables
+    snapshot (include/pipeline/cli/report.py: each model's key is the column its unique test checks)."""
+    from include.pipeline.cli.report import layer_tables
 
     out = {}
     for _, schema, name, key in layer_tables():

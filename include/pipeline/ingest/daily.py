@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from include.pipeline.ingest.connections import Connection, Source
-from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
+from include.pipeline.settings import Warehouse
 
 __all__ = ["ANCHOR_DATE", "day_index", "expected_counts", "export_shop_day", "shop_settings", "sync_day"]
 
@@ -64,7 +65,7 @@ def export_shop_day(
 
 def sync_day(
     connection: Connection,
-    target: WarehouseTarget,
+    target: Warehouse,
     logical_date: dt.date | str,
     *,
     full_refresh: bool = False,
@@ -120,7 +121,7 @@ def dbt_managed_views(manifest: Path | None = None) -> set[tuple[str, str]]:
 
 
 def drop_dependent_views(
-    target: WarehouseTarget,
+    target: Warehouse,
     schema: str,
     tables: list[str],
     *,
@@ -138,14 +139,10 @@ def drop_dependent_views(
     with a message naming it: it is the user's, and CASCADE would delete it without a word.
     Returns the views dropped.
     """
-    import psycopg2
     from psycopg2 import sql
 
     managed = dbt_managed_views() if managed is None else managed
-    conn = psycopg2.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password,
-        dbname=target.database, connect_timeout=10,
-    )  # fmt: skip
+    conn = target.connect()
     try:
         with conn, conn.cursor() as cur:
             cur.execute(RELATIONS, (schema, list(tables)))

@@ -8,7 +8,8 @@ from datetime import timedelta
 from airflow.sdk import BaseHook, task
 
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from include.pipeline.ingest.embedded import sync_connection
+from include.pipeline.settings import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ def sync(connection_name: str, params: dict | None = None, ds: str | None = None
         log.info("ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE)", engine)
     if engine != "embedded":
         raise ValueError(f"engine {engine!r}: this task runs the embedded engine only; use ingest_step()")
-    conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
-    target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+    target = Warehouse.from_airflow_connection(connection.destination.airflow_conn_id)
     if ds:  # the shop moves day by day with the logical date (include/pipeline/ingest/daily.py)
         from include.pipeline.ingest.daily import sync_day
 

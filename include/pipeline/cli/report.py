@@ -1,6 +1,6 @@
 """The summary printed after a run: task states, rows per layer, duplicate keys, wall time.
 
-`python -m include.pipeline.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
+`python -m include.pipeline.cli.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
 environment. Exits 1 when any task of the run did not succeed (or the run is missing).
 """
 
@@ -77,9 +77,7 @@ def table_figures(rows: list[Relation]) -> list[tuple[str, str, str, str]]:
     """(layer, schema.name, rows, duplicate keys); every name is a quoted identifier, never text in SQL."""
     wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     out = []
-    conn = psycopg2.connect(
-        host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5
-    )
+    conn = wh.connect(connect_timeout=5)
     # autocommit, and no `with conn`: since psycopg2 2.9 that block opens a transaction even in
     # autocommit, so one missing relation would abort it and show every later one as missing
     conn.autocommit = True
