@@ -122,6 +122,15 @@ class Stack:
             )
         return proc
 
+    @staticmethod
+    def demo_log(proc) -> str:
+        """Airflow's output of a `demo` command: the file whose path the command printed."""
+        import re
+
+        found = re.search(r"(/\S+/demo-[^/\s]+\.log)", proc.stdout)
+        assert found, f"the demo names its log file:\n{proc.stdout[-3000:]}"
+        return Path(found.group(1)).read_text()
+
     def warehouse(self) -> Warehouse:
         import json
 

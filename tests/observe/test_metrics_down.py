@@ -29,7 +29,7 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
         else:
             stack.env["METRICS_PORT"] = original
         stack.cli("settings")  # the connection back to the real metrics database for the other tests
-    out = down.stdout + down.stderr
+    out = down.stdout + down.stderr + stack.demo_log(down)
     assert down.returncode == 0, out[-4000:]
     summary = re.search(r"run state: (\w+); tasks: (\d+) success\n", down.stdout)
     assert summary and summary.group(1) == "success", down.stdout[-3000:]
