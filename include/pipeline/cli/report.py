@@ -24,7 +24,7 @@ OK_STATES = {"success", "skipped"}
 def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
     """(run state, {task_id: state}) of the run of `dag_id` whose logical date is `date`."""
     from airflow.models import DagRun, TaskInstance
-    from airflow.utils import timezone
+    from airflow.sdk import timezone
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
