@@ -19,8 +19,8 @@ from include.pipeline.publish import lake
 
 log = logging.getLogger(__name__)
 
-DBT_PROJECT = settings.REPO_ROOT / "include" / "dbt"
-DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+DBT_PROJECT = settings.DBT_PROJECT_DIR  # DBT_PROJECT_DIR / DBT_MANIFEST_PATH, as Cosmos reads them
+DBT_MANIFEST = settings.DBT_MANIFEST
 
 
 def mart_models(project: Path = DBT_PROJECT) -> list[str]:
