@@ -33,7 +33,7 @@ services: setup ## Start the embedded services (Postgres, S3 for the shop export
 	@$(STACK) services start
 
 stop: ## Stop the embedded services
-	@$(STACK) services stop
+	@if [ -x $(PY) ]; then $(STACK) services stop; else echo "==> nothing to stop ($(VENV) does not exist: make setup was never run)"; fi
 
 status: ## Are the embedded services running?
 	@$(STACK) services status
@@ -96,5 +96,5 @@ lock: ## Re-resolve every requirements lock file (after editing a *.in file)
 lake-sql: $(VENV)/.installed ## DuckDB over the lake: a view per mart over its committed partitions (SQL="select ..." runs one query)
 	@$(PY) -m include.pipeline.publish.lake_sql $(if $(SQL),--sql "$(SQL)")
 
-clean: stop ## Stop services and delete local state (.local: warehouse data, Airflow DB, logs)
+clean: stop ## Stop services and delete local state (.local: warehouse data, Airflow DB, logs); works on a fresh clone
 	rm -rf .local include/dbt/target include/dbt/logs

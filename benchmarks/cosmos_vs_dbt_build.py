@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.pipeline import cli, settings  # noqa: E402
+from include.pipeline import settings  # noqa: E402
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
@@ -40,14 +40,14 @@ def transform_times(db: Path, date: str) -> tuple[float, float, int]:
     con = sqlite3.connect(db)
     run_id = con.execute(
         "select run_id from dag_run where dag_id = ? and date(logical_date) = ? order by id desc limit 1",
-        (cli.DAG_ID, date),
+        (settings.DAG_ID, date),
     ).fetchone()
     if not run_id:
-        raise SystemExit(f"no run of {cli.DAG_ID} for {date} in {db}: run without --skip-dag-run")
+        raise SystemExit(f"no run of {settings.DAG_ID} for {date} in {db}: run without --skip-dag-run")
     rows = con.execute(
         "select task_id, start_date, end_date, state from task_instance where dag_id = ? and run_id = ?"
         " and task_id like 'transform.%'",
-        (cli.DAG_ID, run_id[0]),
+        (settings.DAG_ID, run_id[0]),
     ).fetchall()
     con.close()
     bad = [(t, s) for t, _, _, s in rows if s != "success"]
@@ -75,7 +75,7 @@ def main() -> int:
         if demo.returncode != 0:
             print(demo.stdout[-4000:], demo.stderr[-2000:], sep="\n")
             return demo.returncode
-    env = cli.stack_env()
+    env = settings.stack_env()
     db = Path(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
     cosmos_wall, cosmos_sum, tasks = transform_times(db, args.date)
 

@@ -45,8 +45,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from include.pipeline.ingest.connections import load_connections  # noqa: E402
-from include.pipeline.ingest.embedded import WarehouseTarget, connector_executable, sync_connection  # noqa: E402
+from include.pipeline.ingest.embedded import connector_executable, sync_connection  # noqa: E402
 from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
+from include.pipeline.settings import Warehouse  # noqa: E402
 
 CONNECTION = "shop_faker_to_warehouse"
 DECLARATION = Path(__file__).with_name("faker_connections.yaml")
@@ -105,17 +106,17 @@ def connector_read(connection, count: int, work: Path) -> tuple[float, int]:
     return time.monotonic() - started, records
 
 
-def new_database(server: EmbeddedPostgres) -> WarehouseTarget:
+def new_database(server: EmbeddedPostgres) -> Warehouse:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     conn = server.connect()
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'create database "{name}"')
     conn.close()
-    return WarehouseTarget("127.0.0.1", server.port, server.superuser, server.password, name)
+    return Warehouse("127.0.0.1", server.port, server.superuser, server.password, name)
 
 
-def embedded_sync(connection, warehouse: WarehouseTarget, count: int) -> tuple[float, int, float | None, dict]:
+def embedded_sync(connection, warehouse: Warehouse, count: int) -> tuple[float, int, float | None, dict]:
     """Seconds, records, runner peak RSS (MiB) of one first sync into an empty database."""
     lines: list[str] = []
     started = time.monotonic()
@@ -127,7 +128,7 @@ def embedded_sync(connection, warehouse: WarehouseTarget, count: int) -> tuple[f
     return seconds, records, result.get("runner_peak_rss_mib"), result
 
 
-def copy_same_rows(server: EmbeddedPostgres, warehouse: WarehouseTarget, streams: list[str]) -> tuple[float, int]:
+def copy_same_rows(server: EmbeddedPostgres, warehouse: Warehouse, streams: list[str]) -> tuple[float, int]:
     """Seconds to COPY the rows the sync wrote into empty tables of the same shape (CSV from memory)."""
     conn = server.connect(warehouse.database)
     dumps: dict[str, io.BytesIO] = {}
@@ -159,9 +160,10 @@ def main() -> int:
     args = parser.parse_args()
 
     # source-faker is not in the stack's declaration any more: its own file, its own venv
-    from include.pipeline import cli, settings
+    from include.pipeline import settings
+    from include.pipeline.cli.venvs import sync_venv
 
-    cli._sync_venv(REPO_ROOT / ".venv-source-faker", settings.AIRBYTE_REQUIREMENTS_DIR / "source-faker.txt")
+    sync_venv(REPO_ROOT / ".venv-source-faker", settings.AIRBYTE_REQUIREMENTS_DIR / "source-faker.txt")
     connection = load_connections(DECLARATION).connection(CONNECTION)
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "postgres", password=secrets.token_urlsafe(16))

@@ -50,20 +50,22 @@ def demo(env: dict[str, str], date: str, metrics: str) -> tuple[float, str]:
             f"demo with STACK_METRICS={metrics} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
         )
     seconds = float(re.search(r"wall time: dags test ([\d.]+) s", proc.stdout).group(1))
-    run_id = re.search(r"DagRun Finished: dag_id=\S+, logical_date=\S+ \S+, run_id=([^,]+),", proc.stdout).group(1)
+    log = Path(re.search(r"(/\S+/demo-[^/\s]+\.log)", proc.stdout).group(1)).read_text()  # Airflow's output
+    run_id = re.search(r"DagRun Finished: dag_id=\S+, logical_date=\S+ \S+, run_id=([^,]+),", log).group(1)
     return seconds, run_id
 
 
 def writer_seconds(env: dict[str, str], run_id: str, repeat: int = 3) -> tuple[float, int]:
     """Time the upserts one run makes (replayed from its own rows) against the stack's Postgres."""
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("STACK_", "WAREHOUSE_"))})
+    # the writers find the stack's metrics database through METRICS_*, as outside Airflow
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("STACK_", "WAREHOUSE_", "METRICS_"))})
+    os.environ.pop("AIRFLOW_HOME", None)
     from types import SimpleNamespace
 
     from include.pipeline.observe import callbacks, config, listener, writer
 
     params = config.params_from_env()
     writer.reset()
-    writer._params_cache = params
     conn = writer.connect(params)
     with conn, conn.cursor() as cur:
         cur.execute(

@@ -90,7 +90,7 @@ def dbt_build(env: dict[str, str], *extra: str) -> float:
 
 def warehouse_env(env: dict[str, str]) -> dict[str, str]:
     """WAREHOUSE_* of the stack, as the CLI resolves them (its .env and services state)."""
-    code = "import json; from include.pipeline.cli import warehouse_env; print(json.dumps(warehouse_env()))"
+    code = "import json; from include.pipeline.settings import warehouse_env; print(json.dumps(warehouse_env()))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 

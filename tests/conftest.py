@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline.ingest.embedded import WarehouseTarget
 from include.pipeline.services.postgres import EmbeddedPostgres
 from include.pipeline.services.s3 import EmbeddedS3
 from include.pipeline.services.warehouse import migrate as migrate_warehouse
-from include.pipeline.settings import ROLES
+from include.pipeline.settings import ROLES, Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +58,7 @@ def server_params(server: EmbeddedPostgres, database: str, role: str | None = No
     return {"host": "127.0.0.1", "port": server.port, "user": user, "password": password, "dbname": database}
 
 
-def new_database(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
+def new_database(postgres_server: EmbeddedPostgres) -> Warehouse:
     """Create a fresh, empty database on `postgres_server` and return how to reach it."""
     name = f"test_{uuid.uuid4().hex[:10]}"
     conn = postgres_server.connect()
@@ -67,17 +66,17 @@ def new_database(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
     with conn.cursor() as cur:
         cur.execute(f'create database "{name}"')
     conn.close()
-    return WarehouseTarget("127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name)
+    return Warehouse("127.0.0.1", postgres_server.port, postgres_server.superuser, postgres_server.password, name)
 
 
 @pytest.fixture
-def warehouse(postgres_server: EmbeddedPostgres) -> WarehouseTarget:
+def warehouse(postgres_server: EmbeddedPostgres) -> Warehouse:
     """A fresh, empty database on the session's Postgres, for one test."""
     return new_database(postgres_server)
 
 
 @pytest.fixture
-def sql(warehouse: WarehouseTarget):
+def sql(warehouse: Warehouse):
     """Run a query on the test database and return all rows."""
     import psycopg2
 
@@ -123,11 +122,20 @@ class Stack:
             )
         return proc
 
-    def warehouse(self) -> WarehouseTarget:
+    @staticmethod
+    def demo_log(proc) -> str:
+        """Airflow's output of a `demo` command: the file whose path the command printed."""
+        import re
+
+        found = re.search(r"(/\S+/demo-[^/\s]+\.log)", proc.stdout)
+        assert found, f"the demo names its log file:\n{proc.stdout[-3000:]}"
+        return Path(found.group(1)).read_text()
+
+    def warehouse(self) -> Warehouse:
         import json
 
         port = json.loads((self.root / ".local" / "services.json").read_text())["postgres"]["port"]
-        return WarehouseTarget("127.0.0.1", port, "postgres", self.env["WAREHOUSE_PASSWORD"], "warehouse")
+        return Warehouse("127.0.0.1", port, "postgres", self.env["WAREHOUSE_PASSWORD"], "warehouse")
 
     def sql(self, query: str, params=None):
         import psycopg2

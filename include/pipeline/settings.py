@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
 
 REPO_ROOT = Path(os.environ.get("STACK_REPO_ROOT", Path(__file__).resolve().parents[2]))
 LOCAL_DIR = Path(os.environ.get("STACK_LOCAL_DIR", REPO_ROOT / ".local"))
@@ -25,6 +30,22 @@ CONNECTIONS_FILE = Path(
 )
 AIRBYTE_REQUIREMENTS_DIR = REPO_ROOT / "include" / "airbyte" / "requirements"
 AIRFLOW_SETTINGS_FILE = Path(os.environ.get("AIRFLOW_SETTINGS_FILE", REPO_ROOT / "airflow_settings.yaml"))
+
+# dbt, as Cosmos runs it (transform/cosmos_config.py): the manifest the DAG is rendered from, the
+# dbt executable, the Airflow connection of its profile and the profile's default schema.
+DBT_MANIFEST = Path(os.environ.get("DBT_MANIFEST_PATH", DBT_PROJECT_DIR / "target" / "manifest.json"))
+DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE", REPO_ROOT / ".venv" / "bin" / "dbt"))
+DBT_CONN_ID = os.environ.get("WAREHOUSE_CONN_ID", "warehouse_transform")  # the transform role
+DBT_TARGET_SCHEMA = os.environ.get("DBT_TARGET_SCHEMA", "analytics")
+
+# The metrics (observe/): the Airflow connection the writers read inside Airflow, their schema,
+# and libpq's connect timeout in seconds (its minimum: a value of 1 is treated as 2).
+METRICS_CONN_ID = os.environ.get("STACK_METRICS_CONN_ID", "metrics")
+METRICS_SCHEMA = "metrics"
+METRICS_CONNECT_TIMEOUT = 2
+
+DAG_ID = "ecommerce_daily"  # the daily pipeline `make demo` runs
+EXPORTS_BUCKET = "shop-exports"  # the simulated shop's export files (connections.yaml: sources.shop)
 
 # The warehouse's login roles, one per job (created by include/sql/warehouse/V001__roles.sql);
 # the superuser of WAREHOUSE_USER only runs setup. Each role's password: WAREHOUSE_<JOB>_PASSWORD.
@@ -156,6 +177,27 @@ class Warehouse:
         admin = cls.from_settings()
         return cls(admin.host, admin.port, ROLES[job], password, admin.database)
 
+    @classmethod
+    def from_airflow_connection(cls, conn_id: str) -> Warehouse:
+        """The warehouse of an Airflow Postgres connection (inside a task: the task's own roles)."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook.get_connection(conn_id)
+        return cls(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+
+    def params(self, **extra: object) -> dict:
+        """psycopg2 connect() keywords (a 10 s connect timeout unless `extra` sets one)."""
+        return {
+            "host": self.host, "port": self.port, "user": self.user, "password": self.password,
+            "dbname": self.database, "connect_timeout": 10, **extra,
+        }  # fmt: skip
+
+    def connect(self, **extra: object) -> PgConnection:
+        """A new psycopg2 connection (`extra`: connect() keywords such as connect_timeout)."""
+        import psycopg2
+
+        return psycopg2.connect(**self.params(**extra))
+
     def uri(self, *, hide_password: bool = False) -> str:
         password = "***" if hide_password else self.password
         return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{self.database}"
@@ -183,6 +225,31 @@ class S3:
 
     def env(self) -> dict[str, str]:
         return {"S3_ENDPOINT": self.endpoint, "S3_ACCESS_KEY": self.access_key, "S3_SECRET_KEY": self.secret_key}
+
+
+def metrics_enabled() -> bool:
+    """STACK_METRICS=off turns every metrics writer into a no-op (the overhead benchmark's baseline)."""
+    return os.environ.get("STACK_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def metrics_env() -> dict[str, str]:
+    """METRICS_* for child processes: explicit settings, else the warehouse as its metrics role.
+
+    METRICS_READER_USER / _PASSWORD: the read-only role the dashboards use (Grafana, Streamlit).
+    The warehouse's settings are read only for what METRICS_* leaves out.
+    """
+    host, port, database = setting("METRICS_HOST"), setting("METRICS_PORT"), setting("METRICS_DB")
+    if not (host and port and database):
+        wh = Warehouse.from_settings()
+        host, port, database = host or wh.host, port or str(wh.port), database or wh.database
+    out = {"METRICS_HOST": host, "METRICS_PORT": port, "METRICS_DB": database}
+    for prefix, job in (("METRICS", "metrics"), ("METRICS_READER", "reader")):
+        user, password = setting(f"{prefix}_USER"), setting(f"{prefix}_PASSWORD")
+        if not (user and password):  # the warehouse's role (its password is only needed then)
+            role = Warehouse.for_role(job)
+            user, password = user or role.user, password or role.password
+        out[f"{prefix}_USER"], out[f"{prefix}_PASSWORD"] = user, password
+    return out
 
 
 def shop_size_overrides() -> dict[str, int]:
@@ -274,3 +341,31 @@ def airflow_env() -> dict[str, str]:
     }
     # Values from the environment win, so CI or a user can point Airflow elsewhere.
     return {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}
+
+
+def warehouse_env() -> dict[str, str]:
+    """WAREHOUSE_* (the superuser and each stage's role) for child processes."""
+    wh = Warehouse.from_settings()
+    return {
+        "WAREHOUSE_HOST": wh.host,
+        "WAREHOUSE_PORT": str(wh.port),
+        "WAREHOUSE_USER": wh.user,
+        "WAREHOUSE_PASSWORD": wh.password,
+        "WAREHOUSE_DB": wh.database,
+        # each stage's role (airflow_settings.yaml makes one Airflow connection of each)
+        **{role_password_key(job): Warehouse.for_role(job).password for job in ROLES},
+    }
+
+
+def stack_env() -> dict[str, str]:
+    """os.environ + .env + Airflow's settings + the warehouse: what every child process gets."""
+    env = dict(os.environ)
+    for key, value in read_env_file().items():
+        env.setdefault(key, value)
+    env.update(airflow_env())
+    env.update(warehouse_env())
+    env.update(S3.from_settings().env())  # the shop's export files (S3_ENDPOINT, keys)
+    env.update(metrics_env())  # the metrics DB (defaults to the warehouse)
+    # `airflow standalone` starts its components as `airflow ...`: the venv's bin must come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env

@@ -45,6 +45,7 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
     out = stack.first_run.stdout
     assert "run state: success" in out, out[-3000:]
     assert "not successful" not in out
+    log = stack.demo_log(stack.first_run)  # Airflow's output: every task's log
     first = counts(stack)
     # the shop's exports: 1000 customers and orders on 2026-01-01, 20 more of each a day, 100
     # products; staging and marts follow raw
@@ -56,9 +57,9 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
     assert first["marts.orders"] == first["staging.stg_faker__purchases"] == (rows["purchases"], rows["purchases"])
     # every dbt model ran as its own task, with its tests after it, and all succeeded
     for model in ("stg_faker__users", "stg_faker__products", "stg_faker__purchases", "customers", "orders"):
-        assert f"task_id=transform.{model}.run" in out and f"task_id=transform.{model}.test" in out
+        assert f"task_id=transform.{model}.run" in log and f"task_id=transform.{model}.test" in log
 
-    assert "task_id=shop_export" in out and "shop export 2026-01-05 (full)" in out, "the first export: the whole shop"
+    assert "task_id=shop_export" in log and "shop export 2026-01-05 (full)" in log, "the first export: the whole shop"
 
     # reliability case 11: the same interval cleared (`dags test` clears the date's task instances
     # and replaces its run) and run again, twice: every layer identical, no duplicate key, and
@@ -73,13 +74,14 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(st
         assert every_layer(stack) == layers, f"rerun {rerun}: every layer as after the first run"
         assert lake_objects(stack) == lake, f"rerun {rerun}: no export object rewritten or added"
         # the rerun's export rewrote no file, so source-s3 read nothing new
-        assert "0 file(s) written" in again.stdout and "0 records: users=0, products=0, purchases=0" in again.stdout
+        again_log = stack.demo_log(again)
+        assert "0 file(s) written" in again_log and "0 records: users=0, products=0, purchases=0" in again_log
 
 
 def every_layer(stack) -> dict[str, tuple[int, int | None]]:
     """(rows, keys found more than once) of every relation the run summary lists, from raw to the
-    snapshot (include/pipeline/report.py: each model's key is the column its unique test checks)."""
-    from include.pipeline.report import layer_tables
+    snapshot (include/pipeline/cli/report.py: each model's key is the column its unique test checks)."""
+    from include.pipeline.cli.report import layer_tables
 
     out = {}
     for _, schema, name, key in layer_tables():
@@ -149,6 +151,39 @@ def test_the_summary_lists_layers_and_task_states(stack):
 
     assert re.search(r"run state: success; tasks: \d+ success\n", out), "every task succeeded, none in another state"
     assert "wall time: dags test" in out
+
+
+def test_the_demo_prints_one_line_per_task_and_its_runs_last_as_long_as_they_ran(stack):
+    """The terminal gets one progress line per task (not Airflow's log, which goes to the file the
+    demo names); the run in Airflow's metadata DB starts when it was made, not on its logical date,
+    so the web UI shows its real duration (not "Total: 322d")."""
+    import datetime as dt
+    import re
+    import sqlite3
+
+    out = stack.first_run.stdout
+    lines = re.findall(r"^  \[\s*\d+/(\d+)\] (\S+)\s+(\w+)\s+[\d.]+ s$", out, re.M)
+    tasks = int(re.search(r"run state: success; tasks: (\d+) success", out).group(1))
+    assert len(lines) == tasks and {total for total, _, _ in lines} == {str(tasks)}, out[-4000:]
+    assert {state for _, _, state in lines} == {"success"}
+    assert "task_id=" not in out and "[DAG TEST]" not in out, "Airflow's own log stays in the file"
+    assert "[DAG TEST] running task" in stack.demo_log(stack.first_run)
+
+    db = sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db")
+    try:
+        (run_id, logical, start, end) = db.execute(
+            "select run_id, logical_date, start_date, end_date from dag_run where dag_id = 'ecommerce_daily' "
+            "and date(logical_date) = ? order by id desc limit 1",
+            (E2E_DATE,),
+        ).fetchone()
+        names = {t for (t,) in db.execute("select task_id from task_instance where run_id = ?", (run_id,))}
+    finally:
+        db.close()
+    assert {name for _, name, _ in lines} == names, "every task of the run has its line"
+    logical, start, end = (dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC) for v in (logical, start, end))
+    assert start - logical > dt.timedelta(days=1), "the run started when it was made, long after its logical date"
+    assert dt.timedelta(0) < end - start < dt.timedelta(hours=1), (start, end)
+    assert dt.datetime.now(dt.UTC) - start < dt.timedelta(hours=12)
 
 
 def test_services_print_a_url_psql_can_open_and_a_second_start_is_harmless(stack):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
+from include.pipeline.settings import Warehouse
 
 
 def main(spec: dict) -> int:
@@ -39,9 +40,7 @@ def main(spec: dict) -> int:
         ),
     )
     wh = spec["warehouse"]
-    target = embedded.WarehouseTarget(
-        wh["host"], wh["port"], wh["user"], os.environ["WAREHOUSE_PASSWORD"], wh["database"]
-    )
+    target = Warehouse(wh["host"], wh["port"], wh["user"], os.environ["WAREHOUSE_PASSWORD"], wh["database"])
     try:
         if spec.get("execution_timeout"):  # Airflow's own execution_timeout (SIGALRM raises in the task)
             from airflow.sdk.exceptions import AirflowTaskTimeout

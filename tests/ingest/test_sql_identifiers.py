@@ -8,7 +8,8 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from include.pipeline import identifiers, report, settings
+from include.pipeline import identifiers, settings
+from include.pipeline.cli import report
 from include.pipeline.observe import writer
 
 HOSTILE = 'raw"; drop schema marts cascade; --'

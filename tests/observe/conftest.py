@@ -11,17 +11,34 @@ from include.pipeline.observe import schema, writer
 
 
 @pytest.fixture
-def metrics_params(warehouse) -> dict:
+def point_metrics_at(monkeypatch):
+    """Point the metrics writers at a database the way a deployment outside Airflow does: the
+    METRICS_* settings (settings.metrics_env), no Airflow connection to look up first."""
+
+    def point(params: dict) -> None:
+        monkeypatch.delenv("AIRFLOW_HOME", raising=False)  # outside Airflow: METRICS_* decide
+        for key, name in (("host", "HOST"), ("port", "PORT"), ("user", "USER"), ("password", "PASSWORD")):
+            monkeypatch.setenv(f"METRICS_{name}", str(params[key]))
+        monkeypatch.setenv("METRICS_DB", params["dbname"])
+        monkeypatch.setenv("METRICS_READER_USER", params["user"])
+        monkeypatch.setenv("METRICS_READER_PASSWORD", params["password"])
+        monkeypatch.setenv("STACK_METRICS_CONNECT_TIMEOUT", str(params.get("connect_timeout", 2)))
+        writer.reset()  # forget facts read before (and a down window)
+
+    yield point
+    writer.reset()
+
+
+@pytest.fixture
+def metrics_params(warehouse, point_metrics_at) -> dict:
     """psycopg2 params of a fresh database with the metrics schema; the writer is pointed at it."""
     params = {
         "host": warehouse.host, "port": warehouse.port, "user": warehouse.user,
         "password": warehouse.password, "dbname": warehouse.database, "connect_timeout": 2,
     }  # fmt: skip
     assert schema.migrate(params) == [v for v, _ in schema.migrations()]
-    writer.reset()
-    writer._params_cache = dict(params)
-    yield params
-    writer.reset()
+    point_metrics_at(params)
+    return params
 
 
 @pytest.fixture

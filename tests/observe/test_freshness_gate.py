@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 from psycopg2 import sql as psql
 
 from include.pipeline.observe import alerts, freshness
-from include.pipeline.transform.cosmos_config import DBT_MANIFEST
+from include.pipeline.settings import DBT_MANIFEST
 from tests.observe.receivers import SmtpReceiver, WebhookReceiver, connection_env
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,7 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
         else:
             stack.env["METRICS_PORT"] = original
         stack.cli("settings")  # the connection back to the real metrics database for the other tests
-    out = down.stdout + down.stderr
+    out = down.stdout + down.stderr + stack.demo_log(down)
     assert down.returncode == 0, out[-4000:]
     summary = re.search(r"run state: (\w+); tasks: (\d+) success\n", down.stdout)
     assert summary and summary.group(1) == "success", down.stdout[-3000:]
@@ -65,5 +65,5 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, bla
     # still add far more than that.
     assert hung <= 1.5 * healthy + 2 * connect_attempts + 20, (hung, healthy, connect_attempts)
 
-    run_id = run_id_of.search(down.stdout).group(1)
+    run_id = run_id_of.search(out).group(1)  # Airflow's log line, in the demo's log file
     assert stack.sql("select count(*) from metrics.dag_runs where run_id = %s", (run_id,)) == [(0,)]

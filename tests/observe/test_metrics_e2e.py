@@ -22,7 +22,8 @@ RAW = ("raw.users", "raw.products", "raw.purchases")
 
 def first_run_id(stack) -> str:
     found = re.search(
-        r"DagRun Finished: dag_id=ecommerce_daily, logical_date=\S+ \S+, run_id=([^,]+),", stack.first_run.stdout
+        r"DagRun Finished: dag_id=ecommerce_daily, logical_date=\S+ \S+, run_id=([^,]+),",
+        stack.demo_log(stack.first_run),
     )
     assert found, "the demo output names the finished run"
     return found.group(1)

@@ -64,13 +64,11 @@ class StallingProxy:
 
 
 @pytest.fixture
-def stalling_metrics_db(metrics_params):
+def stalling_metrics_db(metrics_params, point_metrics_at):
     proxy = StallingProxy((metrics_params["host"], metrics_params["port"]))
-    writer.reset()
-    writer._params_cache = {**metrics_params, "port": proxy.port}
+    point_metrics_at({**metrics_params, "port": proxy.port})
     yield proxy
     proxy.close()
-    writer.reset()
 
 
 def test_a_database_that_stalls_after_connecting_costs_one_deadline_and_the_caller_goes_on(
@@ -99,7 +97,6 @@ def test_a_healthy_write_is_not_cut_by_the_deadline(metrics_params, monkeypatch,
     """The deadline covers one short transaction; a write that finishes in time is kept."""
     monkeypatch.setenv("STACK_METRICS_DEADLINE", "3")
     writer.reset()
-    writer._params_cache = dict(metrics_params)
     listener.on_task_instance_success(None, runtime_ti("a", 1, "success"))
     time.sleep(3.5)  # past the deadline: the timer of a closed connection must touch nothing
     listener.on_task_instance_success(None, runtime_ti("b", 1, "success"))

@@ -74,12 +74,14 @@ def test_case_10_dag_run_events_delivered_twice_leave_one_run_row_and_one_row_pe
     ]  # fmt: skip
     run = SimpleNamespace(
         dag_id="d", run_id="r", state="success", run_type="manual", logical_date=T0, queued_at=None,
-        start_date=T0 - dt.timedelta(days=30),  # `dags test` sets start_date to the logical date
-        end_date=T0 + dt.timedelta(seconds=10), get_task_instances=lambda: tries,
+        start_date=T0 - dt.timedelta(days=30),  # a run started long before its first task
+        end_date=T0 + dt.timedelta(seconds=10),
     )  # fmt: skip
-    deliver_twice(listener.on_dag_run_running, run, "started")
-    deliver_twice(listener.on_dag_run_success, run, "success")
-    deliver_twice(listener.on_dag_run_running, run, "late duplicate")
+    # what the hooks do (on_dag_run_running / _success), with the tries given rather than read
+    # from a metadata DB (listener.read_tries; the end-to-end tests read them from a real one)
+    deliver_twice(lambda: listener.record_dag_run(run, "started", "running", tries=None))
+    deliver_twice(lambda: listener.record_dag_run(run, "success", "success", tries=lambda _: (tries, [])))
+    deliver_twice(lambda: listener.record_dag_run(run, "late duplicate", "running", tries=None))
     assert sql("select state, deliveries, duration_seconds, tasks_total, tasks_failed from metrics.dag_runs") == [
         ("success", 6, 10.0, 3, 1)
     ]
@@ -145,12 +147,11 @@ def _warnings(caplog) -> list[str]:
     ]
 
 
-def test_case_9_refused_metrics_db_never_raises_and_logs_one_warning_per_callback(caplog, monkeypatch):
+def test_case_9_refused_metrics_db_never_raises_and_logs_one_warning_per_callback(caplog, point_metrics_at):
     from include.pipeline.services import find_free_port
 
-    writer.reset()
-    writer._params_cache = {"host": "127.0.0.1", "port": find_free_port(), "user": "u", "password": "p",
-                            "dbname": "metrics", "connect_timeout": 2}  # fmt: skip
+    point_metrics_at({"host": "127.0.0.1", "port": find_free_port(), "user": "u", "password": "p",
+                      "dbname": "metrics", "connect_timeout": 2})  # fmt: skip
     caplog.set_level(logging.WARNING)
     ti = runtime_ti("ingest.shop", 1, "success")
     ti.xcom_pull = lambda task_ids, key: {"streams": {}}
@@ -167,11 +168,10 @@ def test_case_9_refused_metrics_db_never_raises_and_logs_one_warning_per_callbac
     writer.reset()
 
 
-def test_case_9_hung_metrics_db_costs_one_connect_timeout_per_window(caplog, blackhole, monkeypatch):
+def test_case_9_hung_metrics_db_costs_one_connect_timeout_per_window(caplog, blackhole, monkeypatch, point_metrics_at):
     monkeypatch.setenv("STACK_METRICS_RETRY_AFTER", "30")
-    writer.reset()
-    writer._params_cache = {"host": "127.0.0.1", "port": blackhole, "user": "u", "password": "p",
-                            "dbname": "metrics", "connect_timeout": 2}  # fmt: skip
+    point_metrics_at({"host": "127.0.0.1", "port": blackhole, "user": "u", "password": "p",
+                      "dbname": "metrics", "connect_timeout": 2})  # fmt: skip
     caplog.set_level(logging.WARNING)
     ti = runtime_ti("transform.orders.run", 1, "success")
     timings = []
@@ -195,11 +195,12 @@ def test_metrics_off_writes_nothing_and_connects_nowhere(metrics_params, sql, mo
     assert _warnings(caplog) == []
 
 
-def test_a_metrics_db_that_came_up_without_the_schema_gets_it_on_the_first_write(warehouse, sql, caplog):
+def test_a_metrics_db_that_came_up_without_the_schema_gets_it_on_the_first_write(
+    warehouse, sql, caplog, point_metrics_at
+):
     """`cli demo` could not migrate (database down), the database came back: the first write creates the schema."""
-    writer.reset()
-    writer._params_cache = {"host": warehouse.host, "port": warehouse.port, "user": warehouse.user,
-                            "password": warehouse.password, "dbname": warehouse.database, "connect_timeout": 2}  # fmt: skip
+    point_metrics_at({"host": warehouse.host, "port": warehouse.port, "user": warehouse.user,
+                      "password": warehouse.password, "dbname": warehouse.database, "connect_timeout": 2})  # fmt: skip
     assert sql("select count(*) from information_schema.schemata where schema_name = 'metrics'") == [(0,)]
     listener.on_task_instance_success(None, runtime_ti("a", 1, "success"))
     assert sql("select task_id, event from metrics.task_events") == [("a", "success")]

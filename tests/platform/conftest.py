@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
-from tests.observe.conftest import metrics_params  # noqa: F401 (fixture: a migrated metrics schema)
+from tests.observe.conftest import metrics_params, point_metrics_at  # noqa: F401 (fixtures: a migrated metrics schema)
 
 CONNECTION = "shop_to_warehouse"
 

@@ -44,7 +44,7 @@ def test_plan_before_the_warehouse_ever_ran_names_make_services(fresh_stack):
 
 
 def test_apply_after_make_services_only(fresh_stack):
-    """(plan goes through the same command: cli.cmd_airbyte)"""
+    """(plan goes through the same command: cli/connections.py cmd_airbyte)"""
     fresh_stack.cli("services", "start")
     assert not (fresh_stack.root / ".local" / "airflow" / "airflow.db").exists(), "no `make settings` ran"
 

@@ -12,8 +12,8 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
-from include.pipeline.settings import read_env_file
+from include.pipeline.ingest.embedded import sync_connection
+from include.pipeline.settings import Warehouse, read_env_file
 from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
 from tests.platform.conftest import warehouse_only
@@ -24,7 +24,7 @@ DATE, FAILING_DATE = "2026-01-05", "2026-01-06"
 
 def write_like_the_postgres_destination(connection: dict, job: dict) -> int:
     cfg = connection["_destination"]["configuration"]
-    target = WarehouseTarget(cfg["host"], int(cfg["port"]), cfg["username"], cfg["password"], cfg["database"])
+    target = Warehouse(cfg["host"], int(cfg["port"]), cfg["username"], cfg["password"], cfg["database"])
     # the source as the Airbyte server holds it (endpoint and keys applied from the stack's .env)
     source = {k: v for k, v in connection["_source"]["configuration"].items() if k != "sourceType"}
     declared = load_connections().connection(connection["name"])

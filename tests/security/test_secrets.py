@@ -16,6 +16,7 @@ import pytest
 from include.pipeline import private_files, settings
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.connections import load_connections
+from include.pipeline.settings import Warehouse
 
 
 def mode(path: Path) -> int:
@@ -142,7 +143,7 @@ def test_the_pyairbyte_child_gets_only_what_it_needs(tmp_path, monkeypatch, task
     dump = fake_runtime(tmp_path, monkeypatch, body)
     monkeypatch.setattr(settings, "LOCAL_DIR", tmp_path / "local")
     connection = load_connections(settings.CONNECTIONS_FILE).connection("shop_to_warehouse")
-    target = embedded.WarehouseTarget("127.0.0.1", 5432, "postgres", secrets.token_urlsafe(12), "warehouse")
+    target = Warehouse("127.0.0.1", 5432, "postgres", secrets.token_urlsafe(12), "warehouse")
     embedded.sync_connection(connection, target, log=lambda _: None)
     child = json.loads(dump.read_text())
     env = child["env"]
@@ -174,7 +175,7 @@ def test_case_17_a_connection_secret_is_in_no_log_line_result_or_metrics_row(tmp
     runtime = tmp_path / "runtime"
     monkeypatch.setattr(settings, "LOCAL_DIR", tmp_path / "local")
     connection = load_connections(settings.CONNECTIONS_FILE).connection("shop_to_warehouse")
-    target = embedded.WarehouseTarget("127.0.0.1", 5432, "postgres", secrets.token_urlsafe(12), "warehouse")
+    target = Warehouse("127.0.0.1", 5432, "postgres", secrets.token_urlsafe(12), "warehouse")
     secret_values = (task_env["S3_SECRET_KEY"], task_env["S3_ACCESS_KEY"], target.password)
     key = {"dag_id": "d", "run_id": "r", "task_id": "t", "try_number": 1}
 

@@ -24,9 +24,9 @@ from tests.conftest import REPO_ROOT
 
 SUPERVISE = """
 import json, sys
-from include.pipeline import cli
-cli.stop_like_ctrl_c()
-sys.exit(cli.supervise(dict(__import__("os").environ), components=json.loads(sys.argv[1])))
+from include.pipeline.cli import supervisor
+supervisor.stop_like_ctrl_c()
+sys.exit(supervisor.supervise(dict(__import__("os").environ), components=json.loads(sys.argv[1])))
 """
 # A child in a new session, as a task runner under its task supervisor: out of its component's group.
 SPAWNER = "import subprocess, time; subprocess.Popen(['sleep', '600'], start_new_session=True); time.sleep(600)"
@@ -108,7 +108,9 @@ def test_make_up_killed_stops_it_too(tmp_path, sig):
     port = find_free_port()
     components = {"api-server": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]}
     script = tmp_path / "up.py"
-    script.write_text(SUPERVISE.replace("cli.stop_like_ctrl_c()", "cli.stop_like_ctrl_c(); cli.stop_with_make()"))
+    script.write_text(
+        SUPERVISE.replace("supervisor.stop_like_ctrl_c()", "supervisor.stop_like_ctrl_c(); supervisor.stop_with_make()")
+    )
     (tmp_path / "Makefile").write_text(f"up:\n\t@{sys.executable} {script} '{json.dumps(components)}'\n")
     make = subprocess.Popen(
         ["make", "-s", "-C", str(tmp_path), "up"], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.embedded import WarehouseTarget
+from include.pipeline.settings import Warehouse
 
 DBT = Path(sys.executable).with_name("dbt")
 
 
 class Dbt:
-    def __init__(self, warehouse: WarehouseTarget | None, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR):
+    def __init__(self, warehouse: Warehouse | None, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR):
         self.warehouse = warehouse
         self.work = work
         self.project_dir = project_dir

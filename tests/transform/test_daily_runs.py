@@ -14,11 +14,10 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from include.pipeline import identifiers
+from include.pipeline import identifiers, settings
 from include.pipeline.identifiers import count_rows
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
-from include.pipeline.ingest.embedded import WarehouseTarget
 from include.pipeline.ingest.shop import ShopHistory, day_index
 from include.pipeline.observe import freshness
 from tests.conftest import new_database
@@ -54,7 +53,7 @@ RAW_ORDERS = """
 
 
 class Warehouse:
-    def __init__(self, target: WarehouseTarget):
+    def __init__(self, target: settings.Warehouse):
         self.target = target
 
     def sql(self, query: str, params=None) -> list[tuple]:

@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks.synthetic_shop import fill_shop
 from include.pipeline import settings
-from include.pipeline.ingest.embedded import WarehouseTarget
+from include.pipeline.settings import Warehouse
 from tests.conftest import new_database
 from tests.transform.conftest import Dbt
 
@@ -36,13 +36,13 @@ def plan_work(node: dict) -> int:
     return int(rows) + sum(plan_work(child) for child in node.get("Plans", []))
 
 
-def connect(target: WarehouseTarget):
+def connect(target: Warehouse):
     return psycopg2.connect(
         host=target.host, port=target.port, user=target.user, password=target.password, dbname=target.database
     )
 
 
-def measure(target: WarehouseTarget, customers: int, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR) -> dict:
+def measure(target: Warehouse, customers: int, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR) -> dict:
     """{model: (rows handled, shared buffers)} per raw row, for a shop of `customers` built from
     scratch with `dbt run` in the empty database `target`."""
     conn = connect(target)

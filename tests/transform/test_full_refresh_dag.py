@@ -31,10 +31,10 @@ def test_a_full_refresh_run_rebuilds_the_incremental_mart_with_the_same_result(s
 
     run = stack.cli("demo", "--date", E2E_DATE, "--full-refresh")
 
-    out = run.stdout
+    out, log = run.stdout, stack.demo_log(run)
     assert "run state: success" in out, out[-3000:]
-    assert "write strategy replace, full refresh True" in out, "the ingest re-read every stream"
-    assert "--full-refresh" in out, "Cosmos passed the flag to dbt"
+    assert "write strategy replace, full refresh True" in log, "the ingest re-read every stream"
+    assert "--full-refresh" in log, "Cosmos passed the flag to dbt"
     assert stack.sql("select 'marts.orders'::regclass::oid")[0][0] != oid, "marts.orders was recreated"
     assert stack.sql("select 'staging.stg_faker__users'::regclass::oid")[0][0] != staging_oid, (
         "the incremental staging table was rebuilt"

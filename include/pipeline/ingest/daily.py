@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from include.pipeline.ingest.connections import Connection, Source, load_connections
-from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
+from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
+from include.pipeline.settings import Warehouse
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def export_shop_day(
 
 def sync_day(
     connection: Connection,
-    target: WarehouseTarget,
+    target: Warehouse,
     logical_date: dt.date | str,
     *,
     full_refresh: bool = False,
@@ -93,7 +94,6 @@ def run_embedded(
     `ds`: the run's logical date (the shop moves day by day with it); None syncs what is there.
     `full_refresh` re-reads every stream. The warehouse is the destination's Airflow connection.
     Returns the per-stream figures (the task's XCom, read by the metrics callback)."""
-    from airflow.sdk import BaseHook
 
     log = log or _log.info
     connection = load_connections().connection(connection_name)
@@ -101,8 +101,7 @@ def run_embedded(
         from include.pipeline.ingest.s3_destination import sync_to_lake
 
         return sync_to_lake(connection, full_refresh=full_refresh, log=log)
-    conn = BaseHook.get_connection(connection.destination.airflow_conn_id)
-    target = WarehouseTarget(conn.host, int(conn.port or 5432), conn.login, conn.password, conn.schema)
+    target = Warehouse.from_airflow_connection(connection.destination.airflow_conn_id)
     if ds:
         return sync_day(connection, target, ds, full_refresh=full_refresh, log=log)
     return sync_connection(connection, target, full_refresh=full_refresh, log=log)
@@ -148,7 +147,7 @@ def dbt_managed_views(manifest: Path | None = None) -> set[tuple[str, str]]:
 
 
 def drop_dependent_views(
-    target: WarehouseTarget,
+    target: Warehouse,
     schema: str,
     tables: list[str],
     *,
@@ -166,14 +165,10 @@ def drop_dependent_views(
     with a message naming it: it is the user's, and CASCADE would delete it without a word.
     Returns the views dropped.
     """
-    import psycopg2
     from psycopg2 import sql
 
     managed = dbt_managed_views() if managed is None else managed
-    conn = psycopg2.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password,
-        dbname=target.database, connect_timeout=10,
-    )  # fmt: skip
+    conn = target.connect()
     try:
         with conn, conn.cursor() as cur:
             cur.execute(RELATIONS, (schema, list(tables)))

@@ -25,26 +25,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from include.pipeline import settings
 from include.pipeline.ingest.connections import Connection
+from include.pipeline.settings import Warehouse
 
 RUNNER = Path(__file__).with_name("embedded_runner.py")
 
 
 class EmbeddedSyncError(RuntimeError):
     """The PyAirbyte run failed; the message carries the tail of its output."""
-
-
-@dataclass(frozen=True)
-class WarehouseTarget:
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
 
 
 # What a connector or PyAirbyte child inherits from the task's environment: the basics of a
@@ -112,7 +103,7 @@ def connector_executable(connector: str) -> Path:
     return settings.REPO_ROOT / f".venv-{connector}" / "bin" / connector
 
 
-def build_spec(connection: Connection, warehouse: WarehouseTarget, *, full_refresh: bool = False) -> dict:
+def build_spec(connection: Connection, warehouse: Warehouse, *, full_refresh: bool = False) -> dict:
     """The JSON handed to embedded_runner.py (no password in it)."""
     return {
         "connection": connection.name,
@@ -144,7 +135,7 @@ def build_spec(connection: Connection, warehouse: WarehouseTarget, *, full_refre
 
 def sync_connection(
     connection: Connection,
-    warehouse: WarehouseTarget,
+    warehouse: Warehouse,
     *,
     full_refresh: bool = False,
     log: Callable[[str], None] = print,

@@ -20,7 +20,8 @@ import json
 import logging
 from pathlib import Path
 
-from include.pipeline.observe import config, writer
+from include.pipeline import settings
+from include.pipeline.observe import writer
 
 log = logging.getLogger("stack.metrics")
 
@@ -118,7 +119,7 @@ def _engine_fallback() -> str | None:
 
 def record_sync(context) -> None:
     """on_success_callback / on_failure_callback of an ingest (sync) task."""
-    if not config.enabled():
+    if not settings.metrics_enabled():
         return
     try:
         ti = context["ti"]
@@ -227,7 +228,7 @@ def record_dbt_results(project_dir: str, context=None, **_) -> None:
     In watcher mode that command is the producer's one `dbt build`: each node's row is filed
     under the task that shows the node, so a model's figures sit with the model's task.
     """
-    if not config.enabled() or context is None:
+    if not settings.metrics_enabled() or context is None:
         return
     try:
         path = Path(project_dir) / "target" / "run_results.json"

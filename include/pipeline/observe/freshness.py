@@ -27,10 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow.sdk import BaseHook, BaseSensorOperator
+from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from include.pipeline.observe import config, writer
+from include.pipeline import settings
+from include.pipeline.observe import writer
+from include.pipeline.settings import Warehouse
 
 log = logging.getLogger("stack.metrics")
 
@@ -61,7 +63,7 @@ def _seconds(threshold: dict | None, where: str) -> float | None:
 def source_limits(manifest_path: Path | str | None = None) -> list[SourceLimit]:
     """Every dbt source table and its `freshness:` thresholds, read from the dbt manifest."""
     if manifest_path is None:
-        from include.pipeline.transform.cosmos_config import DBT_MANIFEST as manifest_path
+        manifest_path = settings.DBT_MANIFEST
     path = Path(manifest_path)
     if not path.exists():
         raise FileNotFoundError(
@@ -136,7 +138,7 @@ def quarantine_relations(cur) -> dict[str, int]:
     cur.execute(
         "select table_schema, table_name from information_schema.tables"
         " where table_name like %s and table_schema not in ('pg_catalog', 'information_schema', %s)",
-        ("%quarantine%", config.SCHEMA),
+        ("%quarantine%", settings.METRICS_SCHEMA),
     )
     from psycopg2 import sql
 
@@ -313,7 +315,6 @@ class FreshnessGate(BaseSensorOperator):
         return synced
 
     def poke(self, context) -> bool:
-        import psycopg2
 
         now = dt.datetime.now(dt.UTC)
         end = context.get("data_interval_end") or now
@@ -326,9 +327,7 @@ class FreshnessGate(BaseSensorOperator):
             by_conn.setdefault(streams.get(lim.table, (DEFAULT_CONN_ID, ""))[0], []).append(lim)
         figures, quarantined = [], {}
         for conn_id, tables in by_conn.items():
-            c = BaseHook.get_connection(conn_id)
-            conn = psycopg2.connect(host=c.host, port=int(c.port or 5432), user=c.login, password=c.password,
-                                    dbname=c.schema, connect_timeout=10)  # fmt: skip
+            conn = Warehouse.from_airflow_connection(conn_id).connect()
             try:
                 with conn, conn.cursor() as cur:
                     figures += [measure(cur, lim.table, lim.loaded_at_field) for lim in tables]
@@ -336,9 +335,7 @@ class FreshnessGate(BaseSensorOperator):
                 conn.close()
         # the raw tables were read as their destination's role (the ingest role owns them); the
         # quarantine relations are dbt's, read as the transform role (the ingest role cannot see them)
-        c = BaseHook.get_connection(DEFAULT_CONN_ID)
-        conn = psycopg2.connect(host=c.host, port=int(c.port or 5432), user=c.login, password=c.password,
-                                dbname=c.schema, connect_timeout=10)  # fmt: skip
+        conn = Warehouse.from_airflow_connection(DEFAULT_CONN_ID).connect()
         try:
             with conn, conn.cursor() as cur:
                 quarantined.update(quarantine_relations(cur))

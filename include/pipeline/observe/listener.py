@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from airflow.listeners import hookimpl
 
-from include.pipeline.observe import config, writer
+from include.pipeline import settings
+from include.pipeline.observe import writer
 
 log = logging.getLogger("stack.metrics")
 
@@ -85,7 +87,7 @@ def task_statements(ti, event: str, error=None) -> list[tuple[str, dict]]:
 
 
 def _record_task(ti, event: str, error=None) -> None:
-    if not config.enabled():
+    if not settings.metrics_enabled():
         return
     try:
         what = f"task {event} of {ti.dag_id}.{ti.task_id} ({ti.run_id}, try {ti.try_number})"
@@ -118,15 +120,16 @@ def on_task_instance_skipped(previous_state, task_instance):
 
 
 # -- DAG runs ---------------------------------------------------------------------------------
-def _all_tries(dag_run) -> list:
-    """Every task try of the run: current task instances and the history of earlier tries.
+Tries = tuple[list, list]  # (the run's current task instances, the earlier tries from the history)
+
+
+def read_tries(dag_run) -> Tries:
+    """Every task try of the run, from the metadata DB: current task instances and history.
 
     Reads in the session the run is attached to (the scheduler's / `dags test`'s, without
     flushing, committing or closing it), else in a session of our own; never through
     provide_session, which would close the caller's thread-local session under it.
     """
-    if type(dag_run).__name__ != "DagRun":
-        return list(dag_run.get_task_instances())  # a plain object (tests): no metadata DB
     from airflow import settings as airflow_settings
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.taskinstancehistory import TaskInstanceHistory
@@ -137,23 +140,26 @@ def _all_tries(dag_run) -> list:
     session = own or Session(bind=airflow_settings.engine or airflow_settings.get_engine())
     try:
         with session.no_autoflush:
-            tries = []
-            for model in (TaskInstance, TaskInstanceHistory):
-                tries += session.scalars(
-                    select(model).where(model.dag_id == dag_run.dag_id, model.run_id == dag_run.run_id)
-                ).all()
-            return tries
+            current, history = (
+                list(session.scalars(select(m).where(m.dag_id == dag_run.dag_id, m.run_id == dag_run.run_id)))
+                for m in (TaskInstance, TaskInstanceHistory)
+            )
+            return current, history
     finally:
         if own is None:
             session.close()
 
 
-def dag_run_statements(dag_run, msg: str | None, *, with_tasks: bool, event_state: str | None = None):
-    """Upserts for one DAG-run event; `event_state` (the hook's own state) wins over the object's."""
+def dag_run_statements(dag_run, msg: str | None, *, tries: Tries | None, event_state: str | None = None):
+    """Upserts for one DAG-run event; `event_state` (the hook's own state) wins over the object's.
+
+    `tries`: the run's task tries to record with it (`read_tries`), None for an event without them.
+    """
+    with_tasks = tries is not None
     state = event_state or _state(dag_run.state)
     statements = []
-    tis = _all_tries(dag_run) if with_tasks else []
-    current = [ti for ti in tis if type(ti).__name__ != "TaskInstanceHistory"]
+    current, history = tries or ([], [])
+    tis = [*current, *history]
     for ti in tis:
         if int(ti.try_number or 0) < 1:
             continue  # never ran (e.g. upstream_failed before a try): no try to record
@@ -204,12 +210,15 @@ def dag_run_statements(dag_run, msg: str | None, *, with_tasks: bool, event_stat
     return statements
 
 
-def _record_dag_run(dag_run, msg: str | None, event_state: str, *, with_tasks: bool) -> None:
-    if not config.enabled():
+def record_dag_run(dag_run, msg: str | None, event_state: str, *, tries: Callable[[object], Tries] | None) -> None:
+    """Record one DAG-run event, with the run's task tries when `tries` (a reader such as
+    `read_tries`) is given; never raises: a metrics failure is one warning."""
+    if not settings.metrics_enabled():
         return
     try:
         what = f"DAG run {event_state} of {dag_run.dag_id} ({dag_run.run_id})"
-        statements = dag_run_statements(dag_run, msg, with_tasks=with_tasks, event_state=event_state)
+        found = tries(dag_run) if tries is not None else None
+        statements = dag_run_statements(dag_run, msg, tries=found, event_state=event_state)
         writer.write(what, statements, in_task=False)
     except Exception as exc:  # noqa: BLE001
         log.warning("%s DAG run event not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
@@ -217,14 +226,14 @@ def _record_dag_run(dag_run, msg: str | None, event_state: str, *, with_tasks: b
 
 @hookimpl
 def on_dag_run_running(dag_run, msg):
-    _record_dag_run(dag_run, msg, "running", with_tasks=False)
+    record_dag_run(dag_run, msg, "running", tries=None)
 
 
 @hookimpl
 def on_dag_run_success(dag_run, msg):
-    _record_dag_run(dag_run, msg, "success", with_tasks=True)
+    record_dag_run(dag_run, msg, "success", tries=read_tries)
 
 
 @hookimpl
 def on_dag_run_failed(dag_run, msg):
-    _record_dag_run(dag_run, msg, "failed", with_tasks=True)
+    record_dag_run(dag_run, msg, "failed", tries=read_tries)

@@ -22,7 +22,7 @@ MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "metrics"
 _NAME = re.compile(r"^V(\d{3})__[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x5354414B  # "STAK": the advisory lock of metrics migrations
 # A migration's own `create schema if not exists metrics;`, dropped when the schema exists (above).
-_CREATE_SCHEMA = re.compile(rf"^\s*create\s+schema\s+if\s+not\s+exists\s+{config.SCHEMA}\s*;", re.I | re.M)
+_CREATE_SCHEMA = re.compile(rf"^\s*create\s+schema\s+if\s+not\s+exists\s+{settings.METRICS_SCHEMA}\s*;", re.I | re.M)
 
 
 class MigrationError(RuntimeError):
@@ -49,13 +49,13 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
     try:
         with conn, conn.cursor() as cur:
             cur.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            ledger = sql.Identifier(config.SCHEMA, "schema_migrations")
+            ledger = sql.Identifier(settings.METRICS_SCHEMA, "schema_migrations")
             # The warehouse's metrics role owns the schema but may not create schemas, and Postgres
             # checks that privilege before it sees `if not exists`: create only what is missing.
-            cur.execute("select 1 from pg_namespace where nspname = %s", (config.SCHEMA,))
+            cur.execute("select 1 from pg_namespace where nspname = %s", (settings.METRICS_SCHEMA,))
             schema_exists = cur.fetchone() is not None
             if not schema_exists:
-                cur.execute(sql.SQL("create schema {}").format(sql.Identifier(config.SCHEMA)))
+                cur.execute(sql.SQL("create schema {}").format(sql.Identifier(settings.METRICS_SCHEMA)))
             cur.execute(
                 sql.SQL(
                     "create table if not exists {} ("

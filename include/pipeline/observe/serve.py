@@ -27,13 +27,13 @@ def streamlit_command(port: int) -> list[str]:
 
 
 def main() -> int:
-    from include.pipeline import cli
+    from include.pipeline.services.stack import start_services
 
     if os.environ.get("STACK_DASHBOARD_NO_SERVICES") != "1":
-        cli.start_services()
+        start_services()
     port = int(os.environ.get("DASHBOARD_PORT", "8501"))
-    env = cli.stack_env()
-    cli.say(f"dashboard on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    env = settings.stack_env()
+    print(f"==> dashboard on http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
     os.execvpe(sys.executable, streamlit_command(port), env)  # noqa: S606 - becomes the Streamlit server
 
 

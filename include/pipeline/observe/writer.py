@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from include.pipeline import settings
 from include.pipeline.observe import config
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _airflow_connection_params(conn_id: str, *, in_task: bool) -> dict | None:
         "user": conn.login,
         "password": conn.password,
         "dbname": conn.schema,
-        "connect_timeout": int(extra.get("connect_timeout", config.DEFAULT_CONNECT_TIMEOUT)),
+        "connect_timeout": int(extra.get("connect_timeout", settings.METRICS_CONNECT_TIMEOUT)),
     }
 
 
@@ -95,7 +96,11 @@ def connection_params(*, in_task: bool = True) -> dict:
     """
     global _params_cache
     if _params_cache is None:
-        params = _airflow_connection_params(config.CONN_ID, in_task=in_task) if "AIRFLOW_HOME" in os.environ else None
+        params = (
+            _airflow_connection_params(settings.METRICS_CONN_ID, in_task=in_task)
+            if "AIRFLOW_HOME" in os.environ
+            else None
+        )
         _params_cache = params or config.params_from_env()
     return dict(_params_cache)
 
@@ -113,7 +118,7 @@ def connect(params: dict | None = None, *, deadline: float | None = None):
     import psycopg2
 
     params = dict(params or connection_params())
-    params.setdefault("connect_timeout", config.DEFAULT_CONNECT_TIMEOUT)
+    params.setdefault("connect_timeout", settings.METRICS_CONNECT_TIMEOUT)
     for key, value in KEEPALIVES.items():
         params.setdefault(key, value)
     conn = psycopg2.connect(
@@ -197,7 +202,7 @@ def write(
     `what` names the event for the warning ("task success of ecommerce_daily.transform.x try 1").
     """
     global _down_until, _down_reason
-    if not config.enabled():
+    if not settings.metrics_enabled():
         return False
     statements = list(statements)
     if not statements:
@@ -292,7 +297,7 @@ def upsert(
     ]
     updates += [sql.SQL("{} = {}").format(ident(c), expr(e)) for c, e in overrides.items() if c not in row]
     statement = sql.SQL("insert into {table} as t ({cols}) values ({values}) on conflict ({key}) do {action}").format(
-        table=sql.Identifier(config.SCHEMA, table),
+        table=sql.Identifier(settings.METRICS_SCHEMA, table),
         cols=sql.SQL(", ").join(map(ident, cols)),
         values=sql.SQL(", ").join(sql.Placeholder(c) for c in cols),
         key=sql.SQL(", ").join(map(ident, key)),

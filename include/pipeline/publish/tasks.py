@@ -19,8 +19,8 @@ from include.pipeline.publish import lake
 
 log = logging.getLogger(__name__)
 
-DBT_PROJECT = settings.REPO_ROOT / "include" / "dbt"
-DBT_MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+DBT_PROJECT = settings.DBT_PROJECT_DIR  # DBT_PROJECT_DIR / DBT_MANIFEST_PATH, as Cosmos reads them
+DBT_MANIFEST = settings.DBT_MANIFEST
 
 
 def mart_models(project: Path = DBT_PROJECT) -> list[str]:
@@ -50,13 +50,9 @@ READER_CONN_ID = "warehouse_reader"  # publish only reads the marts: the read-on
 
 
 def _warehouse_connection(conn_id: str = READER_CONN_ID):
-    import psycopg2
+    from include.pipeline.settings import Warehouse
 
-    conn = BaseHook.get_connection(conn_id)
-    return psycopg2.connect(
-        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema,
-        application_name="stack-publish",
-    )  # fmt: skip
+    return Warehouse.from_airflow_connection(conn_id).connect(application_name="stack-publish")
 
 
 def _invocation_id(run_id: str) -> str | None:

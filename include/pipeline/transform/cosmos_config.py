@@ -15,31 +15,25 @@ A retried or cleared sensor runs its own node again (`dbt run` / `dbt test --sel
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from include.pipeline import settings
 
-DBT_PROJECT_DIR = settings.DBT_PROJECT_DIR
-DBT_MANIFEST = Path(os.environ.get("DBT_MANIFEST_PATH", DBT_PROJECT_DIR / "target" / "manifest.json"))
-DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE", settings.REPO_ROOT / ".venv" / "bin" / "dbt"))
-# dbt connects as the warehouse's transform role: it reads raw and owns the schemas it builds.
-WAREHOUSE_CONN_ID = os.environ.get("WAREHOUSE_CONN_ID", "warehouse_transform")
-DBT_TARGET_SCHEMA = os.environ.get("DBT_TARGET_SCHEMA", "analytics")
+# Paths and names come from settings.py (DBT_PROJECT_DIR, DBT_MANIFEST, DBT_EXECUTABLE,
+# DBT_CONN_ID, DBT_TARGET_SCHEMA). dbt connects as the warehouse's transform role: it reads
+# raw and owns the schemas it builds.
 
 
 def project_config() -> ProjectConfig:
-    if not DBT_MANIFEST.exists():
+    if not settings.DBT_MANIFEST.exists():
         raise FileNotFoundError(
-            f"dbt manifest {DBT_MANIFEST} is missing: run `make setup` (it runs `dbt parse`), or set DBT_MANIFEST_PATH"
+            f"dbt manifest {settings.DBT_MANIFEST} is missing: run `make setup` (it runs `dbt parse`), or set DBT_MANIFEST_PATH"
         )
     return ProjectConfig(
-        dbt_project_path=DBT_PROJECT_DIR,
-        manifest_path=DBT_MANIFEST,
+        dbt_project_path=settings.DBT_PROJECT_DIR,
+        manifest_path=settings.DBT_MANIFEST,
         project_name="ecommerce",
         install_dbt_deps=False,  # no dbt hub packages: the hub is unreachable from these machines
         env_vars={"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
@@ -50,15 +44,15 @@ profile_config = ProfileConfig(
     profile_name="ecommerce",
     target_name="airflow",
     profile_mapping=PostgresUserPasswordProfileMapping(
-        conn_id=WAREHOUSE_CONN_ID,
-        profile_args={"schema": DBT_TARGET_SCHEMA, "threads": 2},
+        conn_id=settings.DBT_CONN_ID,
+        profile_args={"schema": settings.DBT_TARGET_SCHEMA, "threads": 2},
     ),
 )
 
 execution_config = ExecutionConfig(
     execution_mode=ExecutionMode.WATCHER,
     invocation_mode=InvocationMode.DBT_RUNNER,
-    dbt_executable_path=DBT_EXECUTABLE,
+    dbt_executable_path=settings.DBT_EXECUTABLE,
 )
 
 # The per-node sensors of watcher mode: poll the producer's XCom every second (Cosmos's default
@@ -103,10 +97,10 @@ def docs_task(task_id: str = "dbt_docs"):
 
     return DbtDocsLocalOperator(
         task_id=task_id,
-        project_dir=str(DBT_PROJECT_DIR),
+        project_dir=str(settings.DBT_PROJECT_DIR),
         profile_config=profile_config,
         invocation_mode=InvocationMode.DBT_RUNNER,
-        dbt_executable_path=str(DBT_EXECUTABLE),
+        dbt_executable_path=str(settings.DBT_EXECUTABLE),
         install_deps=False,
         callback=keep_docs,
         env={"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},

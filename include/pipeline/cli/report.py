@@ -1,6 +1,6 @@
 """The summary printed after a run: task states, rows per layer, duplicate keys, wall time.
 
-`python -m include.pipeline.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
+`python -m include.pipeline.cli.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
 environment. Exits 1 when any task of the run did not succeed (or the run is missing).
 """
 
@@ -24,7 +24,7 @@ OK_STATES = {"success", "skipped"}
 def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
     """(run state, {task_id: state}) of the run of `dag_id` whose logical date is `date`."""
     from airflow.models import DagRun, TaskInstance
-    from airflow.utils import timezone
+    from airflow.sdk import timezone
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -79,9 +79,7 @@ def table_figures(rows: list[Relation]) -> list[tuple[str, str, str, str]]:
     """(layer, schema.name, rows, duplicate keys); every name is a quoted identifier, never text in SQL."""
     wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     out = []
-    conn = psycopg2.connect(
-        host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5
-    )
+    conn = wh.connect(connect_timeout=5)
     # autocommit, and no `with conn`: since psycopg2 2.9 that block opens a transaction even in
     # autocommit, so one missing relation would abort it and show every later one as missing
     conn.autocommit = True

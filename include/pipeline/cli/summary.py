@@ -19,9 +19,7 @@ def mart_rows() -> dict[str, int | None]:
     wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     queries = {m: sql.SQL("select count(*) from {}").format(sql.Identifier("marts", m)) for m in MARTS} | EXTRA
     out: dict[str, int | None] = {}
-    conn = psycopg2.connect(
-        host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database, connect_timeout=5
-    )
+    conn = wh.connect(connect_timeout=5)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

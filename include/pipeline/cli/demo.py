@@ -1,0 +1,173 @@
+"""`demo`: services, Airflow's DB and settings, then the daily DAG for N days, one line per task.
+
+Airflow's own output (thousands of lines: every task's log, since `dags test` runs the tasks
+in-process) goes to a file whose path is printed first; the terminal shows one progress line per
+task as it finishes (task, state, seconds), read from Airflow's metadata DB, then the summary
+of each day (report.py) and, over several days, the marts growing (summary.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from include.pipeline import settings
+from include.pipeline.cli._common import PY, run, say
+from include.pipeline.cli.airflow import migrate_and_load_settings
+from include.pipeline.services.stack import start_services
+
+DAG_ID = settings.DAG_ID
+# The demo's default last day: a week into the shop's life (it starts on the DAG's start_date,
+# 2026-01-01, and grows by 20 customers a day), so `make demo` is quick and prints the same
+# figures every time. Any later date works too: DATE=2026-11-20 is a shop of 7,460 customers.
+DEMO_DATE = "2026-01-07"
+# A task instance in one of these states will not run again in this try: its line is printed.
+DONE_STATES = ("success", "failed", "skipped", "upstream_failed", "removed", "up_for_retry")
+
+
+class TaskProgress:
+    """Finished task instances of the newest run of a DAG, read from Airflow's metadata DB.
+
+    Only runs created after this object (a higher dag_run id) count: `dags test` deletes and
+    recreates the run of a logical date it has seen before.
+    """
+
+    def __init__(self, database_url: str, dag_id: str):
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(database_url)
+        self.dag_id = dag_id
+        self.after_id = self._scalar("select coalesce(max(id), 0) from dag_run where dag_id = :d") or 0
+        self.run_id: str | None = None
+        self.seen: set[tuple] = set()
+
+    def _scalar(self, query: str, **params):
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            return conn.execute(text(query), {"d": self.dag_id, **params}).scalar()
+
+    def new_lines(self) -> list[str]:
+        """One line per task instance that finished since the last call (SQLite busy: none yet)."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            if self.run_id is None:
+                self.run_id = self._scalar(
+                    "select run_id from dag_run where dag_id = :d and id > :after order by id desc limit 1",
+                    after=self.after_id,
+                )
+                if self.run_id is None:
+                    return []
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "select task_id, map_index, try_number, state, duration from task_instance "
+                        "where dag_id = :d and run_id = :r order by end_date, task_id"
+                    ),
+                    {"d": self.dag_id, "r": self.run_id},
+                ).all()
+        except OperationalError:  # the run holds SQLite's write lock for a moment: next poll
+            return []
+        lines = []
+        total = len(rows)
+        for task_id, map_index, try_number, state, duration in rows:
+            key = (task_id, map_index, try_number, state)
+            if state not in DONE_STATES or key in self.seen:
+                continue
+            self.seen.add(key)
+            name = task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
+            done = len({k[:2] for k in self.seen if k[3] != "up_for_retry"})
+            seconds = "" if duration is None else f"{duration:7.1f} s"
+            retry = f" (try {try_number})" if try_number and try_number > 1 else ""
+            lines.append(f"  [{done:>3}/{total}] {name:<60} {state:<16}{seconds}{retry}")
+        return lines
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def run_day(day: str, conf: list[str], env: dict[str, str], log_path: Path, poll: float = 1.0) -> int:
+    """`dags test` of DAG_ID for `day`, its output appended to `log_path`, progress printed."""
+    progress = TaskProgress(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], DAG_ID)
+    try:
+        with log_path.open("a") as log:
+            log.write(f"\n===== {DAG_ID} {day} {' '.join(conf)} =====\n")
+            log.flush()
+            proc = subprocess.Popen(
+                [PY, "-m", "include.pipeline.cli.dag_test", DAG_ID, day, *conf],
+                env=env, cwd=settings.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                while proc.poll() is None:
+                    for line in progress.new_lines():
+                        print(line, flush=True)
+                    time.sleep(poll)
+            except KeyboardInterrupt:
+                proc.terminate()
+                proc.wait(timeout=60)
+                raise
+        for line in progress.new_lines():  # what finished between the last poll and the exit
+            print(line, flush=True)
+        return proc.returncode
+    finally:
+        progress.close()
+
+
+def demo_days(date: str, days: int) -> list[str]:
+    """The `days` consecutive logical dates ending at `date`, oldest first."""
+    end = dt.date.fromisoformat(date)
+    return [(end - dt.timedelta(days=n)).isoformat() for n in reversed(range(days))]
+
+
+def new_log_path() -> Path:
+    folder = settings.LOCAL_DIR / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"demo-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    date = args.date or DEMO_DATE
+    try:
+        dt.date.fromisoformat(date)
+    except ValueError:
+        print(f"error: DATE={date!r} is not a date; use YYYY-MM-DD, e.g. make demo DATE=2026-11-21", file=sys.stderr)
+        return 2
+    if args.days < 1:
+        print(f"error: --days {args.days}: give 1 or more (DAYS=3 runs the 3 days ending at DATE)", file=sys.stderr)
+        return 2
+    start_services()
+    migrate_and_load_settings()
+    from include.pipeline.cli.summary import mart_rows, print_growth
+
+    days = demo_days(date, args.days)
+    conf = ["--conf", json.dumps({"full_refresh": True})] if args.full_refresh else []
+    log_path = new_log_path()
+    say(f"Airflow's full log (every task's output): {log_path}")
+    env = settings.stack_env()
+    growth: dict[str, dict[str, int | None]] = {}
+    worst = 0
+    for day in days:  # consecutive logical dates, ending at DATE: the shop grows and changes each day
+        started = started if day == days[0] else time.monotonic()
+        say(f"{DAG_ID} for {day}" + (" (full refresh)" if conf else "") + ": one line per task as it finishes")
+        dag_started = time.monotonic()
+        code = run_day(day, conf, env, log_path)
+        dag_seconds = time.monotonic() - dag_started
+        if code:
+            say(f"`airflow dags test` exited {code}: the log says why ({log_path})")
+        seconds = [f"{dag_seconds:.1f}", f"{time.monotonic() - started:.1f}"]
+        report = run([PY, "-m", "include.pipeline.cli.report", DAG_ID, day, *seconds], env=env, check=False)
+        worst = worst or code or report.returncode
+        if len(days) > 1:
+            growth[day] = mart_rows()
+    if len(days) > 1:
+        print_growth(growth)
+    say(f"full log: {log_path}")
+    return worst

@@ -1,0 +1,46 @@
+"""`services start | stop | status | url`: the embedded Postgres and S3 (services/stack.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from include.pipeline import settings
+from include.pipeline.cli._common import say
+from include.pipeline.services import stack
+
+
+def print_urls() -> None:
+    wh = settings.Warehouse.from_settings()
+    print(f"  warehouse Postgres : {wh.uri(hide_password=True)}")
+    print(
+        f'                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; psql "$(make -s warehouse-url)")'
+    )
+    exports = settings.S3.from_settings()
+    print(f"  shop exports S3    : {exports.endpoint or '(not started)'}  bucket s3://{settings.EXPORTS_BUCKET}/")
+    from include.pipeline.publish.lake import bucket as lake_bucket
+
+    print(f"  lake (same S3)     : s3://{lake_bucket()}/marts/<mart>/ds=<ds>/, s3://{lake_bucket()}/artifacts/")
+    print(f"                       (keys: S3_ACCESS_KEY, S3_SECRET_KEY in {settings.ENV_FILE})")
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        stack.start_services()
+        say("services are up")
+        print_urls()
+    elif args.action == "stop":
+        for line in stack.stop_services():
+            say(line)
+    elif args.action == "url":
+        print(settings.Warehouse.from_settings().uri())
+    else:
+        running = stack.postgres().running_pid_and_port()
+        print(f"postgres: {f'running (pid {running[0]}, port {running[1]})' if running else 'stopped'}")
+        server = stack.s3()
+        if server is not None:
+            pid = server.running_pid()
+            print(f"s3: {f'running (pid {pid}, {server.endpoint})' if pid and server.ports else 'stopped'}")
+        if running:
+            print_urls()
+        return 0 if running else 3
+    return 0

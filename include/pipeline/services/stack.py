@@ -1,0 +1,93 @@
+"""The project's embedded services, configured from settings: start, stop, and where they are.
+
+Not part of the CLI so that `make dashboard` (observe/serve.py) and the CLI start the same
+services the same way, under the same lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+
+from include.pipeline import settings
+from include.pipeline.services import ServiceError, exclusive
+from include.pipeline.services.postgres import EmbeddedPostgres
+from include.pipeline.services.s3 import EmbeddedS3
+
+
+def postgres() -> EmbeddedPostgres:
+    """The embedded warehouse Postgres, at the port it last ran on (or WAREHOUSE_PORT)."""
+    password = settings.setting("WAREHOUSE_PASSWORD")
+    if not password:
+        raise ServiceError(f"WAREHOUSE_PASSWORD is not set: run `make setup` to generate {settings.ENV_FILE}")
+    port = settings.setting("WAREHOUSE_PORT") or settings.services_state().get("postgres", {}).get("port")
+    return EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password=password, port=int(port) if port else None)
+
+
+def s3() -> EmbeddedS3 | None:
+    """The embedded S3 server, or None when S3_ENDPOINT points at another one."""
+    if os.environ.get("S3_ENDPOINT"):
+        return None
+    keys = settings.S3.from_settings()
+    ports = settings.services_state().get("s3", {}).get("ports", {})
+    from include.pipeline.publish.lake import bucket as lake_bucket
+
+    buckets = (settings.EXPORTS_BUCKET, lake_bucket())
+    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), buckets)
+
+
+@contextlib.contextmanager
+def services_lock() -> Iterator[None]:
+    """One start or stop of the embedded services at a time (services/__init__.py `exclusive`)."""
+    with exclusive(settings.LOCAL_DIR / "services.lock"):
+        yield
+
+
+def start_services() -> None:
+    """Start Postgres and S3 (a no-op for what already runs) and record their ports."""
+    with services_lock():
+        _start_services()
+
+
+def _start_services() -> None:
+    settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
+    pg = postgres()
+    port = pg.start()
+    state = settings.services_state()
+    state["postgres"] = {"port": port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
+    settings.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
+    server = s3()
+    if server is not None:
+        try:
+            server.start()
+        finally:  # ports are kept even when the start failed, so `make stop` finds the process
+            state["s3"] = server.state() if server.ports else {}
+            settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
+
+
+def stop_services() -> list[str]:
+    """Stop what runs; one line per service saying what happened.
+
+    Stopping needs no secret: on a fresh clone (no .env, nothing ever started) or after `make
+    clean`, there is nothing to stop and this says so instead of failing.
+    """
+    if not settings.LOCAL_DIR.exists():
+        return [f"nothing to stop ({settings.LOCAL_DIR} does not exist: no service was started here)"]
+    lines = []
+    with services_lock():
+        if settings.setting("WAREHOUSE_PASSWORD"):
+            lines.append("postgres stopped" if postgres().stop() else "postgres was not running")
+        elif (settings.LOCAL_DIR / "postgres" / "data").exists():
+            # stopping does not use the password: any value serves to build the handle
+            pg = EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password="unused-by-stop")  # noqa: S106
+            lines.append("postgres stopped" if pg.stop() else "postgres was not running")
+        if os.environ.get("S3_ENDPOINT"):
+            return lines
+        if settings.setting("S3_ACCESS_KEY") and settings.setting("S3_SECRET_KEY"):
+            server = s3()
+            if server is not None:
+                lines.append("s3 stopped" if server.stop() else "s3 was not running")
+    return lines
