@@ -17,7 +17,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, Destination, Source, Stream
+from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
 
 pytestmark = pytest.mark.integration
@@ -48,9 +48,15 @@ def counted_source(tmp_path, monkeypatch):
 def connection(records: Path, **config) -> Connection:
     return Connection(
         name="metadata_test",
-        source=Source("protocol", "source-protocol-test", {"records_file": str(records), **config}),
-        destination=Destination("warehouse", "postgres", "raw", "warehouse"),
-        streams=(Stream("items", "incremental_deduped_history", "updated_at", ("id",)),),
+        source=Source(
+            name="protocol", connector="source-protocol-test", config={"records_file": str(records), **config}
+        ),
+        destination=PostgresDestination(name="warehouse", schema="raw", airflow_conn_id="warehouse"),
+        streams=(
+            Stream(
+                name="items", sync_mode="incremental_deduped_history", cursor_field="updated_at", primary_key=("id",)
+            ),
+        ),
     )
 
 
