@@ -10,8 +10,8 @@ import os
 import pytest
 
 from include.pipeline import settings
-from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 

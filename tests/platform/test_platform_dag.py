@@ -13,8 +13,8 @@ import pytest
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import WarehouseTarget, sync_connection
 from include.pipeline.settings import read_env_file
-from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 DATE, FAILING_DATE = "2026-01-05", "2026-01-06"

@@ -21,8 +21,8 @@ from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop
 from include.pipeline.ingest.embedded import WarehouseTarget
 from include.pipeline.ingest.shop import ShopHistory, day_index
 from include.pipeline.observe import freshness
-from tests.conftest import new_database
-from tests.transform.conftest import Dbt
+from tests.support.dbt import Dbt
+from tests.support.postgres import new_database
 
 pytestmark = pytest.mark.integration
 
