@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ class Stack:
         """
         self.cli("services", "stop")
         try:
-            shutil.copytree(self.root, root, symlinks=True)
+            shutil.copytree(self.root, root, symlinks=True, ignore=_sockets)
         finally:
             self.cli("services", "start")
         copy = Stack(root)
@@ -87,6 +88,11 @@ class Stack:
         copy.cli("services", "start")
         copy.cli("settings")  # Airflow's connections to the copy's warehouse port
         return copy
+
+
+def _sockets(folder: str, names: list[str]) -> list[str]:
+    """The Unix sockets in `folder` (weed's s3.sock): not files, and the copy's server makes its own."""
+    return [n for n in names if stat.S_ISSOCK(os.lstat(os.path.join(folder, n)).st_mode)]
 
 
 @pytest.fixture(scope="session")
