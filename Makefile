@@ -13,7 +13,7 @@ DAYS ?= 3
 export STACK_UV := $(UV)
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup services stop status warehouse-url settings demo up password test lint lock \
+.PHONY: help setup services stop status warehouse-url settings demo up password test test-fast lint lock \
         check-connections catalogs clean airbyte-plan airbyte-apply
 
 help: ## List the targets
@@ -56,6 +56,9 @@ password: ## Print the Airflow web UI login
 test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium: installed as root)
 	@.ci/ensure-chromium
 	@$(PY) -m pytest
+
+test-fast: setup ## The inner loop: every test but the whole DAG runs (pytest -m "not e2e"); CI runs `make test`
+	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	@$(VENV)/bin/ruff check .

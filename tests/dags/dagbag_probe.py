@@ -59,6 +59,7 @@ print(
                     "doc_md": dag.doc_md or "",
                     "schedule": str(dag.schedule),
                     "catchup": dag.catchup,
+                    "start_date": str(dag.start_date) if dag.start_date else None,
                     "tasks": {
                         t.task_id: {
                             "owner": t.owner,

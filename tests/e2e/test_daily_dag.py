@@ -8,7 +8,7 @@ from psycopg2 import sql
 from include.pipeline import identifiers
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts
-from tests.conftest import E2E_DATE
+from tests.support import E2E_DATE
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,8 @@ def counts(stack) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(stack):
+def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(own_stack):
+    stack = own_stack  # the reruns replace the day's run
     out = stack.first_run.stdout
     assert "run state: success" in out, out[-3000:]
     assert "not successful" not in out

@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from include.pipeline.services import find_free_port
-from tests.conftest import REPO_ROOT, Stack
+from tests.support import REPO_ROOT
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 RUN_DATE = "2026-01-04"

@@ -13,7 +13,7 @@ import os
 import subprocess
 
 from include.pipeline.ingest import embedded
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 COMPARE = r"""
 import importlib.util, json, sys

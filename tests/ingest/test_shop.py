@@ -18,7 +18,7 @@ from dataclasses import replace
 import pytest
 
 from include.pipeline.ingest.shop import ShopSettings, export_day
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

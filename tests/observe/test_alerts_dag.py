@@ -1,4 +1,4 @@
-"""The alerts and the freshness gate in real runs, on the session's e2e stack (no new stack)."""
+"""The alerts and the freshness gate in real runs: the session e2e stack, and a copy of it (`own_stack`) for the failing run."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_the_daily_run_passed_the_gate_at_its_first_check_with_no_alert_configur
     assert tries == [("freshness", "success")]
 
 
-def test_a_task_failing_all_its_tries_sends_one_task_alert_and_one_run_alert_per_channel(stack, tmp_path):
+def test_a_task_failing_all_its_tries_sends_one_task_alert_and_one_run_alert_per_channel(own_stack, tmp_path):
     """`airflow dags test` of a DAG whose task fails 3 tries (2 retries) on the stack's Airflow,
     alert connections pointing at the receivers: no storm, one alert per event per channel."""
     dags = tmp_path / "dags"  # `dags test -f` needs the file inside the dags folder
@@ -44,18 +44,10 @@ def test_a_task_failing_all_its_tries_sends_one_task_alert_and_one_run_alert_per
     shutil.copy(PROBE, dags / PROBE.name)
     with SmtpReceiver("alerts", secrets.token_hex(8)) as box, WebhookReceiver() as hook:
         env = connection_env(box, hook, secrets.token_hex(8)) | {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
-        saved = {k: stack.env.get(k) for k in env}
-        stack.env.update(env)
-        try:
-            proc = stack.cli(
-                "airflow", "dags", "test", "alerts_probe", "2026-01-05", "-f", str(dags / PROBE.name), check=False
-            )
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    stack.env.pop(k, None)
-                else:
-                    stack.env[k] = v
+        own_stack.env.update(env)  # a copy of the session stack: no other test sees these
+        proc = own_stack.cli(
+            "airflow", "dags", "test", "alerts_probe", "2026-01-05", "-f", str(dags / PROBE.name), check=False
+        )
         out = proc.stdout + proc.stderr
         tries = out.count("the source answered 503")
         events = sorted(p["json"]["event"] for p in hook.posts)

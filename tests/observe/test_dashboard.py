@@ -17,7 +17,7 @@ import pytest
 
 from include.pipeline.observe import dashboards
 from include.pipeline.services import find_free_port
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import E2E_DATE
+from tests.support import E2E_DATE
 
 pytestmark = pytest.mark.e2e
 
@@ -17,18 +17,11 @@ def dags_test_seconds(out: str) -> float:
     return float(re.search(r"wall time: dags test ([\d.]+) s", out).group(1))
 
 
-def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(stack, blackhole):
+def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(own_stack, blackhole):
+    stack = own_stack  # this run points the metrics connection at a hung port
     run_id_of = re.compile(r"DagRun Finished: dag_id=ecommerce_daily, logical_date=\S+ \S+, run_id=([^,]+),")
-    original = stack.env.get("METRICS_PORT")
     stack.env["METRICS_PORT"] = str(blackhole)  # airflow_settings.yaml points connection `metrics` at it
-    try:
-        down = stack.cli("demo", "--date", E2E_DATE, check=False)
-    finally:
-        if original is None:
-            stack.env.pop("METRICS_PORT")
-        else:
-            stack.env["METRICS_PORT"] = original
-        stack.cli("settings")  # the connection back to the real metrics database for the other tests
+    down = stack.cli("demo", "--date", E2E_DATE, check=False)  # a stack of its own: nothing to put back
     out = down.stdout + down.stderr + stack.demo_log(down)
     assert down.returncode == 0, out[-4000:]
     summary = re.search(r"run state: (\w+); tasks: (\d+) success\n", down.stdout)

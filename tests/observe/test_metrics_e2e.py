@@ -13,7 +13,7 @@ from psycopg2 import sql
 
 from include.pipeline import settings
 from include.pipeline.observe import dashboards
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from include.pipeline.observe import listener, schema, writer
-from tests.observe.test_reliability import _warnings, runtime_ti
+from tests.support.metrics import metrics_warnings as _warnings
+from tests.support.metrics import runtime_ti
 
 pytestmark = pytest.mark.integration
 

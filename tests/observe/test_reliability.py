@@ -17,19 +17,10 @@ from types import SimpleNamespace
 import pytest
 
 from include.pipeline.observe import callbacks, freshness, listener, schema, writer
+from tests.support.metrics import T0, runtime_ti
+from tests.support.metrics import metrics_warnings as _warnings
 
 pytestmark = pytest.mark.integration
-
-T0 = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC)
-
-
-def runtime_ti(task_id: str, try_number: int, state: str, seconds: float = 3.0):
-    """The fields of a task runner's RuntimeTaskInstance the listener reads."""
-    return SimpleNamespace(
-        dag_id="ecommerce_daily", run_id="manual__2026-01-05", task_id=task_id, map_index=-1,
-        try_number=try_number, state=state, start_date=T0, end_date=T0 + dt.timedelta(seconds=seconds),
-        task=SimpleNamespace(task_type="PythonOperator"), hostname="worker-1",
-    )  # fmt: skip
 
 
 def deliver_twice(hook, *args):
@@ -137,14 +128,6 @@ def test_case_10_sync_and_dbt_callbacks_called_twice_leave_one_row_per_stream_an
     assert sql("select subject, value from metrics.data_quality where check_name = 'quarantined_rows' order by 1") == [
         ("raw.users", 2), ("staging.quarantine", 4),
     ]  # fmt: skip
-
-
-def _warnings(caplog) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.levelno == logging.WARNING and writer.WARNING_PREFIX in r.getMessage()
-    ]
 
 
 def test_case_9_refused_metrics_db_never_raises_and_logs_one_warning_per_callback(caplog, point_metrics_at):

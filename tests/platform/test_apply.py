@@ -10,8 +10,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
-
-from .conftest import CONNECTION
+from tests.support.airbyte import CONNECTION
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -200,7 +199,7 @@ def test_wrong_client_secret_is_a_clear_401(airbyte_api, platform_env, capsys):
 def test_the_token_is_sent_as_json_so_old_oss_servers_accept_it(platform_env, monkeypatch):
     """Older Airbyte OSS servers answer 401 to the SDK's form-encoded token request; apply sends JSON."""
     from tests.fakes.airbyte_api import FakeAirbyteApi
-    from tests.fakes.conftest import set_airbyte_conn_env
+    from tests.support.airbyte import set_airbyte_conn_env
 
     with FakeAirbyteApi(accept_form_encoded_token=False) as old:
         set_airbyte_conn_env(monkeypatch, old)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import STATE_LOST, main
-
-from .conftest import CONNECTION
+from tests.support.airbyte import CONNECTION
 
 
 def moved_source(tmp_path):

@@ -10,9 +10,9 @@ import os
 import pytest
 
 from include.pipeline import settings
-from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.platform.conftest import warehouse_only
+from tests.support.airbyte import warehouse_only
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.settings import Warehouse, read_env_file
-from tests.conftest import Stack
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.platform.conftest import warehouse_only
+from tests.support.airbyte import warehouse_only
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 DATE, FAILING_DATE = "2026-01-05", "2026-01-06"

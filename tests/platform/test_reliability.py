@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from .conftest import RecordingTI, make_operator, run_deferrable
+from tests.support.airbyte import RecordingTI, make_operator, run_deferrable
 
 BOTH = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "blocking"])
 ACTIVE = ("pending", "running", "incomplete")

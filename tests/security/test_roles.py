@@ -11,7 +11,7 @@ import pytest
 
 from include.pipeline.observe import schema as metrics_schema
 from include.pipeline.services.warehouse import migrate
-from tests.conftest import new_database, server_params
+from tests.support.postgres import new_database, server_params
 
 INGEST, TRANSFORM, METRICS, READER = "warehouse_ingest", "warehouse_transform", "warehouse_metrics", "warehouse_reader"
 DENIED = "42501"  # insufficient_privilege

@@ -45,17 +45,17 @@ def test_airflow_holds_one_connection_per_role_and_none_for_the_superuser(stack)
     }
 
 
-def test_setting_up_again_changes_nothing_and_retires_the_superusers_connection(stack):
+def test_setting_up_again_changes_nothing_and_retires_the_superusers_connection(own_stack):
     """`make settings` a second time: no migration left to apply. An Airflow upgraded from before
     the roles still had the connection `warehouse` (the superuser's): loading the settings deletes it."""
-    wh = stack.warehouse()
+    wh = own_stack.warehouse()
     params = {"host": wh.host, "port": wh.port, "user": wh.user, "password": wh.password, "dbname": wh.database}
     assert migrate(params) == []
     uri = f"postgresql://{wh.user}:{wh.password}@{wh.host}:{wh.port}/{wh.database}"
-    stack.cli("airflow", "connections", "add", "warehouse", "--conn-uri", uri)
-    out = stack.cli("settings").stdout
+    own_stack.cli("airflow", "connections", "add", "warehouse", "--conn-uri", uri)
+    out = own_stack.cli("settings").stdout
     assert "warehouse roles on" in out and "up to date" in out, out[-2000:]
     assert "1 retired connections" in out, out[-2000:]
-    with sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db") as db:
+    with sqlite3.connect(own_stack.root / ".local" / "airflow" / "airflow.db") as db:
         assert db.execute("select count(*) from connection where conn_id = 'warehouse'").fetchone() == (0,)
-    assert stack.sql("select version from public.warehouse_migrations") == [("001",)]
+    assert own_stack.sql("select version from public.warehouse_migrations") == [("001",)]

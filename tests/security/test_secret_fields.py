@@ -13,8 +13,6 @@ from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.apply import _diff, main
 from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
-from tests.fakes.conftest import airbyte_api, airbyte_conn_env  # noqa: F401 (fixtures)
-from tests.platform.conftest import platform_env  # noqa: F401 (fixture)
 
 API_SPEC = Path("/work/shared/airbyte-api-spec/api_sdk.yaml")
 
@@ -131,7 +129,7 @@ connections:
 """
 
 
-def test_case_17_plan_output_never_shows_a_secret(airbyte_api, platform_env, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_case_17_plan_output_never_shows_a_secret(airbyte_api, platform_env, tmp_path, monkeypatch, capsys):
     """A nested ssl_mode.client_key (a secret of destination-postgres's spec that this server does
     not mask) changed in the environment: the plan shows the change, masked, and no secret from
     any config anywhere in its output."""

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from include.pipeline.cli import dag_test
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 def test_airflow_dags_test_still_starts_a_run_at_its_logical_date():

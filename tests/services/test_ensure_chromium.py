@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SCRIPT = REPO_ROOT / ".ci" / "ensure-chromium"
 INSTALL = "apt-get -o APT::Sandbox::User=root install -y --no-install-recommends chromium"

@@ -17,7 +17,8 @@ import pytest
 from include.pipeline.services import port_owner
 from include.pipeline.services.postgres import EmbeddedPostgres
 from include.pipeline.settings import read_env_file
-from tests.conftest import REPO_ROOT, Stack
+from tests.support import REPO_ROOT
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from include.pipeline.services import find_free_port, port_owner
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SUPERVISE = """
 import json, sys

@@ -20,8 +20,8 @@ from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.shop import ShopHistory, day_index
 from include.pipeline.observe import freshness
-from tests.conftest import new_database
-from tests.transform.conftest import Dbt
+from tests.support.dbt import Dbt
+from tests.support.postgres import new_database
 
 pytestmark = pytest.mark.integration
 

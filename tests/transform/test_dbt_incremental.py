@@ -15,8 +15,8 @@ from psycopg2 import sql
 
 from benchmarks.synthetic_shop import add_day, fill_shop
 from include.pipeline import identifiers
-from tests.conftest import new_database
-from tests.transform.conftest import Dbt
+from tests.support.dbt import Dbt
+from tests.support.postgres import new_database
 
 pytestmark = pytest.mark.integration
 

@@ -79,8 +79,9 @@ def test_orders_has_a_primary_key_constraint_like_the_other_keyed_marts(manifest
 
 
 def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manifest):
-    """Plan-stable staging (issue 8): deduped once with the latest_extraction macro into tables
-    merged on the primary key, indexed on it and on extracted_at (the incremental cutoff)."""
+    """Plan-stable staging (issue 8): deduped once, by one macro (latest_clean_records over
+    latest_extraction), into tables merged on the primary key, indexed on it and on extracted_at
+    (the incremental cutoff)."""
     keys = {
         "stg_faker__users": "customer_id",
         "stg_faker__products": "product_id",
@@ -94,8 +95,9 @@ def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manif
         ), name  # fmt: skip
         indexes = [(tuple(i["columns"]), bool(i.get("unique"))) for i in config["indexes"]]
         assert ((key,), True) in indexes and (("extracted_at",), False) in indexes, name
-        assert "macro.ecommerce.latest_extraction" in node["depends_on"]["macros"], name
-        assert "row_number" not in node["raw_code"], name
+        assert "macro.ecommerce.latest_clean_records" in node["depends_on"]["macros"], name
+        for copy in ("row_number", "distinct on", "record_problem"):  # the dedupe lives in the macro only
+            assert copy not in node["raw_code"], f"{name} carries its own dedupe ({copy!r})"
     for node in manifest["nodes"].values():
         if node["resource_type"] == "model":
             assert node["config"]["materialized"] in ("table", "incremental"), node["name"]

@@ -20,8 +20,8 @@ import pytest
 from benchmarks.synthetic_shop import fill_shop
 from include.pipeline import settings
 from include.pipeline.settings import Warehouse
-from tests.conftest import new_database
-from tests.transform.conftest import Dbt
+from tests.support.dbt import Dbt
+from tests.support.postgres import new_database
 
 pytestmark = pytest.mark.integration
 

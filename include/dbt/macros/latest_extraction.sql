@@ -25,6 +25,18 @@
 
 
 {#-
+    What every staging model reads: the latest extraction of each key, only when it can be trusted
+    (record_problem is null). The others are in stg_faker__quarantined_records, so nothing is
+    dropped silently. One macro for the three staging models instead of a copy of the CTE in each.
+-#}
+{% macro latest_clean_records(relation, key_column='id', since_column=none) -%}
+    select latest.*
+    from ({{ latest_extraction(relation, key_column, since_column) }}) as latest
+    where latest.record_problem is null
+{%- endmacro %}
+
+
+{#-
     Pre-hook of an incremental staging model: delete the keys whose newest extraction Airbyte
     flagged. A full build leaves them out (they are in the quarantine model); the incremental
     merge only adds and replaces rows, so without this the older, clean version would stay.

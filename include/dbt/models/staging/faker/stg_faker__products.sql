@@ -8,8 +8,8 @@
 
 with
 
-latest as (
-    {{ latest_extraction(source('faker', 'products'), since_column='extracted_at') }}
+source as (
+    {{ latest_clean_records(source('faker', 'products'), since_column='extracted_at') }}
 ),
 
 renamed as (
@@ -22,8 +22,7 @@ renamed as (
         created_at::timestamp as created_at,
         updated_at::timestamp as updated_at,
         _airbyte_extracted_at::timestamp as extracted_at
-    from latest
-    where record_problem is null
+    from source
 )
 
 select * from renamed

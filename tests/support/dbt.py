@@ -18,6 +18,8 @@ DBT = Path(sys.executable).with_name("dbt")
 
 
 class Dbt:
+    """`dbt ARGS` on the project (or another project dir) against `warehouse`, writing under `work`."""
+
     def __init__(self, warehouse: Warehouse | None, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR):
         self.warehouse = warehouse
         self.work = work

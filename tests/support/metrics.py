@@ -1,13 +1,37 @@
-"""Fixtures of the observability tests: a migrated metrics schema on the session Postgres."""
+"""The metrics schema on the session Postgres, a hung metrics database, and what the listener
+and callbacks read of a task instance."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 
 from include.pipeline.observe import schema, writer
+
+T0 = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC)
+
+
+def runtime_ti(task_id: str, try_number: int, state: str, seconds: float = 3.0):
+    """The fields of a task runner's RuntimeTaskInstance the listener reads."""
+    return SimpleNamespace(
+        dag_id="ecommerce_daily", run_id="manual__2026-01-05", task_id=task_id, map_index=-1,
+        try_number=try_number, state=state, start_date=T0, end_date=T0 + dt.timedelta(seconds=seconds),
+        task=SimpleNamespace(task_type="PythonOperator"), hostname="worker-1",
+    )  # fmt: skip
+
+
+def metrics_warnings(caplog) -> list[str]:
+    """The metrics writer's warnings among the captured log records."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and writer.WARNING_PREFIX in r.getMessage()
+    ]
 
 
 @pytest.fixture
