@@ -78,6 +78,24 @@ catalogs: setup ## Refresh include/airbyte/catalogs from the installed connector
 bench: setup ## Benchmark the stack at 100k and 1M orders under the real scheduler (SIZES="100000 1000000"; ~45 min)
 	@$(PY) benchmarks/scale.py --sizes $(or $(SIZES),100000 1000000)
 
+.PHONY: compose-env compose-up compose-down compose-logs
+# docker compose v2, else docker-compose, else podman-compose (docs/containers.md); evaluated when used
+COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+            elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; else echo podman-compose; fi)
+
+compose-env: $(VENV)/.installed ## Generate the secrets docker-compose.yaml needs into .env (missing ones only)
+	@$(PY) -m include.pipeline.services.containers env
+
+compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana" to add them)
+	@$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --build
+	@echo "Airflow on http://127.0.0.1:$${AIRFLOW_PORT:-8080}  user: admin  password: \`make password\`"
+
+compose-down: ## Stop the containers (their volumes stay; VOLUMES=1 deletes them too)
+	@$(COMPOSE) --profile celery --profile grafana down $(if $(VOLUMES),-v)
+
+compose-logs: ## Follow the containers' logs (SERVICE=airflow-scheduler for one)
+	@$(COMPOSE) logs -f --tail=100 $(SERVICE)
+
 .PHONY: dashboard dashboards-json
 dashboard: setup ## Local dashboard (Streamlit) on http://127.0.0.1:8501 over include/sql/dashboards (DASHBOARD_PORT)
 	@$(PY) -m include.pipeline.observe.serve

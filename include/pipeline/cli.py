@@ -101,8 +101,9 @@ def _sync_venv(venv: Path, lock: Path) -> None:
     stamp.write_text(digest)
 
 
-def cmd_setup_runtime(_: argparse.Namespace) -> int:
-    added = settings.ensure_env_file()
+def cmd_setup_runtime(args: argparse.Namespace) -> int:
+    # --no-env: the container image build (Dockerfile) installs the runtime, but no secret goes in a layer
+    added = [] if args.no_env else settings.ensure_env_file()
     if added:
         say(f"generated {', '.join(added)} into {settings.ENV_FILE} (keep it; never commit it)")
     from include.pipeline.ingest.connections import load_connections
@@ -552,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup-runtime").set_defaults(func=cmd_setup_runtime)
+    p = sub.add_parser("setup-runtime")
+    p.add_argument("--no-env", action="store_true", help="do not generate .env (a container image build)")
+    p.set_defaults(func=cmd_setup_runtime)
     p = sub.add_parser("services")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=cmd_services)
