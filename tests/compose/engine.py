@@ -45,6 +45,8 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# Debian puts netavark and aardvark-dns here; a CONTAINERS_CONF replaces the distribution's file
+helper_binaries_dir = ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman"]
 [network]
 network_backend = "netavark"
 """
