@@ -53,8 +53,9 @@ up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 password: ## Print the Airflow web UI login
 	@echo "user: admin  password: $$(grep ^AIRFLOW_ADMIN_PASSWORD= .env | cut -d= -f2-)"
 
-test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium: installed as root)
+test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium and podman: installed as root)
 	@.ci/ensure-chromium
+	@.ci/ensure-podman
 	@$(PY) -m pytest
 
 lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
