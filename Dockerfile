@@ -46,6 +46,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY dags ./dags
 COPY plugins ./plugins
 COPY airflow_settings.yaml ./
+COPY compose/healthcheck.py ./compose/
 RUN mkdir -p "$AIRFLOW_HOME/logs" \
  && chown -R airflow: .local include/dbt \
  && chmod 700 .local "$AIRFLOW_HOME"

@@ -36,7 +36,7 @@ def free_port() -> int:
 
 def image_key() -> str:
     """The project image's tag: the hash of its build context (what .dockerignore lets in)."""
-    files = ["Dockerfile", ".dockerignore", "requirements.txt", "airflow_settings.yaml"]
+    files = ["Dockerfile", ".dockerignore", "requirements.txt", "airflow_settings.yaml", "compose/healthcheck.py"]
     parts = [(REPO / f).read_bytes() for f in files]
     for folder in ("include", "dags", "plugins"):
         for path in sorted((REPO / folder).rglob("*")):
@@ -155,7 +155,10 @@ def compose_stack(podman: engine.Podman, tmp_path_factory) -> ComposeStack:
     stack = ComposeStack(podman, project, env_file, f"unix://{socket}", read_env_file(env_file), timings)
     try:
         started = time.monotonic()
-        stack.compose("up", "-d")
+        try:
+            stack.compose("up", "-d")
+        except AssertionError as exc:  # say why: the failed containers' last lines
+            raise AssertionError(f"{exc}\n--- logs ---\n{stack.logs()}") from None
         stack.wait_healthy(CORE_SERVICES)
         timings["up"] = time.monotonic() - started
         yield stack
