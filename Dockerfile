@@ -8,6 +8,10 @@ FROM ${BASE_IMAGE}
 
 ARG UV_VERSION=0.13.9
 ARG AIRFLOW_UID=50000
+# uv's cache while building: its default for root, kept between builds by the cache mounts below.
+# A build arg, not ENV: nothing of it stays in the image. The tests point it at the host's uv cache
+# mounted with `podman build -v` (filled by `make setup`), so the image installs from local wheels.
+ARG UV_CACHE_DIR=/root/.cache/uv
 ENV DO_NOT_TRACK=1 \
     SCARF_ANALYTICS=false \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \

@@ -134,7 +134,7 @@ def compose_stack(podman: engine.Podman, tmp_path_factory) -> ComposeStack:
     image = f"localhost/airflow-data-stack:{image_key()}"
     started = time.monotonic()
     if not podman.image_exists(image):
-        podman.build(REPO, image)
+        engine.build_project_image(podman, REPO, image)
     timings["image"] = time.monotonic() - started
 
     tmp = tmp_path_factory.mktemp("compose")
