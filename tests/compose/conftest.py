@@ -135,6 +135,7 @@ def compose_stack(podman: engine.Podman, tmp_path_factory) -> ComposeStack:
     started = time.monotonic()
     if not podman.image_exists(image):
         engine.build_project_image(podman, REPO, image)
+        engine.drop_stale_project_images(podman, keep=image)
     timings["image"] = time.monotonic() - started
 
     tmp = tmp_path_factory.mktemp("compose")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -173,6 +174,21 @@ def build_project_image(podman: Podman, context: Path, tag: str, *, no_cache: bo
     args = {"UV_CACHE_DIR": UV_CACHE_IN_BUILD} if cache else {}
     volumes = {cache: UV_CACHE_IN_BUILD} if cache else {}
     return podman.build(context, tag, args=args, volumes=volumes, no_cache=no_cache)
+
+
+def drop_stale_project_images(podman: Podman, keep: str) -> list[str]:
+    """Remove the project images tagged with an older build-context hash than `keep` (each is
+    ~2.9 GB: without this the cache grows by one image at every change under include/)."""
+    repo, _, current = keep.rpartition(":")
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repo, check=False).stdout.split()
+    stale = [
+        ref
+        for ref in listed
+        if ref.startswith(f"{repo}:") and ref != keep and re.fullmatch(r"[0-9a-f]{16}", ref.rpartition(":")[2])
+    ]
+    if stale:
+        podman("rmi", *stale, check=False)
+    return stale
 
 
 def base_image(podman: Podman) -> str:
