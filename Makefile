@@ -53,8 +53,9 @@ up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 password: ## Print the Airflow web UI login
 	@echo "user: admin  password: $$(grep ^AIRFLOW_ADMIN_PASSWORD= .env | cut -d= -f2-)"
 
-test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium: installed as root)
+test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium and podman: installed as root)
 	@.ci/ensure-chromium
+	@.ci/ensure-podman
 	@$(PY) -m pytest
 
 test-fast: setup ## The inner loop: every test but the whole DAG runs (pytest -m "not e2e"); CI runs `make test`
@@ -80,6 +81,24 @@ catalogs: setup ## Refresh include/airbyte/catalogs from the installed connector
 .PHONY: bench
 bench: setup ## Benchmark the stack at 100k and 1M orders under the real scheduler (SIZES="100000 1000000"; ~45 min)
 	@$(PY) benchmarks/scale.py --sizes $(or $(SIZES),100000 1000000)
+
+.PHONY: compose-env compose-up compose-down compose-logs
+# docker compose v2, else docker-compose, else podman-compose (docs/containers.md); evaluated when used
+COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+            elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; else echo podman-compose; fi)
+
+compose-env: $(VENV)/.installed ## Generate the secrets docker-compose.yaml needs into .env (missing ones only)
+	@$(PY) -m include.pipeline.services.containers env
+
+compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana", WORKERS=2)
+	@$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --build $(if $(filter celery,$(PROFILES)),--scale airflow-worker=$(or $(WORKERS),2))
+	@echo "Airflow on http://127.0.0.1:$${AIRFLOW_PORT:-8080}  user: admin  password: \`make password\`"
+
+compose-down: ## Stop the containers (their volumes stay; VOLUMES=1 deletes them too)
+	@$(COMPOSE) --profile celery --profile grafana down $(if $(VOLUMES),-v)
+
+compose-logs: ## Follow the containers' logs (SERVICE=airflow-scheduler for one)
+	@$(COMPOSE) logs -f --tail=100 $(SERVICE)
 
 .PHONY: dashboard dashboards-json
 dashboard: setup ## Local dashboard (Streamlit) on http://127.0.0.1:8501 over include/sql/dashboards (DASHBOARD_PORT)

@@ -31,7 +31,9 @@ def parser() -> argparse.ArgumentParser:
         prog="stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup-runtime").set_defaults(func=venvs.cmd_setup_runtime)
+    p = sub.add_parser("setup-runtime")
+    p.add_argument("--no-env", action="store_true", help="do not generate .env (a container image build)")
+    p.set_defaults(func=venvs.cmd_setup_runtime)
     p = sub.add_parser("services")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=services.cmd_services)

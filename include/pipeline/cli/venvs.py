@@ -34,8 +34,9 @@ def sync_venv(venv: Path, lock: Path) -> None:
     stamp.write_text(digest)
 
 
-def cmd_setup_runtime(_: argparse.Namespace) -> int:
-    added = settings.ensure_env_file()
+def cmd_setup_runtime(args: argparse.Namespace) -> int:
+    # --no-env: the container image build (Dockerfile) installs the runtime, but no secret goes in a layer
+    added = [] if getattr(args, "no_env", False) else settings.ensure_env_file()
     if added:
         say(f"generated {', '.join(added)} into {settings.ENV_FILE} (keep it; never commit it)")
     from include.pipeline.ingest.connections import load_connections

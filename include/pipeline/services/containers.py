@@ -1,0 +1,110 @@
+"""The container form of the stack (docker-compose.yaml): its secrets and its one-off init step.
+
+`python -m include.pipeline.services.containers env` (`make compose-env`) adds to `.env` every
+secret compose needs that is missing (the ones `make setup` makes, plus Airflow's metadata-DB
+password, Fernet key, API and JWT secrets, the Redis and Grafana passwords). Compose reads them
+as `${VAR:?...}`: it refuses to start without them, and no default password exists anywhere.
+
+`... containers init` is the `airflow-init` service: the same steps as `make settings` on the
+laptop (warehouse roles from include/sql/warehouse, `airflow db migrate`, airflow_settings.yaml,
+the metrics schema from include/sql/metrics), then the S3 buckets the DAG writes to.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from include.pipeline import settings
+
+# What compose needs beyond settings.GENERATED_SECRETS, and how each one is made.
+COMPOSE_SECRETS: dict[str, Callable[[], str]] = {
+    "AIRFLOW_DB_PASSWORD": lambda: secrets.token_urlsafe(24),
+    # Fernet: url-safe base64 of 32 random bytes (what cryptography's Fernet.generate_key() returns)
+    "AIRFLOW_FERNET_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
+    "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "REDIS_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
+}
+
+
+def ensure_compose_env(path: Path = settings.ENV_FILE) -> list[str]:
+    """Add the missing secrets of `make setup` and of compose to `path`; return the keys added.
+
+    Values already in the file are kept (the Postgres volume was initialised with them). Same
+    discipline as settings.ensure_env_file: one writer at a time, the file replaced whole, 0600.
+    """
+    import fcntl
+
+    from include.pipeline.private_files import write_private
+
+    added = settings.ensure_env_file(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        existing = settings.read_env_file(path)
+        missing = [key for key in COMPOSE_SECRETS if not existing.get(key)]
+        if missing:
+            lines = path.read_text().rstrip("\n").splitlines()
+            lines += [f"{key}={COMPOSE_SECRETS[key]()}" for key in missing]
+            write_private(path, "\n".join(lines) + "\n")
+        return added + missing
+    finally:
+        os.close(fd)
+
+
+def ensure_buckets(timeout: float = 60) -> list[str]:
+    """Create the shop-exports and lake buckets on S3_ENDPOINT (MinIO in compose) if missing."""
+    from urllib.parse import urlsplit
+
+    from minio import Minio
+
+    from include.pipeline.settings import EXPORTS_BUCKET
+    from include.pipeline.publish.lake import bucket as lake_bucket
+
+    s3 = settings.S3.from_settings()
+    url = urlsplit(s3.endpoint)
+    if not url.netloc:
+        raise RuntimeError(f"S3_ENDPOINT={s3.endpoint!r} is not a URL like http://minio:9000")
+    client = Minio(url.netloc, access_key=s3.access_key, secret_key=s3.secret_key, secure=url.scheme == "https")
+    made = []
+    deadline = time.monotonic() + timeout
+    for name in (EXPORTS_BUCKET, lake_bucket()):
+        while True:
+            try:
+                if not client.bucket_exists(name):
+                    client.make_bucket(name)
+                    made.append(name)
+                break
+            except Exception:  # the S3 server may still be starting its volume right after "ready"
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["env"]:
+        added = ensure_compose_env()
+        print(f"==> {settings.ENV_FILE}: " + (f"generated {', '.join(added)}" if added else "every secret is set"))
+        return 0
+    if args == ["init"]:
+        from include.pipeline.cli._common import say
+        from include.pipeline.cli.airflow import migrate_and_load_settings
+
+        migrate_and_load_settings()
+        say(f"S3 buckets on {settings.setting('S3_ENDPOINT')}: created {ensure_buckets() or 'none (all there)'}")
+        return 0
+    print("usage: python -m include.pipeline.services.containers env|init", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
