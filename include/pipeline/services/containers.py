@@ -65,8 +65,8 @@ def ensure_buckets(timeout: float = 60) -> list[str]:
 
     from minio import Minio
 
-    from include.pipeline.settings import EXPORTS_BUCKET
     from include.pipeline.publish.lake import bucket as lake_bucket
+    from include.pipeline.settings import EXPORTS_BUCKET
 
     s3 = settings.S3.from_settings()
     url = urlsplit(s3.endpoint)
