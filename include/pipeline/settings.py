@@ -369,3 +369,59 @@ def stack_env() -> dict[str, str]:
     # `airflow standalone` starts its components as `airflow ...`: the venv's bin must come first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+# -- the ingest engine and the Airbyte server (read at run time; include/pipeline/ingest/engine.py) --
+ENGINE_VARIABLE = "airbyte_engine"  # Airflow Variable that picks the engine (then AIRBYTE_ENGINE)
+DEFAULT_ENGINE = "embedded"  # PyAirbyte inside the task, no Airbyte server
+
+
+class EngineSettingError(ValueError):
+    pass
+
+
+def airbyte_conn_id() -> str:
+    """The Airflow connection of the Airbyte server (AIRBYTE_CONN_ID, default airbyte_default)."""
+    return os.environ.get("AIRBYTE_CONN_ID", "airbyte_default")
+
+
+def airbyte_workspace() -> str | None:
+    """The Airbyte workspace by name (AIRBYTE_WORKSPACE), or None: connections.yaml's, else the first."""
+    return os.environ.get("AIRBYTE_WORKSPACE") or None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EngineSettingError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise EngineSettingError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """Knobs of the platform engine, from the environment at run time."""
+
+    conn_id: str
+    workspace: str | None
+    deferrable: bool
+    poll_seconds: float
+    submit_tries: int
+
+    @classmethod
+    def from_env(cls) -> PlatformSettings:
+        deferrable = os.environ.get("AIRBYTE_DEFERRABLE", "true").strip().lower()
+        if deferrable not in ("true", "false", "1", "0", "yes", "no"):
+            raise EngineSettingError(f"AIRBYTE_DEFERRABLE={deferrable!r}: use true or false")
+        return cls(
+            conn_id=airbyte_conn_id(),
+            workspace=airbyte_workspace(),
+            deferrable=deferrable in ("true", "1", "yes"),
+            poll_seconds=_float("AIRBYTE_POLL_SECONDS", 30.0),
+            submit_tries=int(_float("AIRBYTE_SUBMIT_TRIES", 4)),
+        )

@@ -8,22 +8,21 @@ Airflow Variable `airbyte_engine` (UI, or AIRFLOW_VAR_AIRBYTE_ENGINE), then AIRB
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from include.pipeline.ingest.connections import ENGINES
+from include.pipeline.settings import DEFAULT_ENGINE, EngineSettingError, PlatformSettings
+from include.pipeline.settings import ENGINE_VARIABLE as VARIABLE
 
-VARIABLE = "airbyte_engine"
+# The settings themselves (the Variable's name, the default, PlatformSettings) live in settings.py.
+__all__ = ["VARIABLE", "XCOM_KEY", "EngineSettingError", "PlatformSettings", "current_engine"]
+
 # The engine a task run resolved, pushed as an XCom once, so its metrics (callbacks) record the
 # engine that really ran, not a second read of the Variable or the environment.
 XCOM_KEY = "ingest_engine"
 
 
-class EngineSettingError(ValueError):
-    pass
-
-
 def current_engine(*, use_variable: bool = True) -> str:
-    default = os.environ.get("AIRBYTE_ENGINE", "embedded")
+    default = os.environ.get("AIRBYTE_ENGINE", DEFAULT_ENGINE)
     value = default
     if use_variable:
         from airflow.sdk import Variable
@@ -39,40 +38,3 @@ def current_engine(*, use_variable: bool = True) -> str:
             f"{', '.join(ENGINES)}. Fix: set it to 'embedded' (PyAirbyte, no server) or 'platform' (an Airbyte server)"
         )
     return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise EngineSettingError(f"{name}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise EngineSettingError(f"{name}={raw!r} must be positive")
-    return value
-
-
-@dataclass(frozen=True)
-class PlatformSettings:
-    """Knobs of the platform engine, from the environment at run time."""
-
-    conn_id: str
-    workspace: str | None
-    deferrable: bool
-    poll_seconds: float
-    submit_tries: int
-
-    @classmethod
-    def from_env(cls) -> PlatformSettings:
-        deferrable = os.environ.get("AIRBYTE_DEFERRABLE", "true").strip().lower()
-        if deferrable not in ("true", "false", "1", "0", "yes", "no"):
-            raise EngineSettingError(f"AIRBYTE_DEFERRABLE={deferrable!r}: use true or false")
-        return cls(
-            conn_id=os.environ.get("AIRBYTE_CONN_ID", "airbyte_default"),
-            workspace=os.environ.get("AIRBYTE_WORKSPACE") or None,
-            deferrable=deferrable in ("true", "1", "yes"),
-            poll_seconds=_float("AIRBYTE_POLL_SECONDS", 30.0),
-            submit_tries=int(_float("AIRBYTE_SUBMIT_TRIES", 4)),
-        )

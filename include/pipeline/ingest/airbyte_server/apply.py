@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
 from include.pipeline.ingest.connections import (
@@ -38,11 +39,11 @@ STATE_LOST = (
 
 
 def airbyte_conn_id() -> str:
-    return os.environ.get("AIRBYTE_CONN_ID", "airbyte_default")
+    return settings.airbyte_conn_id()
 
 
 def workspace_name(config: IngestionConfig) -> str | None:
-    return os.environ.get("AIRBYTE_WORKSPACE") or config.workspace
+    return settings.airbyte_workspace() or config.workspace
 
 
 def airflow_connection(conn_id: str) -> Any:
