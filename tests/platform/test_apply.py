@@ -10,7 +10,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
-from tests.support.airbyte import CONNECTION
+from tests.support.airbyte import CONNECTION, api_spec_path
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -241,7 +241,7 @@ def test_case16_a_bad_declaration_names_the_lines_and_applies_nothing(airbyte_ap
 
 
 # -- the source-s3 configuration against Airbyte's official API schema ------------------------------
-API_SPEC = Path("/work/shared/airbyte-api-spec/api_sdk.yaml")
+API_SPEC = api_spec_path()
 
 
 def official_schema(name: str) -> dict:

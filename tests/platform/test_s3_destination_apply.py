@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import destination_config, main
 from include.pipeline.ingest.connections import load_connections
+from tests.support.airbyte import api_spec_path
 
 
 def api_spec() -> Path:
-    """Airbyte's public API spec (test data shared beside the repo: ../shared/airbyte-api-spec)."""
-    for folder in (settings.REPO_ROOT.parent, Path("/work")):
-        path = folder / "shared" / "airbyte-api-spec" / "api_sdk.yaml"
-        if path.exists():
-            return path
-    raise AssertionError("../shared/airbyte-api-spec/api_sdk.yaml: Airbyte's public API spec is missing")
+    return api_spec_path()
 
 
 def official_schema(name: str) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,9 @@ from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.apply import _diff, main
 from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from tests.support.airbyte import api_spec_path
 
-API_SPEC = Path("/work/shared/airbyte-api-spec/api_sdk.yaml")
+API_SPEC = api_spec_path()
 
 
 def test_the_committed_list_is_the_one_the_spec_gives(tmp_path):

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import secrets
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -166,3 +167,15 @@ def run_deferrable(op, context, *, between=None, make_resumed=None):
         return resumed.resume_execution(
             deferred.method_name, {**(deferred.kwargs or {}), "event": event.payload}, context
         ), event
+
+
+def api_spec_path() -> Path:
+    """Airbyte's official public-API document with every connector's config schema (api_sdk.yaml):
+    test data kept beside the repository (../shared/airbyte-api-spec), as CI checks it out."""
+    from include.pipeline import settings
+
+    for folder in (settings.REPO_ROOT.parent, Path("/work")):
+        path = folder / "shared" / "airbyte-api-spec" / "api_sdk.yaml"
+        if path.exists():
+            return path
+    raise AssertionError("../shared/airbyte-api-spec/api_sdk.yaml: Airbyte's public API spec is missing")
