@@ -13,8 +13,8 @@ import asyncio
 import json
 import os
 import secrets
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
