@@ -58,8 +58,8 @@ test: setup ## Run the test suite (starts its own Postgres on a free port; needs
 	@.ci/ensure-podman
 	@$(PY) -m pytest
 
-test-fast: setup ## The inner loop: every test but the whole DAG runs (pytest -m "not e2e"); CI runs `make test`
-	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+test-fast: setup ## The inner loop: every test but the whole DAG runs and the containers (pytest -m "not e2e and not compose"); CI runs `make test`
+	@$(PY) -m pytest -m "not e2e and not compose" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	@$(VENV)/bin/ruff check .
