@@ -1,7 +1,8 @@
 """docker-compose.yaml, really built and started (podman; stand-ins for the third-party images):
 every service healthy, ecommerce_daily triggered through the api-server's REST API runs green
-with the marts and metrics in the Postgres container, no port on 0.0.0.0, nothing but the init
-steps as root, no start without .env, and `down -v` leaves nothing behind."""
+with the marts and metrics in the Postgres container, the same DAG on two Celery workers (profile
+`celery`), no port on 0.0.0.0, nothing but the init steps as root, no start without .env, and
+`down -v` leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.compose.conftest import COMPOSE_FILE, ComposeStack
+from tests.compose.conftest import AIRFLOW_SERVICES, COMPOSE_FILE, ComposeStack
 
 pytestmark = [pytest.mark.compose, pytest.mark.integration]
 
@@ -167,6 +168,37 @@ def test_ecommerce_daily_runs_green_in_containers(compose_stack: ComposeStack):
                compose_stack.env["S3_SECRET_KEY"], secure=False)  # fmt: skip
     keys = [o.object_name for o in s3.list_objects("lake", prefix="marts/", recursive=True)]
     assert any(f"ds={RUN_DATE}" in k for k in keys), keys[:20]
+
+
+def test_celery_profile_runs_the_dag_on_two_workers(compose_stack: ComposeStack):
+    """The same project, same images: the `celery` profile (Redis + 2 workers), CeleryExecutor."""
+    with compose_stack.env_file.open("a") as fh:
+        fh.write("AIRFLOW_EXECUTOR=CeleryExecutor\n")
+    started = time.monotonic()
+    compose_stack.compose("up", "-d", "--scale", "airflow-worker=2", profiles=("celery",))
+    compose_stack.wait_healthy(AIRFLOW_SERVICES | {"redis", "airflow-worker"})
+    compose_stack.timings["celery up"] = time.monotonic() - started
+    workers = [c for c in compose_stack.containers() if c["Labels"]["com.docker.compose.service"] == "airflow-worker"]
+    assert len(workers) == 2, workers
+    hostnames = {
+        compose_stack.podman("inspect", "--format", "{{.Config.Hostname}}", c["Id"]).stdout.strip() for c in workers
+    }
+    scheduler = compose_stack.podman("exec", f"{compose_stack.project}_airflow-scheduler_1", "env").stdout
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in scheduler.splitlines()
+    started = time.monotonic()
+    tis = run_dag(compose_stack, "2026-01-04")
+    compose_stack.timings["celery dag run"] = time.monotonic() - started
+    ran = [ti for ti in tis.values() if ti["state"] == "success"]
+    # Measured: Cosmos's watcher sensors (one per dbt node, done when the producer's dbt build
+    # reports the node) and the EmptyOperator finish without a worker and keep an empty hostname;
+    # every other task (ingest, the dbt producer, publish, ...) ran on one of the two workers.
+    without_worker = {ti["operator"] for ti in ran if not ti["hostname"]}
+    assert without_worker <= {"RunSensor", "TestSensor", "SnapshotSensor", "SeedSensor", "EmptyOperator"}, [
+        (ti["task_id"], ti["operator"]) for ti in ran if not ti["hostname"]
+    ]
+    ran_on = {ti["hostname"] for ti in ran if ti["hostname"]}
+    assert ran_on == hostnames, (ran_on, hostnames)
+    assert tis["transform.dbt_producer_watcher"]["hostname"] in hostnames
 
 
 def test_down_v_leaves_nothing_behind(compose_stack: ComposeStack):
