@@ -99,7 +99,7 @@ sources:
       streams:
         - name: users
           globs: ["users/**"]
-          format: {filetype: parquet}
+          format: {filetype: jsonl}
           input_schema:
             id: integer
             email: string
@@ -170,12 +170,20 @@ def test_a_file_based_source_declares_its_streams_in_its_config(tmp_path):
             id="no-input-schema",
         ),
         pytest.param(
-            "          format: {filetype: parquet}",
+            "          format: {filetype: jsonl}",
             "          format: {filetype: xml}",
             12,
             "config stream 'users' of source 'shop' has no supported format",
             "filetype: parquet",
             id="bad-format",
+        ),
+        pytest.param(
+            "          format: {filetype: jsonl}",
+            "          format: {filetype: parquet}",
+            12,
+            "source 'shop' stream 'users' reads filetype 'parquet' but the simulator writes 'jsonl.gz' files",
+            "write `format: {filetype: jsonl}` or set the simulator's `format:` to match",
+            id="simulator-writes-another-filetype",
         ),
         pytest.param(
             "          globs:",

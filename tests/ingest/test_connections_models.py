@@ -92,7 +92,7 @@ def test_the_closed_sets_are_the_literals():
         "full_refresh_overwrite", "full_refresh_append", "incremental_append", "incremental_deduped_history",
     )  # fmt: skip
     assert c.ENGINES == ("embedded", "platform")
-    assert c.SIMULATOR_KEYS[:2] == ("bucket", "format") and c.SIMULATOR_FORMATS == ("jsonl", "parquet")
+    assert c.SIMULATOR_KEYS[:2] == ("bucket", "format") and c.SIMULATOR_FORMATS == ("jsonl", "jsonl.gz", "parquet")
 
 
 def test_one_env_resolver_for_sources_and_destination_overrides(tmp_path, monkeypatch):

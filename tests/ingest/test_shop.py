@@ -54,7 +54,7 @@ for date in args["dates"]:
 """
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "jsonl.gz"])
 def test_the_same_dates_generated_twice_are_byte_identical(s3_server, fmt):
     client = s3_server.client()
     shop = replace(SHOP, format=fmt)

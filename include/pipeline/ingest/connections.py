@@ -230,7 +230,7 @@ class Stream(_Block):
 
 # The `simulator:` block of a source (include/pipeline/ingest/shop.py ShopSettings; kept here so
 # the DAG's parse does not import numpy)
-SimulatorFormat = Literal["jsonl", "parquet"]
+SimulatorFormat = Literal["jsonl", "jsonl.gz", "parquet"]
 SIMULATOR_FORMATS: tuple[str, ...] = get_args(SimulatorFormat)
 
 
@@ -265,7 +265,7 @@ class Simulator(_Block):
     """The simulated shop that writes a source's export files; every key is optional."""
 
     bucket: str | None = None
-    format: Annotated[SimulatorFormat, BeforeValidator(_simulator_format)] = "jsonl"
+    format: Annotated[SimulatorFormat, BeforeValidator(_simulator_format)] = "jsonl.gz"
     # None: ShopSettings's default (an explicit null is refused, as any other non-number)
     seed: Annotated[int | None, _count(0)] = None
     customers: Annotated[int | None, _count(1)] = None
@@ -352,6 +352,23 @@ class Source(_Block):
             if isinstance(stream, dict) and isinstance(stream.get("input_schema"), dict):
                 stream["input_schema"] = json.dumps(stream["input_schema"], sort_keys=True)
         return config
+
+
+def _check_simulator_filetype(check: _Checker, simulator: _Map, streams: list, where: str) -> None:
+    """The simulator must write files of the type each stream reads (jsonl.gz is read as jsonl)."""
+    written = simulator.get("format", Simulator.model_fields["format"].default)
+    if written not in SIMULATOR_FORMATS:
+        return  # reported with its line by the simulator's own check
+    filetype = written.split(".")[0]
+    for stream in streams:
+        fmt = stream.get("format") if isinstance(stream, _Map) else None
+        if isinstance(fmt, dict) and fmt.get("filetype") in FILE_FORMATS and fmt["filetype"] != filetype:
+            check.fail(
+                stream.key_lines["format"],
+                f"{where} stream {stream.get('name')!r} reads filetype {fmt['filetype']!r} but the simulator"
+                f" writes {written!r} files",
+                f"write `format: {{filetype: {filetype}}}` or set the simulator's `format:` to match",
+            )
 
 
 def _plain(value: Any) -> Any:
@@ -773,6 +790,8 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         _check_secrets(check, source.connector, config, f"{where} config", config.line)
         if isinstance(config.get("streams"), list):  # a file-based connector: streams declared in its config
             catalogs[sname] = _file_catalog(check, config, where)
+            if isinstance(simulator, _Map):
+                _check_simulator_filetype(check, simulator, config["streams"], where)
         else:
             catalogs[sname] = load_catalog(source.connector)
         if isinstance(simulator, _Map):
