@@ -1,6 +1,7 @@
 """`make bench`: the whole stack at real shop volumes, under Airflow's real scheduler.
 
-    .venv/bin/python benchmarks/scale.py [--sizes 100000 1000000] [--work-dir .local/bench] [--keep]
+    .venv/bin/python benchmarks/scale.py [--sizes 100000 1000000] [--work-dir .local/bench] [--keep] [--json F]
+    .venv/bin/python benchmarks/scale.py --report F [F ...]   # one table from runs made separately
 
 For each size N (customers, and as many orders), in a stack of its own under --work-dir:
 1. `cli services` (Postgres, S3) and `cli settings`, then `cli up` (api-server, scheduler,
@@ -239,7 +240,13 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".local" / "bench")
     parser.add_argument("--keep", action="store_true", help="keep each stack's folder (data, logs)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: print the table of earlier runs' --json files (sizes run separately)")  # fmt: skip
     args = parser.parse_args()
+    if args.report:
+        results = sorted((r for path in args.report for r in json.loads(path.read_text())), key=lambda r: r["size"])
+        print_report(results)
+        return 0
     started = time.monotonic()
     results = []
     for size in args.sizes:

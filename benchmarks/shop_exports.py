@@ -4,7 +4,7 @@ and source-s3's own read speed per file format.
     .venv/bin/python benchmarks/shop_exports.py [--customers 1000000] [--read-records 100000] [--repeat 2]
 
 1. generation: the initial export (the whole shop) of a shop of --customers customers and as
-   many orders, in Parquet and JSONL, encoded in bounded chunks (not uploaded): seconds,
+   many orders, in Parquet, JSONL and gzip'd JSONL, encoded in bounded chunks (not uploaded): seconds,
    records/s, bytes, peak RSS of this process;
 2. day 1's increment of that shop (1% new, 1% changed) vs the initial export: records and bytes;
 3. source-s3 read: a shop of about --read-records records exported into an embedded S3 server
@@ -67,9 +67,9 @@ def read_with_source_s3(server: EmbeddedS3, fmt: str, repeat: int) -> tuple[list
     config = source.resolved_config(
         {"S3_ENDPOINT": server.endpoint, "S3_ACCESS_KEY": server.access_key, "S3_SECRET_KEY": server.secret_key}
     )
-    config["bucket"] = f"bench-{fmt}"
+    config["bucket"] = f"bench-{fmt.replace('.', '-')}"
     for stream in config["streams"]:
-        stream["format"] = {"filetype": fmt}
+        stream["format"] = {"filetype": fmt.split(".")[0]}  # jsonl.gz is read as jsonl
     return read_exports(config, repeat)
 
 
@@ -135,7 +135,7 @@ def main() -> int:
     n = args.customers
     print(f"Shop: {n:,} customers, {n:,} orders, 100 products; 1% new and 1% changed a day\n")
     print("1. generation of the initial export (whole shop), encoded in 200k-row chunks, not uploaded")
-    for fmt in ("parquet", "jsonl"):
+    for fmt in ("parquet", "jsonl", "jsonl.gz"):
         settings = shop.ShopSettings(customers=n, orders=n, daily_new=0.01, daily_changed=0.01, format=fmt)
         seconds, (rows, size) = timed(lambda s=settings: generate(s, 0, None, "full-"), args.repeat)
         print(f"   {fmt:8s} {rows:>10,} records {size / 1e6:8.1f} MB  {fmt_times(seconds, rows)}")
@@ -156,8 +156,8 @@ def main() -> int:
         server.start()
         try:
             client = server.client()
-            for fmt in ("parquet", "jsonl"):
-                settings = shop.ShopSettings(customers=half, orders=half, format=fmt, bucket=f"bench-{fmt}")
+            for fmt in ("parquet", "jsonl", "jsonl.gz"):
+                settings = shop.ShopSettings(customers=half, orders=half, format=fmt, bucket=f"bench-{fmt.replace('.', '-')}")
                 shop.export_day(client, settings, "2026-01-01", log=lambda _: None)
                 seconds, records = read_with_source_s3(server, fmt, args.repeat)
                 print(f"   {fmt:8s} {records:>10,} records  {fmt_times(seconds, records)}")
