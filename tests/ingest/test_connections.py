@@ -178,11 +178,11 @@ def test_a_file_based_source_declares_its_streams_in_its_config(tmp_path):
             id="bad-format",
         ),
         pytest.param(
-            "          format: {filetype: jsonl}",
-            "          format: {filetype: parquet}",
-            12,
-            "source 'shop' stream 'users' reads filetype 'parquet' but the simulator writes 'jsonl.gz' files",
-            "write `format: {filetype: jsonl}` or set the simulator's `format:` to match",
+            "      customers: 10",
+            "      customers: 10\n      format: parquet",
+            13,
+            "source 'shop' stream 'users' reads filetype 'jsonl' but the simulator writes 'parquet' files",
+            "write `format: {filetype: parquet}` or set the simulator's `format:` to match",
             id="simulator-writes-another-filetype",
         ),
         pytest.param(

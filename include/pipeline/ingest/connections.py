@@ -355,10 +355,11 @@ class Source(_Block):
 
 
 def _check_simulator_filetype(check: _Checker, simulator: _Map, streams: list, where: str) -> None:
-    """The simulator must write files of the type each stream reads (jsonl.gz is read as jsonl)."""
-    written = simulator.get("format", Simulator.model_fields["format"].default)
+    """The simulator must write files of the type each stream reads (jsonl.gz is read as jsonl).
+    Without a `format:` it writes the streams' own filetype (daily.shop_settings)."""
+    written = simulator.get("format")
     if written not in SIMULATOR_FORMATS:
-        return  # reported with its line by the simulator's own check
+        return  # none (the streams' filetype is written), or reported with its line by the simulator's check
     filetype = written.split(".")[0]
     for stream in streams:
         fmt = stream.get("format") if isinstance(stream, _Map) else None
