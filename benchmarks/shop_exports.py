@@ -157,7 +157,9 @@ def main() -> int:
         try:
             client = server.client()
             for fmt in ("parquet", "jsonl", "jsonl.gz"):
-                settings = shop.ShopSettings(customers=half, orders=half, format=fmt, bucket=f"bench-{fmt.replace('.', '-')}")
+                settings = shop.ShopSettings(
+                    customers=half, orders=half, format=fmt, bucket=f"bench-{fmt.replace('.', '-')}"
+                )
                 shop.export_day(client, settings, "2026-01-01", log=lambda _: None)
                 seconds, records = read_with_source_s3(server, fmt, args.repeat)
                 print(f"   {fmt:8s} {records:>10,} records  {fmt_times(seconds, records)}")

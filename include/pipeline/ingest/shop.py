@@ -44,7 +44,11 @@ STREAMS = ("users", "products", "purchases")
 # jsonl.gz: JSON lines, gzip-compressed (source-s3 reads them as `filetype: jsonl`; the shipped
 # format: source-s3 parses JSON lines about 3x faster than Parquet, docs/benchmarks.md)
 FORMATS = ("jsonl", "jsonl.gz", "parquet")
-CONTENT_TYPES = {"jsonl": "application/x-ndjson", "jsonl.gz": "application/gzip", "parquet": "application/vnd.apache.parquet"}
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "jsonl.gz": "application/gzip",
+    "parquet": "application/vnd.apache.parquet",
+}
 HASH_META = "content-sha256"  # user metadata on every export object: its content's hash
 
 # The raw columns of each stream, with source-faker's JSON types (include/airbyte/catalogs/
