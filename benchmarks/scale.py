@@ -68,6 +68,8 @@ def run_figures(up: AirflowUp, date: str) -> dict:
         "export": result.span("shop_export"),
         "ingest": float(ingest.get("duration") or result.span("ingest.")),
         "sync_seconds": float(sync.get("seconds") or 0),
+        # the write path's share: COPY into the stage tables + stage -> final (merge), every stream
+        "load_seconds": sum(float(s.get("load_seconds") or 0) for s in (sync.get("streams") or {}).values()),
         "records": records,
         "dbt": result.span("transform."),
         "peak_rss": peak_rss,
@@ -230,6 +232,8 @@ def print_report(results: list[dict]) -> None:
                 (size, label, "shop_export (simulated shop)", f"{f['export']:.0f}", "", "", ""),
                 (size, label, "ingest (embedded sync)", f"{f['ingest']:.0f}", f"{f['records']:,}",
                  rate(f["records"], f["sync_seconds"] or f["ingest"]), ""),
+                *([(size, label, "  of which loading (COPY + merge)", f"{f['load_seconds']:.1f}", f"{f['records']:,}",
+                     rate(f["records"], f["load_seconds"]), "")] if f.get("load_seconds") else []),
                 (size, label, "dbt part (Cosmos)", f"{f['dbt']:.0f}", "", "", ""),
                 (size, label, "whole DAG under the scheduler", f"{f['wall']:.0f}", "", "",
                  f"{f['peak_rss'] / MB:.0f}"),

@@ -154,6 +154,9 @@ def test_merge_keeps_one_row_per_key_with_its_latest_version_and_carries_the_sta
     second = sync(conn, warehouse)
     # the state was carried: only records at or after the cursor (2026-01-03) were read
     assert second["streams"]["items"]["records"] == 4
+    # the write path's own time (COPY to stage + merge) is reported, and is part of the stream's read
+    figures = second["streams"]["items"]
+    assert 0 < figures["load_seconds"] <= figures["seconds"], figures
     assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a"), (2, "b v2"), (3, "c"), (4, "d new")]
     assert any("older versions replaced" in line for line in second["lines"])
 
@@ -177,6 +180,7 @@ def test_append_keeps_every_version_and_overwrite_replaces_the_table(source, war
     overwritten = connection(source([record(7, "07", name="only")]), "full_refresh_overwrite")
     result = sync(overwritten, warehouse)
     assert result["streams"]["items"]["write_strategy"] == "replace"
+    assert 0 < result["streams"]["items"]["load_seconds"] <= result["streams"]["items"]["seconds"]
     assert [(r[0], r[1]) for r in rows(sql)] == [(7, "only")]
 
 

@@ -55,6 +55,9 @@ from typing import Any, ClassVar
 import orjson  # a PyAirbyte dependency, in .venv-airbyte
 
 PROGRESS_EVERY = 25_000  # records between progress lines in the task log
+# Seconds each stream spent loading (COPY into its stage table, then stage -> final table): the
+# write path's own share of the sync, reported per stream in RESULT as `load_seconds`.
+LOAD_SECONDS: dict[str, float] = {}
 
 # Sync mode -> (PyAirbyte write strategy, force full refresh)
 MODES = {
@@ -429,6 +432,7 @@ def copy_cache_class() -> type:
             finally:
                 raw.close()
             seconds = time.monotonic() - started
+            LOAD_SECONDS[stream_name] = LOAD_SECONDS.get(stream_name, 0.0) + seconds
             log(
                 f"stream {stream_name}: {rows} rows copied to stage in {seconds:.2f} s ({rows / max(seconds, 1e-6):,.0f} rows/s)"
             )
@@ -473,6 +477,7 @@ def copy_cache_class() -> type:
                 raise
             finally:
                 raw.close()
+            LOAD_SECONDS[stream_name] = LOAD_SECONDS.get(stream_name, 0.0) + time.monotonic() - started
             log(
                 f"stream {stream_name}: stage -> final table (merge on {', '.join(key_names)}: {inserted} rows written, "
                 f"{deleted} older versions replaced) in {time.monotonic() - started:.2f} s"
@@ -483,6 +488,7 @@ def copy_cache_class() -> type:
         ) -> None:
             started = time.monotonic()
             super()._append_temp_table_to_final_table(temp_table_name, final_table_name, stream_name)
+            LOAD_SECONDS[stream_name] = LOAD_SECONDS.get(stream_name, 0.0) + time.monotonic() - started
             log(f"stream {stream_name}: stage -> final table (append) in {time.monotonic() - started:.2f} s")
 
         def _swap_temp_table_with_final_table(
@@ -490,6 +496,7 @@ def copy_cache_class() -> type:
         ) -> None:
             started = time.monotonic()
             super()._swap_temp_table_with_final_table(stream_name, temp_table_name, final_table_name)
+            LOAD_SECONDS[stream_name] = LOAD_SECONDS.get(stream_name, 0.0) + time.monotonic() - started
             log(f"stream {stream_name}: stage -> final table (replace: swapped) in {time.monotonic() - started:.2f} s")
 
     class CopyPostgresCache(PostgresCache):
@@ -647,6 +654,7 @@ def main() -> int:
                 "table": f"{spec['schema']}.{name}",
                 "write_strategy": strategy,
                 "seconds": seconds,
+                "load_seconds": round(LOAD_SECONDS.get(name, 0.0), 3),
             }
             log(f"stream {name}: {figures[name]['records']} records -> {spec['schema']}.{name}")
 
