@@ -17,6 +17,13 @@ pytestmark = pytest.mark.integration
 V2_COLUMNS = {"_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"}
 
 
+def shipped_format() -> str:
+    """The format the shipped simulator writes (what the shipped streams read)."""
+    from include.pipeline.ingest.daily import shop_settings
+
+    return shop_settings(load_connections().sources["shop"]).format
+
+
 @pytest.fixture(scope="module")
 def connection(exports_env):
     return load_connections().connection("shop_to_warehouse")
@@ -25,7 +32,7 @@ def connection(exports_env):
 @pytest.fixture
 def bucket(s3_server) -> tuple[str, ShopSettings]:
     """A bucket of its own with a 200-customer, 200-order shop's first export (2026-01-01)."""
-    shop = ShopSettings(bucket=f"t-{uuid.uuid4().hex[:10]}", customers=200, orders=200, format="parquet")
+    shop = ShopSettings(bucket=f"t-{uuid.uuid4().hex[:10]}", customers=200, orders=200, format=shipped_format())
     export_day(s3_server.client(), shop, "2026-01-01", log=lambda _: None)
     return shop.bucket, shop
 

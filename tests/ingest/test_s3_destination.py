@@ -161,11 +161,18 @@ def test_records_are_written_in_row_groups_and_parts_with_airbyte_columns_and_nu
     assert s3_destination.load_state(client, s3, "conn") == [state], "the state is saved after the data"
 
 
+def shipped_format() -> str:
+    """The format the shipped simulator writes (what the shipped streams read)."""
+    from include.pipeline.ingest.daily import shop_settings
+
+    return shop_settings(load_connections().sources["shop"]).format
+
+
 # -- the embedded sync, read back with DuckDB --------------------------------------------------------
 @pytest.fixture
 def shop_bucket(s3_server) -> str:
     """A bucket of its own with a 60-customer, 80-order shop's first export (2026-01-01)."""
-    shop = ShopSettings(bucket=f"t-{uuid.uuid4().hex[:10]}", customers=60, orders=80, format="parquet")
+    shop = ShopSettings(bucket=f"t-{uuid.uuid4().hex[:10]}", customers=60, orders=80, format=shipped_format())
     export_day(s3_server.client(), shop, "2026-01-01", log=lambda _: None)
     return shop.bucket
 
@@ -216,14 +223,16 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
             f"select count(*), count(distinct id), count(distinct _airbyte_raw_id) from '{files}'"
         ).fetchone()
         assert lake_rows == (count, count, count), stream
-        source = f"s3://{shop_bucket}/{stream}/*/*.parquet"  # the export: <stream>/<date>/<part>
-        shared = [c for c in con.execute(f"describe select * from read_parquet('{source}')").fetchall()]
+        fmt = shipped_format()  # the export: <stream>/<date>/<part>.<format>
+        reader = "read_parquet" if fmt == "parquet" else "read_json"
+        source = f"{reader}('s3://{shop_bucket}/{stream}/*/*.{fmt}')"
+        shared = [c for c in con.execute(f"describe select * from {source}").fetchall()]
         plain = [c[0] for c in shared if c[0] in columns and c[1] in ("BIGINT", "VARCHAR", "DOUBLE", "INTEGER")]
         assert "id" in plain and len(plain) >= 3, plain
         select = ", ".join(f'"{c}"::varchar' for c in plain)
         differ = con.execute(
-            f"(select {select} from '{files}' except select {select} from read_parquet('{source}'))"
-            f" union all (select {select} from read_parquet('{source}') except select {select} from '{files}')"
+            f"(select {select} from '{files}' except select {select} from {source})"
+            f" union all (select {select} from {source} except select {select} from '{files}')"
         ).fetchall()
         assert differ == [], (stream, differ[:3])
 

@@ -39,8 +39,15 @@ def test_sigterm_or_sighup_stops_every_component_and_frees_the_port(sig):
         "api-server": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
         "scheduler": [sys.executable, "-c", SPAWNER],
     }
+    # `up` started from a terminal: SIGHUP at its default, even when this test runs under nohup
+    # (whose ignored SIGHUP a child inherits, and `up` then rightly keeps ignoring: the test below)
+    # (and neither signal blocked, whatever mask the test process was started with)
+    terminal = (
+        "import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGTERM})\n" + SUPERVISE
+    )
     up = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISE, json.dumps(components)], cwd=REPO_ROOT,
+        [sys.executable, "-c", terminal, json.dumps(components)], cwd=REPO_ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     tree: list[psutil.Process] = []
@@ -57,7 +64,11 @@ def test_sigterm_or_sighup_stops_every_component_and_frees_the_port(sig):
 
         started = time.monotonic()
         os.kill(up.pid, sig)  # the `up` process only, not its group: nothing else is told
-        assert up.wait(timeout=60) == 0
+        try:
+            assert up.wait(timeout=60) == 0
+        except subprocess.TimeoutExpired:
+            status = [line for line in open(f"/proc/{up.pid}/status") if line.startswith("Sig")]
+            pytest.fail(f"`up` still running 60 s after {sig.name}; its signal masks: {status}")
         _, alive = psutil.wait_procs(tree, timeout=max(1, 60 - (time.monotonic() - started)))
         assert alive == [], [p.cmdline() for p in alive]
         assert port_owner(port) is None
