@@ -16,8 +16,9 @@ For each size N (customers, and as many orders), in a stack of its own under --w
    dbt part does) and one plain `dbt build` (what the day-1 dbt part does, with nothing new
    left to read, so a lower bound); then day 2's export and sync without Airflow and one plain
    `dbt build` of that increment (the fair base of the day-1 dbt part: a day's new and changed
-   records of the same shop); source-s3's own read of every export file (no destination); COPY
-   of the raw rows into fresh tables;
+   records of the same shop); source-s3's own read of every export file (no destination), then the
+   embedded sync of the same files alone (a full refresh into a schema of its own: in the DAG the
+   sync shares the cores with the lake's); COPY of the raw rows into fresh tables;
 5. one table for all sizes, and the ratios: embedded sync vs the connector's own read vs COPY,
    the DAG's dbt part vs one dbt build, day 1 vs day 0, and the largest size vs the smallest.
 
@@ -114,6 +115,36 @@ print(json.dumps(sum(int(s.get("records") or 0) for s in figures["streams"].valu
 """
 
 
+# The same connection's sync of every export file, alone on the machine (in the DAG it shares the
+# cores with the lake's sync): into a schema of its own, as the warehouse's admin, fresh state.
+SYNC_ALONE = """
+import json, os, sys
+from include.pipeline import settings
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.embedded import sync_connection
+os.environ.update(settings.S3.from_settings().env())
+connection = load_connections().connection(sys.argv[1])
+connection = connection.model_copy(update={"destination": connection.destination.model_copy(update={"schema": "bench_sync"})})
+admin = settings.Warehouse.from_settings()
+figures = sync_connection(connection, admin, full_refresh=True, log=lambda _: None)
+with admin.connect() as conn, conn.cursor() as cur:
+    cur.execute("drop schema bench_sync cascade")
+records = sum(int(s.get("records") or 0) for s in figures["streams"].values())
+load = sum(float(s.get("load_seconds") or 0) for s in figures["streams"].values())
+print(json.dumps([figures["seconds"], records, load]))
+"""
+
+
+def sync_alone(env: dict[str, str]) -> tuple[float, int, float]:
+    """The embedded sync of every export file with nothing else running: seconds, records, load seconds."""
+    proc = subprocess.run([sys.executable, "-c", SYNC_ALONE, CONNECTION_TASK.split(".", 1)[1]], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sync alone failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    seconds, records, load = json.loads(proc.stdout.strip().splitlines()[-1])
+    return seconds, records, load
+
+
 def ingest_increment(env: dict[str, str], date: str) -> int:
     """Export and sync `date` into the stack's warehouse without Airflow: records synced."""
     proc = subprocess.run([sys.executable, "-c", INCREMENT, CONNECTION_TASK.split(".", 1)[1], date], cwd=ROOT,
@@ -202,6 +233,8 @@ def bench_size(size: int, work_dir: Path, keep: bool) -> dict:
         figures["dbt_build_increment"] = dbt_build(env)
         say("source-s3's own read of every export file")
         figures["read_seconds"], figures["read_records"] = connector_read(env)
+        say("the embedded sync of the same files, alone (a full refresh into a schema of its own)")
+        figures["alone_seconds"], figures["alone_records"], figures["alone_load"] = sync_alone(env)
         say("COPY of the raw rows into fresh tables")
         figures["copy_seconds"], figures["copy_rows"] = copy_seconds(env)
     finally:
@@ -245,6 +278,8 @@ def print_report(results: list[dict]) -> None:
                 f"{r['increment_records']:,}", "", "")] if "dbt_build_increment" in r else []),
             (size, "same data", "source-s3 own read, all files", f"{r['read_seconds']:.0f}", f"{r['read_records']:,}",
              rate(r["read_records"], r["read_seconds"]), ""),
+            *([(size, "same data", "embedded sync alone, all files", f"{r['alone_seconds']:.0f}",
+                f"{r['alone_records']:,}", rate(r["alone_records"], r["alone_seconds"]), "")] if "alone_seconds" in r else []),
             (size, "same data", "COPY of the raw rows", f"{r['copy_seconds']:.1f}", f"{r['copy_rows']:,}",
              rate(r["copy_rows"], r["copy_seconds"]), ""),
             (size, "idle", "Airflow (make up), whole tree", "", "", "", f"{r['idle_rss'] / MB:.0f}"),
@@ -260,9 +295,11 @@ def print_report(results: list[dict]) -> None:
         d0, d1 = r["day0"], r["day1"]
         sync_rate = d0["records"] / (d0["sync_seconds"] or d0["ingest"])
         read_rate = r["read_records"] / r["read_seconds"]
+        alone = (f"; alone, same files: {read_rate / (r['alone_records'] / r['alone_seconds']):.2f}x"
+                 if "alone_seconds" in r else "")  # fmt: skip
         print(f"  {r['size']:>9,}: embedded sync / connector's own read (time per record) "
-              f"{read_rate / sync_rate:.2f}x; COPY is {r['copy_rows'] / r['copy_seconds'] / sync_rate:.0f}x faster "
-              f"than the sync")  # fmt: skip
+              f"{read_rate / sync_rate:.2f}x in the DAG (beside the lake's sync){alone}; "
+              f"COPY is {r['copy_rows'] / r['copy_seconds'] / sync_rate:.0f}x faster than the sync")  # fmt: skip
         fair = (f", {d1['dbt'] / r['dbt_build_increment']:.2f}x vs one dbt build of the next day's increment"
                 if "dbt_build_increment" in r else "")  # fmt: skip
         print(f"  {'':>9}  dbt part / one dbt build: day 0 {d0['dbt'] / r['dbt_build_full']:.2f}x "
