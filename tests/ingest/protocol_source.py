@@ -7,7 +7,8 @@ the state's cursor value are read again, as file-based sources do), so a rerun r
 records and the merge must absorb them. `fail_after: N` exits with an error after N records;
 `pause_after: N` stops sending after N records and hangs (a sync caught mid-way, for kill tests).
 `stall_after: N` emits N records and a STATE message for them, touches the file `stall_marker`
-and hangs, so a test can kill the sync mid-way.
+and hangs, so a test can kill the sync mid-way. `fail_discover: true` makes discover exit 1 with
+a TRACE error message.
 Standard library only: any Python interpreter can run it.
 """
 
@@ -91,7 +92,8 @@ def main(args: list[str]) -> int:
             "type": "object", "required": ["records_file"],
             "properties": {"records_file": {"type": "string"}, "fail_after": {"type": "integer"},
                            "pause_after": {"type": "integer"},
-                           "stall_after": {"type": "integer"}, "stall_marker": {"type": "string"}},
+                           "stall_after": {"type": "integer"}, "stall_marker": {"type": "string"},
+                           "fail_discover": {"type": "boolean"}},
         }}})  # fmt: skip
         return 0
     config = json.loads(open(option(args, "--config"), encoding="utf-8").read())
@@ -99,6 +101,10 @@ def main(args: list[str]) -> int:
         emit({"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}})
         return 0
     if command == "discover":
+        if config.get("fail_discover"):
+            emit({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 0, "error": {
+                "message": "protocol_source: discover refused (fail_discover)", "failure_type": "config_error"}}})  # fmt: skip
+            return 1
         emit({"type": "CATALOG", "catalog": {"streams": [STREAM]}})
         return 0
     if command == "read":

@@ -63,8 +63,11 @@ def connection(records: Path, **config) -> Connection:
 def test_the_second_sync_starts_the_connector_only_to_read(counted_source, warehouse):
     records, commands = counted_source
     conn = connection(records)
-    assert sync_connection(conn, warehouse, log=lambda _: None)["streams"]["items"]["records"] == 1
+    first: list[str] = []
+    assert sync_connection(conn, warehouse, log=first.append)["streams"]["items"]["records"] == 1
+    # each asked once: started before PyAirbyte loaded, and their answers used (not asked again)
     assert sorted(commands()) == ["discover", "read", "spec"]
+    assert any("asking the connector for spec and discover while PyAirbyte loads" in line for line in first)
 
     lines: list[str] = []
     assert sync_connection(conn, warehouse, log=lines.append)["streams"]["items"]["records"] == 1
@@ -72,8 +75,10 @@ def test_the_second_sync_starts_the_connector_only_to_read(counted_source, wareh
     assert any("from the cache" in line for line in lines)
 
     # a full refresh discovers again (the catalog's refresh, as on the Airbyte platform) ...
-    sync_connection(conn, warehouse, full_refresh=True, log=lambda _: None)
+    refresh: list[str] = []
+    sync_connection(conn, warehouse, full_refresh=True, log=refresh.append)
     assert sorted(commands()) == ["discover", "read"]
+    assert any("asking the connector for discover while" in line for line in refresh)
     # ... and a changed config is a new key: asked again
     sync_connection(connection(records, fail_after=1000), warehouse, log=lambda _: None)
     assert sorted(commands()) == ["discover", "read", "spec"]
@@ -89,3 +94,15 @@ def test_a_config_the_cached_spec_refuses_is_still_refused(counted_source, wareh
     with pytest.raises(EmbeddedSyncError, match="(?i)not valid|validation"):
         sync_connection(bad, warehouse, log=lambda _: None)
     assert "read" not in commands()
+
+
+def test_an_early_answer_that_fails_is_asked_again_and_reported(counted_source, warehouse, tmp_path):
+    """A connector that fails at discover: the early start's failure is left to PyAirbyte, whose
+    own discover fails the sync with the connector's message; nothing is read, no temp config is left."""
+    records, commands = counted_source
+    with pytest.raises(EmbeddedSyncError, match="discover"):
+        sync_connection(connection(records, fail_discover=True), warehouse, log=lambda _: None)
+    found = commands()
+    assert found.count("discover") == 2 and "read" not in found
+    work = tmp_path / ".local" / "airbyte" / "metadata_test"
+    assert not list(work.glob("config-*.json"))

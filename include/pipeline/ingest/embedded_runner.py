@@ -12,9 +12,10 @@ The write path is PyAirbyte's Postgres cache with two parts replaced (see `copy_
 its own loader (pandas `to_sql`, ~1,000 records/s) was 5x slower than the connectors it runs:
 
 - batches are written as gzipped CSV (level 1) instead of JSON lines, one header line first;
-- each stream's batches are loaded into its stage table by `COPY ... FROM STDIN (FORMAT csv)`,
-  then moved into the final table in ONE transaction (merge: delete the keys present in the stage
-  + insert the latest version of each key; append: insert; overwrite: PyAirbyte's table swap).
+- each stream's batches are loaded into its stage table (unlogged: it is dropped after the move)
+  by `COPY ... FROM STDIN (FORMAT csv)`, then moved into the final table in ONE transaction
+  (merge: delete the keys present in the stage + insert the latest version of each key, chosen by
+  `distinct on`; append: insert; overwrite: the stage is made logged, then PyAirbyte's table swap).
 
 - record messages skip PyAirbyte's per-record objects, which cost ~400 us a record (pydantic
   parse, StreamRecord, then CSV): `fast_execute` parses a RECORD line with orjson into a light
@@ -36,6 +37,8 @@ columns are not checked: a value Postgres cannot parse there still fails the loa
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import gzip
 import json
@@ -409,6 +412,10 @@ def copy_cache_class() -> type:
             rows = 0
             try:
                 cursor = raw.cursor()
+                # The stage is written once and dropped after the merge: no WAL for it (measured: COPY
+                # of 1M user rows 5.5 s unlogged, 7.1 s logged). A stage that becomes the final table
+                # (replace) is made logged first, in _swap_temp_table_with_final_table.
+                cursor.execute(sql.SQL("alter table {} set unlogged").format(self._table(table)))
                 for path in files:
                     with gzip.open(path, "rb") as batch:
                         header = batch.readline()
@@ -458,10 +465,13 @@ def copy_cache_class() -> type:
             on = sql.SQL(" and ").join(sql.SQL("f.{k} = s.{k}").format(k=k) for k in keys)
             any_null = sql.SQL(" or ").join(sql.SQL("{} is null").format(k) for k in keys)
             delete = sql.SQL("delete from {final} f using {stage} s where {on}").format(final=final, stage=stage, on=on)
+            # `distinct on` keeps the first row of each key in that order: the latest version. Measured
+            # on 1M staged rows: 3.7 s, against 7.5 s for the same choice made with row_number().
             insert = sql.SQL(
                 "insert into {final} ({columns}) select {columns} from ("
-                " select *, row_number() over (partition by {keys} order by {order})"
-                " as _rank from {stage}) ranked where _rank = 1 or {any_null}"
+                " select distinct on ({keys}) {columns} from {stage} where not ({any_null})"
+                " order by {keys}, {order}) latest"
+                " union all select {columns} from {stage} where {any_null}"
             ).format(final=final, columns=columns, keys=join(keys), order=join(order), stage=stage, any_null=any_null)
             started = time.monotonic()
             raw = self.get_sql_engine().raw_connection()
@@ -495,6 +505,12 @@ def copy_cache_class() -> type:
             self, stream_name: str, temp_table_name: str, final_table_name: str
         ) -> None:
             started = time.monotonic()
+            raw = self.get_sql_engine().raw_connection()
+            try:  # the stage was unlogged (_write_files_to_new_table); a final table is crash-safe
+                raw.cursor().execute(sql.SQL("alter table {} set logged").format(self._table(temp_table_name)))
+                raw.commit()
+            finally:
+                raw.close()
             super()._swap_temp_table_with_final_table(stream_name, temp_table_name, final_table_name)
             LOAD_SECONDS[stream_name] = LOAD_SECONDS.get(stream_name, 0.0) + time.monotonic() - started
             log(f"stream {stream_name}: stage -> final table (replace: swapped) in {time.monotonic() - started:.2f} s")
@@ -548,14 +564,101 @@ def metadata_cache_path(spec: dict) -> str | None:
     return os.path.join(folder, f"{spec['connector']}-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json")
 
 
-def use_metadata_cache(source: Any, spec: dict) -> Any:
+def read_metadata_cache(spec: dict) -> dict | None:
+    """The stored `spec` and `discover` answers for this connector and config, or None."""
+    path = metadata_cache_path(spec)
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            cached = json.load(f)
+    except (OSError, ValueError):
+        return None  # no cache yet, or unreadable: ask the connector, then store
+    return cached if isinstance(cached, dict) and {"spec", "catalog"} <= cached.keys() else None
+
+
+class EarlyAnswers:
+    """The connector's `spec` and `discover`, started before `import airbyte` so that they run beside it.
+
+    Importing PyAirbyte takes ~7 s of one core, and a connector's start ~3-5 s of the other: asked
+    one after the other, as PyAirbyte does, a sync that must ask them (the first one, a full
+    refresh, a changed config) waits for both. Only what the cache cannot answer is started, with
+    the same config PyAirbyte would send; nothing else changes. An answer that does not come (the
+    connector failed, or sent no SPEC/CATALOG) is left to PyAirbyte, which asks again and reports
+    the failure its usual way.
+    """
+
+    def __init__(self, spec: dict, cached: dict | None) -> None:
+        import subprocess
+        import tempfile
+
+        self._processes: dict[str, Any] = {}
+        self._config_file: str | None = None
+        wanted = []
+        if metadata_cache_path(spec) is not None:
+            if cached is None:
+                wanted = ["spec", "discover"]
+            elif spec.get("full_refresh"):
+                wanted = ["discover"]
+        for command in wanted:
+            args = [spec["executable"], command]
+            if command == "discover":
+                folder = spec.get("work_dir") or None
+                if folder:
+                    os.makedirs(folder, exist_ok=True)
+                descriptor, self._config_file = tempfile.mkstemp(prefix="config-", suffix=".json", dir=folder)
+                atexit.register(self._forget_config)  # if the sync fails before the answer is read
+                with os.fdopen(descriptor, "w", encoding="utf-8") as f:  # mode 0600: it holds secrets
+                    json.dump(spec["config"], f)
+                args += ["--config", self._config_file]
+            try:
+                self._processes[command] = subprocess.Popen(
+                    args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                )
+            except OSError:
+                pass  # PyAirbyte starts it again and names what is wrong
+        if wanted:
+            log(f"asking the connector for {' and '.join(wanted)} while PyAirbyte loads")
+
+    def _forget_config(self) -> None:
+        if self._config_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._config_file)
+            self._config_file = None
+
+    def answer(self, command: str) -> dict | None:
+        """The SPEC (spec) or CATALOG (discover) message's content, or None if it did not come."""
+        process = self._processes.pop(command, None)
+        if process is None:
+            return None
+        kind, field = {"spec": ("SPEC", "spec"), "discover": ("CATALOG", "catalog")}[command]
+        try:
+            output, _ = process.communicate()
+        finally:
+            if command == "discover":
+                self._forget_config()
+        if process.returncode != 0:
+            return None
+        for line in output.splitlines():
+            if line.startswith(b"{") and kind.encode() in line[:40]:
+                try:
+                    message = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if message.get("type") == kind and isinstance(message.get(field), dict):
+                    return message[field]
+        return None
+
+
+def use_metadata_cache(source: Any, spec: dict, cached: dict | None, early: EarlyAnswers) -> Any:
     """Start the connector once per sync (for `read`) instead of three times (spec, discover, read).
 
     Each start of a Python connector costs ~5 CPU seconds before it sends a byte (source-s3 and
     airbyte-cdk imports), and PyAirbyte asks for `spec` (to validate the config) and `discover`
     (for the catalog) before every read. Both answers depend only on the connector version and
     the config, so the first sync stores them (see `metadata_cache_path`) and later syncs reuse
-    them. The config is still validated against the spec, from the cache.
+    them. The config is still validated against the spec, from the cache. What the cache cannot
+    answer comes from `early` (asked while PyAirbyte was loading), or else from PyAirbyte itself.
 
     The cached catalog is what the Airbyte platform does too: a connection keeps the catalog it
     was configured with until its schema is refreshed. Here a full refresh (the DAG's
@@ -569,17 +672,23 @@ def use_metadata_cache(source: Any, spec: dict) -> Any:
         return lambda: None
     from airbyte_protocol.models import AirbyteCatalog, ConnectorSpecification
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            cached = json.load(f)
+    if cached is not None:
         source._spec = ConnectorSpecification.model_validate(cached["spec"])  # noqa: SLF001
         if not spec.get("full_refresh"):
             source._discovered_catalog = AirbyteCatalog.model_validate(cached["catalog"])  # noqa: SLF001
             log("connector spec and catalog from the cache (the connector starts once, for read)")
             return lambda: None
         log("full refresh: discovering the catalog again")
-    except (OSError, ValueError, KeyError):
-        pass  # no cache yet, or unreadable: ask the connector, then store
+    for command, attribute, model in (
+        ("spec", "_spec", ConnectorSpecification),
+        ("discover", "_discovered_catalog", AirbyteCatalog),
+    ):
+        answer = early.answer(command)
+        if answer is not None and getattr(source, attribute) is None:
+            try:
+                setattr(source, attribute, model.model_validate(answer))
+            except ValueError:
+                pass  # PyAirbyte asks again
 
     def remember() -> None:
         if source._spec is None or source._discovered_catalog is None:  # noqa: SLF001
@@ -603,6 +712,8 @@ def main() -> int:
     os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")  # the connector registry is unreachable
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("NO_LIVE_PROGRESS", "1")
+    cached = read_metadata_cache(spec)
+    early = EarlyAnswers(spec, cached)  # the connector's spec/discover, beside the import below
 
     import airbyte as ab
 
@@ -624,7 +735,7 @@ def main() -> int:
         install_if_missing=False,
     )
     source._execute = types.MethodType(fast_execute, source)  # noqa: SLF001 - see fast_execute
-    remember = use_metadata_cache(source, spec)
+    remember = use_metadata_cache(source, spec, cached, early)
     source.select_streams([s["name"] for s in streams])  # needs the catalog: cached or discovered
     for stream in streams:
         if stream.get("cursor_field"):
