@@ -121,7 +121,9 @@ class FakeTI:
         self.try_number = try_number
 
 
-def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False) -> list:
+def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False, calls=None) -> list:
+    """The trigger's events; `node_status` may be a list (one value per status read, the last one
+    repeats); `calls`, if given, collects what the trigger asked for ("producer" or an XCom key)."""
     from cosmos.operators._watcher.triggerer import WatcherTrigger
 
     from include.pipeline.transform.watcher import NodeTrigger
@@ -131,17 +133,20 @@ def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_te
         run_id="", map_index=-1, poke_interval=0.01, is_test_sensor=is_test_sensor,
     )  # fmt: skip
     trigger.task_instance = FakeTI(try_number)
-    asked: list[str] = []
+    asked: list[str] = calls if calls is not None else []
+    statuses = list(node_status) if isinstance(node_status, list) else [node_status]
 
     async def xcom(self, key):
         asked.append(key)
-        if key.endswith("_tests_status"):
-            return node_status
         if key.endswith("_status"):
-            return None if node_status is None else {"status": node_status, "outlet_uris": []}
+            status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            if key.endswith("_tests_status"):
+                return status
+            return None if status is None else {"status": status, "outlet_uris": []}
         return None
 
     async def producer(self):
+        asked.append("producer")
         return producer_state
 
     monkeypatch.setattr(WatcherTrigger, "get_xcom_val", xcom)
@@ -171,6 +176,35 @@ def test_the_trigger_ends_the_task_itself_on_a_first_try(monkeypatch, node_statu
         monkeypatch, node_status=node_status, producer_state=producer_state, is_test_sensor=node_status == "pass"
     )
     assert [type(e).__name__ for e in events] == [ends_as]
+
+
+@pytest.mark.parametrize(
+    ("producer_state", "ends_as"),
+    [("success", "TaskSuccessEvent"), ("skipped", "TriggerEvent")],  # not selected; the producer's retry
+)
+def test_a_node_the_ended_build_has_no_result_for(monkeypatch, producer_state, ends_as):
+    events = run_trigger(monkeypatch, node_status=None, producer_state=producer_state)
+    assert [type(e).__name__ for e in events] == [ends_as]
+
+
+def test_a_node_whose_result_is_there_ends_in_one_call_without_asking_the_producer(monkeypatch):
+    """The chain of sensors after the build: each one's answer is already in XCom."""
+    calls: list[str] = []
+    events = run_trigger(monkeypatch, node_status="success", producer_state="running", calls=calls)
+    assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
+    status_key = "model__ecommerce__orders_status"
+    assert calls == [status_key, "model__ecommerce__orders_dbt_event"], calls  # the result, then its log line
+
+
+def test_while_a_node_runs_the_producer_is_asked_every_few_polls_not_on_each(monkeypatch):
+    from include.pipeline.transform.watcher import NodeTrigger
+
+    calls: list[str] = []
+    waiting = 7
+    events = run_trigger(monkeypatch, node_status=[None] * waiting + ["success"], producer_state="running", calls=calls)
+    assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
+    assert calls.count("producer") == -(-waiting // NodeTrigger.PRODUCER_EVERY)  # polls 0, 3, 6 of 7
+    assert sum(c.endswith("_status") for c in calls) == waiting + 1
 
 
 def test_a_retry_after_the_build_goes_back_to_a_worker_to_run_its_node_again(monkeypatch):
@@ -232,3 +266,61 @@ def test_the_producer_pushes_a_nodes_result_once_it_finishes_not_on_every_event(
     status_key = "model__ecommerce__orders_status"
     assert ti.pushed.count(status_key) == 1, ti.pushed
     assert len(ti.pushed) == 2, "the finished event and the status: nothing for start/executing"
+
+
+def test_the_producers_pushes_leave_dbts_threads_at_once_and_all_arrive_in_order(monkeypatch):
+    """A push from a dbt thread returns before its API call ends; every value reaches XCom, in
+    the order pushed and as it was when pushed, before the producer's execute returns."""
+    import threading
+    import time
+
+    from airflow.sdk.execution_time import task_runner
+    from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
+
+    from include.pipeline.transform.watcher import PushesOffDbtThreads
+
+    sent: list[tuple[str, object]] = []
+
+    def slow_push(ti, key, value, **kwargs):
+        time.sleep(0.02)  # an API round trip
+        sent.append((key, value))
+
+    monkeypatch.setattr(task_runner, "_xcom_push", slow_push)
+    waits: list[float] = []
+    with PushesOffDbtThreads() as pusher:
+
+        def dbt_thread(name: str) -> None:
+            for i in range(10):
+                value = {"n": i}
+                started = time.monotonic()
+                task_runner._xcom_push(None, f"{name}_{i}", value)
+                waits.append(time.monotonic() - started)
+                value["n"] = "changed after the push"
+
+        threads = [threading.Thread(target=dbt_thread, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # read-modify-write by Cosmos: sent in line, after everything queued before it
+        task_runner._xcom_push(None, _DBT_STARTUP_EVENTS_XCOM_KEY, ["MainReportVersion"])
+        assert sent[-1] == (_DBT_STARTUP_EVENTS_XCOM_KEY, ["MainReportVersion"]) and len(sent) == 21
+        task_runner._xcom_push(None, "task_status", "completed")
+    assert task_runner._xcom_push is slow_push, "put back on exit"
+    assert sent[-1] == ("task_status", "completed") and pusher.count == 21
+    for name in ("a", "b"):
+        assert [v for k, v in sent if k.startswith(f"{name}_")] == [{"n": i} for i in range(10)]
+    assert max(waits) < 0.015, f"a push waited for its API call ({max(waits):.3f} s)"
+
+
+def test_a_push_that_fails_fails_the_producer(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+
+    from include.pipeline.transform.watcher import PushesOffDbtThreads
+
+    def refused(ti, key, value, **kwargs):
+        raise RuntimeError(f"XCom {key} refused")
+
+    monkeypatch.setattr(task_runner, "_xcom_push", refused)
+    with pytest.raises(RuntimeError, match="XCom k refused"), PushesOffDbtThreads():
+        task_runner._xcom_push(None, "k", 1)

@@ -18,15 +18,28 @@ sensor whose producer has not started yet asks to be rescheduled a second later 
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.listeners.dag_run_listener import EventStatus
+from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
 from cosmos.operators._watcher.base import BaseConsumerSensor
-from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_dbt_event_xcom_key
+from cosmos.operators._watcher.state import (
+    PRODUCER_FINAL_STATES,
+    ProducerTaskState,
+    get_dbt_event_xcom_key,
+    is_dbt_node_status_failed,
+    is_dbt_node_status_skipped,
+    is_dbt_node_status_success,
+    is_dbt_node_status_terminal,
+)
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 from cosmos.operators.watcher import (
     DbtProducerWatcherOperator,
@@ -45,10 +58,26 @@ class NodeTrigger(WatcherTrigger):
 
     Started by the scheduler (`start_from_trigger`), so the run's identity (run id, try number)
     comes from the task instance the triggerer attaches, not from the serialized kwargs.
+
+    Its poll is Cosmos's decision (WatcherTrigger.run) with fewer calls. Each call is an API round
+    trip from the triggerer, and every sensor of a run polls at once on the cores that run dbt:
+    Cosmos asks, per poll, for the dbt startup events (until logged), the producer's state, the
+    node's status and then its compiled SQL (3-4 calls); this asks for the node's status, and for
+    the producer's state only while the node has no result (every PRODUCER_EVERY polls). A node
+    whose result is already there ends in one call, which is what shortens the chain of sensors
+    that follows the build (each model's tests, then its children).
     """
+
+    PRODUCER_EVERY = 3  # polls between two looks at the producer's state while the node has no result
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return TRIGGER_CLASSPATH, super().serialize()[1]
+
+    async def _status(self) -> str | None:
+        """The node's dbt status (a model's tests: their aggregated status), or None while it has none."""
+        if self.is_test_sensor:
+            return await self.get_xcom_val(get_tests_status_xcom_key(self.model_unique_id))
+        return await self._get_node_status()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -61,22 +90,40 @@ class NodeTrigger(WatcherTrigger):
             self.log.info("try %s of %s: running it again on a worker", try_number, self.model_unique_id)
             yield TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
             return
-        async for event in super().run():
-            payload = event.payload
-            status, reason = payload.get("status"), payload.get("reason")
-            await self._log_node_event()
-            if status == EventStatus.SUCCESS:
+        polls = 0
+        while True:
+            status = await self._status()
+            producer = None
+            if not is_dbt_node_status_terminal(status) and polls % self.PRODUCER_EVERY == 0:
+                producer = await self._get_producer_task_status()
+                if producer in PRODUCER_FINAL_STATES:
+                    status = await self._status()  # what the producer pushed before it ended
+            if is_dbt_node_status_success(status):
+                await self._log_node_event()
                 yield TaskSuccessEvent()
-            elif status == EventStatus.SKIPPED:
+                return
+            if is_dbt_node_status_skipped(status):
+                self.log.info("dbt skipped %s (an upstream node failed)", self.model_unique_id)
                 yield TaskSkippedEvent()
-            elif reason in (WatcherEventReason.NODE_FAILED, WatcherEventReason.PRODUCER_FAILED):
+                return
+            if is_dbt_node_status_failed(status) or producer == ProducerTaskState.FAILED:
+                failed = is_dbt_node_status_failed(status)
+                reason = WatcherEventReason.NODE_FAILED if failed else WatcherEventReason.PRODUCER_FAILED
+                await self._log_node_event()
                 what = "tests of" if self.is_test_sensor else "node"
                 self.log.error("dbt %s %s: %s (producer task %s)", what, self.model_unique_id, reason.value,
                                self.producer_task_id)  # fmt: skip
                 yield TaskFailedEvent()  # Airflow routes it to a retry while tries are left
-            else:  # the producer was skipped (its own retry): Cosmos's fallback on a worker
-                yield event
-            return
+                return
+            if producer == ProducerTaskState.SKIPPED:  # the producer's own retry: Cosmos's fallback on a worker
+                yield TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+                return
+            if producer == ProducerTaskState.SUCCESS:  # the build ended without this node (not selected)
+                self.log.info("the build ended without a result for %s: nothing to do", self.model_unique_id)
+                yield TaskSuccessEvent()
+                return
+            polls += 1
+            await asyncio.sleep(self.poke_interval)
 
     async def _log_node_event(self) -> None:
         """The node's dbt result (status, times, message) in this task's log."""
@@ -91,6 +138,73 @@ class NodeTrigger(WatcherTrigger):
 UNDER_WAY_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
 
 
+class PushesOffDbtThreads:
+    """While the producer runs, every XCom it pushes goes through one background thread, in order.
+
+    Cosmos pushes a node's result (status, dbt event, compiled SQL, its tests' verdict) from inside
+    dbt's event callbacks, on dbt's own threads and under one lock: each push is an API round trip
+    during which that dbt thread, and any other waiting for the lock, runs nothing. Here the
+    callback only queues the value (a deep copy: what was pushed is what is sent) and one thread
+    sends them in the order they came. Everything queued is sent before `execute` returns, i.e.
+    before the producer's task turns success, which is what every sensor waits for; a push that
+    fails fails the task, as before. The one value Cosmos reads back while dbt runs (the startup
+    events, read-modify-write) is pushed in line, after the queue has drained.
+
+    Scoped to the producer's task process (Airflow runs one task per process): the task SDK's
+    `_xcom_push`, which `ti.xcom_push` calls, is swapped for the queue and put back on exit.
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        from airflow.sdk.execution_time import task_runner
+
+        self._module, self._original = task_runner, task_runner._xcom_push
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._send, name="xcom-pusher", daemon=True)
+        self._error: BaseException | None = None
+        self.count, self.busy_seconds = 0, 0.0
+
+    def __enter__(self) -> PushesOffDbtThreads:
+        self._thread.start()
+        self._module._xcom_push = self._push
+        return self
+
+    def _push(self, ti: Any, key: str, value: Any, **kwargs: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        if key == _DBT_STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
+            self._queue.join()
+            self._original(ti, key, value, **kwargs)
+            return
+        self._queue.put((ti, key, copy.deepcopy(value), kwargs))
+
+    def _send(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    started = time.monotonic()
+                    try:
+                        self._original(item[0], item[1], item[2], **item[3])
+                    except BaseException as exc:  # noqa: BLE001 - raised in the task's thread
+                        self._error = exc
+                    self.busy_seconds += time.monotonic() - started
+                    self.count += 1
+            finally:
+                self._queue.task_done()
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self._module._xcom_push = self._original
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
+
+
 class Producer(DbtProducerWatcherOperator):
     """Cosmos's producer (one `dbt build`), minus one XCom write per node event that no one reads.
 
@@ -99,6 +213,16 @@ class Producer(DbtProducerWatcherOperator):
     per node that hold dbt up. The sensors read that key only once the node has finished, so
     under-way events are only logged here (as before), not pushed.
     """
+
+    def execute(self, context, **kwargs: Any) -> Any:
+        with PushesOffDbtThreads() as pusher:
+            result = super().execute(context, **kwargs)
+        self.log.info(
+            "%d XCom values pushed by one thread beside dbt's, in %.1f s of API calls",
+            pusher.count,
+            pusher.busy_seconds,
+        )
+        return result
 
     def _make_parse_callable(self):
         parse = super()._make_parse_callable()
