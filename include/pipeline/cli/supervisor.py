@@ -8,7 +8,7 @@ import sys
 import time
 
 from include.pipeline import settings
-from include.pipeline.cli._common import airflow_bin, say
+from include.pipeline.cli._common import PY, airflow_bin, say
 
 
 def stop_like_ctrl_c() -> None:
@@ -48,13 +48,22 @@ def stop_with_make() -> None:
 
 # Airflow's components, as `airflow standalone` runs them, but with no log server: standalone's
 # log servers listen on every interface (0.0.0.0:8793/8794), and on one machine the API server
-# reads task logs from the local files anyway. Everything here stays on 127.0.0.1.
+# reads task logs from the local files anyway. Everything here stays on 127.0.0.1. Each value is
+# `airflow`'s arguments; the triggerer's go to cli/triggerer.py, which builds its execution API
+# before it runs `airflow triggerer` with them.
 COMPONENTS = {
     "api-server": ["api-server"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
+
+
+def component_command(args: list[str]) -> list[str]:
+    """The command that runs `airflow ARGS`, the triggerer through cli/triggerer.py."""
+    if args[:1] == ["triggerer"]:
+        return [PY, "-m", "include.pipeline.cli.triggerer", *args[1:]]
+    return [airflow_bin(), *args]
 
 
 def supervise(env: dict[str, str], components: dict[str, list[str]] | None = None) -> int:
@@ -64,7 +73,7 @@ def supervise(env: dict[str, str], components: dict[str, list[str]] | None = Non
 
     procs = {
         name: subprocess.Popen(
-            [airflow_bin(), *args] if components is None else args,
+            component_command(args) if components is None else args,
             env=env,
             cwd=settings.REPO_ROOT,
             stdout=subprocess.PIPE,
