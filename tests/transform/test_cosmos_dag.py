@@ -313,6 +313,72 @@ def test_the_producers_pushes_leave_dbts_threads_at_once_and_all_arrive_in_order
     assert max(waits) < 0.015, f"a push waited for its API call ({max(waits):.3f} s)"
 
 
+def test_a_passing_tests_own_event_is_not_pushed_but_a_failing_ones_is(monkeypatch):
+    """No task reads a single test's dbt event when it passed (the tests' task reads the model's
+    aggregated status); one that failed or warned stays in XCom, and every model's event too."""
+    from airflow.sdk.execution_time import task_runner
+
+    from include.pipeline.transform.watcher import PushesOffDbtThreads
+
+    sent: list[str] = []
+    monkeypatch.setattr(task_runner, "_xcom_push", lambda ti, key, value, **kw: sent.append(key))
+    pushes = {
+        "test__ecommerce__unique_orders_order_id__abc_dbt_event": {"status": "pass"},
+        "test__ecommerce__not_null_orders_order_id__def_dbt_event": {"status": "fail", "msg": "Got 3 results"},
+        "test__ecommerce__accepted_range_orders_amount__0__ghi_dbt_event": {"status": "warn"},
+        "unit_test__ecommerce__customers__segments_dbt_event": {"status": "pass"},
+        "unit_test__ecommerce__orders__statuses_dbt_event": {"status": "error"},
+        "model__ecommerce__orders_dbt_event": {"status": "success"},
+        "model__ecommerce__orders_status": "success",
+        "model__ecommerce__orders_tests_status": "pass",
+    }
+    with PushesOffDbtThreads() as pusher:
+        for key, value in pushes.items():
+            task_runner._xcom_push(None, key, value)
+    assert sent == [k for k in pushes if "unique_orders" not in k and "segments" not in k]
+    assert (pusher.count, pusher.unread) == (6, 2)
+
+
+def test_dbt_hands_the_producers_callback_only_events_it_acts_on_or_logs():
+    """Debug-level dbt events that Cosmos would only log at DEBUG (each SQL statement, connection,
+    timing) never reach its JSON conversion; node statuses, errors, versions, skips and anything
+    at INFO or above do, and with Cosmos's logger at DEBUG everything does."""
+    import logging
+    from types import SimpleNamespace
+
+    from include.pipeline.transform import cosmos_config
+    from include.pipeline.transform.watcher import Producer
+
+    producer = Producer(
+        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+        tests_per_model={},
+    )  # fmt: skip
+    seen: list[str] = []
+    # what Cosmos's run_dbt_runner does before dbt starts: append its callback
+    producer._dbt_runner_callbacks = [*(producer._dbt_runner_callbacks or []), lambda e: seen.append(e.info.name)]
+    [callback] = producer._dbt_runner_callbacks
+    events = [("SQLQuery", "debug"), ("NodeStart", "debug"), ("NodeFinished", "debug"), ("ConnectionUsed", "debug"),
+              ("LogModelResult", "info"), ("MainReportVersion", "info"), ("AdapterRegistered", "info"),
+              ("SkippingDetails", "debug"), ("LogSkipBecauseError", "debug"), ("RunResultError", "error"),
+              ("TimingInfoCollected", "debug"), ("Note", "warn")]  # fmt: skip
+    for name, level in events:
+        callback(SimpleNamespace(info=SimpleNamespace(name=name, level=level)))
+    assert seen == ["NodeStart", "NodeFinished", "LogModelResult", "MainReportVersion", "AdapterRegistered",
+                    "SkippingDetails", "LogSkipBecauseError", "RunResultError", "Note"]  # fmt: skip
+    producer._dbt_runner_callbacks = [*producer._dbt_runner_callbacks]  # wrapped once, not again
+    assert producer._dbt_runner_callbacks == [callback]
+
+    cosmos_log = logging.getLogger("cosmos.operators._watcher.base")
+    level = cosmos_log.level
+    cosmos_log.setLevel(logging.DEBUG)
+    try:
+        seen.clear()
+        callback(SimpleNamespace(info=SimpleNamespace(name="SQLQuery", level="debug")))
+        assert seen == ["SQLQuery"]
+    finally:
+        cosmos_log.setLevel(level)
+
+
 def test_a_push_that_fails_fails_the_producer(monkeypatch):
     from airflow.sdk.execution_time import task_runner
 

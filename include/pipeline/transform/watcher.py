@@ -22,6 +22,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,7 +31,7 @@ from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkipped
 from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
-from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.base import _DBT_EVENT_ALLOWLIST, BaseConsumerSensor
 from cosmos.operators._watcher.state import (
     PRODUCER_FINAL_STATES,
     ProducerTaskState,
@@ -138,6 +139,16 @@ class NodeTrigger(WatcherTrigger):
 UNDER_WAY_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
 
 
+def is_a_passing_tests_own_event(key: str, value: Any) -> bool:
+    """The XCom of one data or unit test's dbt event (not its model's), for a test that passed."""
+    return (
+        key.startswith(("test__", "unit_test__"))
+        and key.endswith("_dbt_event")
+        and isinstance(value, dict)
+        and str(value.get("status")).lower() in ("pass", "success")  # not "warn": its message says why
+    )
+
+
 class PushesOffDbtThreads:
     """While the producer runs, every XCom it pushes goes through one background thread, in order.
 
@@ -152,6 +163,10 @@ class PushesOffDbtThreads:
 
     Scoped to the producer's task process (Airflow runs one task per process): the task SDK's
     `_xcom_push`, which `ti.xcom_push` calls, is swapped for the queue and put back on exit.
+
+    A passing test's own dbt event is not pushed at all: no task reads it (a model's tests' task
+    reads their aggregated status, `<model>_tests_status`), and it was 64 of the 153 pushes of a
+    build of this project. A test that fails, warns or errors keeps its event, in the XCom tab.
     """
 
     def __init__(self) -> None:
@@ -164,7 +179,7 @@ class PushesOffDbtThreads:
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._send, name="xcom-pusher", daemon=True)
         self._error: BaseException | None = None
-        self.count, self.busy_seconds = 0, 0.0
+        self.count, self.busy_seconds, self.unread = 0, 0.0, 0
 
     def __enter__(self) -> PushesOffDbtThreads:
         self._thread.start()
@@ -174,6 +189,9 @@ class PushesOffDbtThreads:
     def _push(self, ti: Any, key: str, value: Any, **kwargs: Any) -> None:
         if self._error is not None:
             raise self._error
+        if is_a_passing_tests_own_event(key, value):
+            self.unread += 1
+            return
         if key == _DBT_STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
             self._queue.join()
             self._original(ti, key, value, **kwargs)
@@ -205,6 +223,36 @@ class PushesOffDbtThreads:
             raise self._error
 
 
+# The dbt events Cosmos's producer acts on (beyond logging them): node statuses and errors (pushed
+# to XCom), the startup events (versions), and why dbt skipped a node (a failed parent).
+ACTED_ON_EVENTS = _DBT_EVENT_ALLOWLIST | {
+    "MainReportVersion",
+    "AdapterRegistered",
+    "SkippingDetails",
+    "LogSkipBecauseError",
+}
+
+
+def skipping_unread_debug_events(callback: Any) -> Any:
+    """`callback` (Cosmos's dbt event callback) without the debug-level events it would only log.
+
+    Cosmos turns every dbt event into JSON (protobuf's MessageToJson) and parses it back, on dbt's
+    threads: thousands per build (each SQL statement, connection, timing) for a log line at DEBUG
+    that the task log drops anyway. Those are skipped here, before the conversion, unless the
+    Cosmos logger logs DEBUG; events at INFO and above, and any event Cosmos acts on, go through.
+    """
+    cosmos_log = logging.getLogger("cosmos.operators._watcher.base")
+
+    def callback_on_what_is_read(event: Any) -> None:
+        info = event.info
+        if info.level == "debug" and info.name not in ACTED_ON_EVENTS and not cosmos_log.isEnabledFor(logging.DEBUG):
+            return
+        callback(event)
+
+    callback_on_what_is_read.skips_unread_debug_events = True
+    return callback_on_what_is_read
+
+
 class Producer(DbtProducerWatcherOperator):
     """Cosmos's producer (one `dbt build`), minus one XCom write per node event that no one reads.
 
@@ -214,13 +262,26 @@ class Producer(DbtProducerWatcherOperator):
     under-way events are only logged here (as before), not pushed.
     """
 
+    @property
+    def _dbt_runner_callbacks(self) -> list | None:
+        """The callbacks dbt gets (DbtLocalBaseOperator.run_dbt_runner), each skipping unread events."""
+        return self.__dict__.get("_callbacks_on_what_is_read", self.__dict__.get("_dbt_runner_callbacks"))
+
+    @_dbt_runner_callbacks.setter
+    def _dbt_runner_callbacks(self, callbacks: list | None) -> None:
+        self.__dict__["_callbacks_on_what_is_read"] = None if callbacks is None else [
+            c if getattr(c, "skips_unread_debug_events", False) else skipping_unread_debug_events(c) for c in callbacks
+        ]  # fmt: skip
+
     def execute(self, context, **kwargs: Any) -> Any:
         with PushesOffDbtThreads() as pusher:
             result = super().execute(context, **kwargs)
         self.log.info(
-            "%d XCom values pushed by one thread beside dbt's, in %.1f s of API calls",
+            "%d XCom values pushed by one thread beside dbt's, in %.1f s of API calls"
+            " (%d passing tests' own dbt events not pushed: no task reads them)",
             pusher.count,
             pusher.busy_seconds,
+            pusher.unread,
         )
         return result
 
