@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -201,8 +202,10 @@ def test_sigterm_to_up_stops_every_airflow_process_and_frees_the_port(airflow_up
 
     base, proc, stack = airflow_up
     port = int(base.rsplit(":", 1)[1])
-    # Airflow's components and everything under them; the embedded services (weed) stay up until `make stop`
-    components = [p for p in psutil.Process(proc.pid).children() if "airflow" in " ".join(p.cmdline()[:2])]
+    # Airflow's components (the triggerer through include/pipeline/cli/triggerer.py) and everything
+    # under them; the embedded services (weed) stay up until `make stop`
+    components = [p for p in psutil.Process(proc.pid).children()
+                  if re.search(r"\bairflow\b|include\.pipeline\.cli\.triggerer", " ".join(p.cmdline()[:3]))]  # fmt: skip
     tree = components + [c for p in components for c in p.children(recursive=True)]
     assert len(components) == 4 and port_owner(port), [p.cmdline()[:3] for p in tree]
     started = time.monotonic()
