@@ -73,12 +73,23 @@ def test_the_second_sync_starts_the_connector_only_to_read(counted_source, wareh
     assert sync_connection(conn, warehouse, log=lines.append)["streams"]["items"]["records"] == 1
     assert commands() == ["read"]
     assert any("from the cache" in line for line in lines)
+    # ... and that one read was started before PyAirbyte loaded, then handed over (not started twice)
+    assert any("connector read started early" in line for line in lines), lines
+    assert any("PyAirbyte's read is the one started early: using it" in line for line in lines), lines
+
+    # with a stored state now (the read above emitted one): foreseen too, state included
+    records.write_text(json.dumps([{"id": 2, "name": "b", "updated_at": "2026-01-02T00:00:00+00:00"}]))
+    later: list[str] = []
+    assert sync_connection(conn, warehouse, log=later.append)["streams"]["items"]["records"] == 1
+    assert commands() == ["read"]
+    assert any("using it" in line for line in later), later
 
     # a full refresh discovers again (the catalog's refresh, as on the Airbyte platform) ...
     refresh: list[str] = []
     sync_connection(conn, warehouse, full_refresh=True, log=refresh.append)
     assert sorted(commands()) == ["discover", "read"]
     assert any("asking the connector for discover while" in line for line in refresh)
+    assert any("using it" in line for line in refresh), refresh  # the full refresh's read, foreseen
     # ... and a changed config is a new key: asked again
     sync_connection(connection(records, fail_after=1000), warehouse, log=lambda _: None)
     assert sorted(commands()) == ["discover", "read", "spec"]
