@@ -18,6 +18,7 @@ whatever else runs on the machine: say so when quoting the figures.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -75,18 +76,51 @@ def read_with_source_s3(server: EmbeddedS3, fmt: str, repeat: int) -> tuple[list
 
 def read_all_exports() -> tuple[float, int]:
     """source-s3's own read of every export file of this stack's S3 (settings from the environment,
-    .env and .local/services.json, as the DAG resolves them): (seconds, records)."""
+    .env and .local/services.json, as the DAG resolves them), with the configured catalog the
+    embedded sync sends (`sync_catalog`) and no state, as a first sync: (seconds, records)."""
     from include.pipeline import settings
 
-    config = load_connections().sources["shop"].resolved_config({**os.environ, **settings.S3.from_settings().env()})
-    seconds, records = read_exports(config, 1)
+    os.environ.update(settings.S3.from_settings().env())
+    connection = load_connections().connection("shop_to_warehouse")
+    config = connection.source.resolved_config()
+    seconds, records = read_exports(config, 1, catalog=sync_catalog(connection))
     return seconds[0], records
 
 
-def read_exports(config: dict, repeat: int) -> tuple[list[float], int]:
-    """Run `source-s3 read` (full refresh of every stream of `config`, no destination) `repeat`
-    times: ([seconds], records), records counted from its stdout."""
-    catalog = {
+# Run by .venv-airbyte's interpreter: the runner's own functions (it imports PyAirbyte's packages).
+SYNC_CATALOG = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("embedded_runner", sys.argv[1])
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+sync = json.loads(sys.stdin.read())
+cached = runner.read_metadata_cache(sync)
+if cached is None:
+    sys.exit("no connector metadata cache for this config yet: run one sync first")
+_, full, names = runner.read_groups(sync)[0]
+print(json.dumps(runner.configured_catalog(sync, cached["catalog"], names, full)))
+"""
+
+
+def sync_catalog(connection) -> dict:  # noqa: ANN001 - a declared Connection
+    """The configured catalog the embedded sync of `connection` sends with `read` (incremental
+    streams, the declared cursors and keys: embedded_runner.configured_catalog), from the
+    connector's cached catalog, so that the connector reads the same records the same way."""
+    from include.pipeline.ingest.embedded import RUNNER, build_spec, runtime_python
+    from include.pipeline.settings import Warehouse
+
+    sync = build_spec(connection, Warehouse.from_settings())
+    proc = subprocess.run([str(runtime_python()), "-P", "-c", SYNC_CATALOG, str(RUNNER)], input=json.dumps(sync),
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sync's catalog could not be built: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def read_exports(config: dict, repeat: int, catalog: dict | None = None) -> tuple[list[float], int]:
+    """Run `source-s3 read` (of `catalog`, by default a full refresh of every stream of `config`;
+    no state, no destination) `repeat` times: ([seconds], records), records counted from its stdout."""
+    catalog = catalog or {
         "streams": [
             {
                 "stream": {
@@ -103,19 +137,31 @@ def read_exports(config: dict, repeat: int) -> tuple[list[float], int]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
         (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
+        (Path(tmp) / "state.json").write_text("[]")
         cmd = [str(connector_executable("source-s3")), "read", "--config", f"{tmp}/config.json",
-               "--catalog", f"{tmp}/catalog.json"]  # fmt: skip
+               "--catalog", f"{tmp}/catalog.json", "--state", f"{tmp}/state.json"]  # fmt: skip
         env = {**os.environ, "DO_NOT_TRACK": "1"}
 
         def run() -> int:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp)
+            # The connector at its best: its stdout drained in 1 MiB reads from a pipe as wide as the
+            # embedded runner's (embedded_runner.widen_pipe; that module needs .venv-airbyte's
+            # packages), so it never waits on this reader.
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp, bufsize=0)
             assert proc.stdout
-            count, tail = 0, []
-            for line in proc.stdout:
-                if b"RECORD" in line[:30]:
-                    count += 1
-                else:
-                    tail = (tail + [line[:2000]])[-20:]
+            with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as limit:
+                fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, min(8 << 20, int(limit.read())))
+            count, tail, partial = 0, [], b""
+            while True:
+                chunk = proc.stdout.read(1 << 20)
+                lines = (partial + chunk).split(b"\n")
+                partial = lines.pop() if chunk else b""  # at the end, the last line is whole
+                for line in lines:
+                    if b"RECORD" in line[:30]:
+                        count += 1
+                    elif line.strip():
+                        tail = (tail + [line[:2000]])[-20:]
+                if not chunk:
+                    break
             if proc.wait() != 0:
                 raise RuntimeError(
                     f"source-s3 read exited {proc.returncode}: " + b"".join(tail).decode(errors="replace")
