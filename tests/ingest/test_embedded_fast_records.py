@@ -66,3 +66,40 @@ def test_fast_rows_equal_streamrecord_rows_but_for_the_new_raw_id():
     assert results[1]["fast"]["name"] == "lower-case key for Name" and "extra" not in results[1]["fast"]
     assert results[1]["fast"]["camelcase"] == 7 and results[1]["fast"]["amount"] is None
     assert results[2]["fast"]["_airbyte_meta"] == {}
+
+
+RAW_IDS = r"""
+import importlib.util, json, time, uuid
+spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+from uuid_extensions import uuid7str
+
+ids = runner.RawIds()
+made = [uuid7str()] + [ids() for _ in range(5000)] + [uuid7str()]  # PyAirbyte's before and after
+future = runner.RawIds()
+future._stamp = (0x0FFFFFFF, 0xFFFF, 0x7FFF)  # as if the clock had stepped back from there
+future._count = future.PER_READING
+stepped_back = [future() for _ in range(3)]
+print(json.dumps({"made": made, "stepped_back": stepped_back,
+                  "versions": sorted({uuid.UUID(i).version for i in made[1:-1]}),
+                  "variants": sorted({str(uuid.UUID(i).variant) for i in made[1:-1]})}))
+"""
+
+
+def test_raw_ids_increase_strictly_and_sort_with_pyairbyte_s_own():
+    """The runner's raw ids (RawIds) replace PyAirbyte's uuid7str for speed: the same layout, so
+    they sort among ids written before; strictly increasing, which the merge relies on (the later
+    of two versions extracted together wins), even when the clock steps back."""
+    proc = subprocess.run(
+        [str(embedded.runtime_python()), "-P", "-c", RAW_IDS],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    made = out["made"]
+    assert made == sorted(made) and len(set(made)) == len(made)  # between uuid7str's, in order, unique
+    assert out["versions"] == [7] and out["variants"] == ["specified in RFC 4122"]
+    stepped = out["stepped_back"]
+    assert stepped == sorted(stepped) and stepped[0] > "0fffffff-ffff-7fff", stepped  # past the last, not back

@@ -505,16 +505,64 @@ def extracted_at(emitted_at: int) -> str:
     return datetime.fromtimestamp(emitted_at / 1000, tz=UTC).isoformat()
 
 
+class RawIds:
+    """Raw ids in the layout of PyAirbyte's (`uuid_extensions.uuid7str`) at a fifth of its cost.
+
+    uuid7str reads the clock and the system's random source for every id: 5.3 us a record,
+    measured, a tenth of the runner's work per record. Its layout is kept, so ids still sort with
+    those written before: 36 bits of Unix seconds and 24 of their fraction (version 7 in between),
+    the variant and a 14-bit counter, then 48 random bits. Here the clock is read once per 1,024
+    ids (the counter orders the ids of one reading) and the random bits come from a generator
+    seeded once from the system's. Ids are strictly increasing in the order they are made, even
+    if the clock steps back, which the merge relies on (`_emulated_merge_temp_table_to_final_table`:
+    of two versions of a key extracted together, the one emitted later has the larger raw id).
+    """
+
+    PER_READING = 1024  # ids per reading of the clock (the counter holds 16,384)
+
+    def __init__(self) -> None:
+        import random
+
+        # ids need to be unique, not unguessable (as uuid7str, whose random part is not a secret)
+        self._bits = random.Random(random.SystemRandom().getrandbits(128)).getrandbits  # noqa: S311
+        self._stamp = (0, 0, 0)
+        self._prefix = ""
+        self._count = self.PER_READING
+
+    def _read_clock(self) -> None:
+        t1, rest = divmod(time.time_ns(), 16_000_000_000)
+        t2, rest = divmod(rest << 16, 16_000_000_000)
+        stamp = (t1, t2, (rest << 12) // 16_000_000_000 | 0x7000)
+        if stamp <= self._stamp:  # the same tick as the last reading, or the clock stepped back
+            t1, t2, t3 = self._stamp
+            t3 += 1
+            if t3 > 0x7FFF:
+                t3, t2 = 0x7000, t2 + 1
+                if t2 > 0xFFFF:
+                    t2, t1 = 0, t1 + 1
+            stamp = (t1, t2, t3)
+        self._stamp, self._count = stamp, 0
+        self._prefix = f"{stamp[0]:08x}-{stamp[1]:04x}-{stamp[2]:04x}-"
+
+    def __call__(self) -> str:
+        if self._count >= self.PER_READING:
+            self._read_clock()
+        count = self._count
+        self._count = count + 1
+        return f"{self._prefix}{0x8000 | count:04x}-{self._bits(48):012x}"
+
+
+new_raw_id = RawIds()
+
+
 def record_row(layout: Layout, data: dict, emitted_at: int) -> list:
     """One record's values in its stream's column order, with a new raw id (UUIDv7, in emit order)."""
-    from uuid_extensions import uuid7str  # PyAirbyte's own raw-id function
-
     columns, slots, (raw_id, extracted, meta) = layout
     row: list[Any] = [None] * len(columns)
     for slot, value in zip(slots, data.values(), strict=True):
         if slot is not None:
             row[slot] = value
-    row[raw_id] = uuid7str()
+    row[raw_id] = new_raw_id()
     row[extracted] = extracted_at(emitted_at)
     row[meta] = {}
     return row
