@@ -18,7 +18,6 @@ whatever else runs on the machine: say so when quoting the figures.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import resource
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from include.pipeline.ingest import shop  # noqa: E402
 from include.pipeline.ingest.connections import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
+from include.pipeline.ingest.pipes import widen_pipe  # noqa: E402
 from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
 
 
@@ -144,12 +144,10 @@ def read_exports(config: dict, repeat: int, catalog: dict | None = None) -> tupl
 
         def run() -> int:
             # The connector at its best: its stdout drained in 1 MiB reads from a pipe as wide as the
-            # embedded runner's (embedded_runner.widen_pipe; that module needs .venv-airbyte's
-            # packages), so it never waits on this reader.
+            # embedded runner's, so it never waits on this reader.
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=tmp, bufsize=0)
             assert proc.stdout
-            with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as limit:
-                fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, min(8 << 20, int(limit.read())))
+            widen_pipe(proc.stdout)
             count, tail, partial = 0, [], b""
             while True:
                 chunk = proc.stdout.read(1 << 20)

@@ -246,3 +246,21 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
         " _airbyte_extracted_at desc) = 1)"
     ).fetchone()
     assert latest == (60,)
+
+
+def test_the_lake_reads_its_connector_through_a_widened_pipe(tmp_path):
+    """A 64 KiB pipe made the connector wait on every 0.1 s burst of output (pipes.py): the lake's
+    task widens the connector's stdout before reading it. The connector here reports the size of
+    the pipe it writes into, after a moment (the widening happens once it has started)."""
+    import sys
+
+    connector = tmp_path / "source-pipe-size"
+    connector.write_text(
+        f"#!{sys.executable}\nimport fcntl, time\ntime.sleep(0.5)\nprint('pipe', fcntl.fcntl(1, fcntl.F_GETPIPE_SZ))\n"
+    )
+    connector.chmod(0o755)
+    logged: list[str] = []
+    assert list(s3_destination._run_connector(connector, ["read"], {}, logged.append, [])) == []
+    with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
+        wide = min(8 << 20, int(f.read()))
+    assert wide > 64 * 1024 and logged == [f"pipe {wide}"]

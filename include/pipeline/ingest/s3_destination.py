@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from include.pipeline.ingest.pipes import widen_pipe
+
 DEFAULT_PATH_FORMAT = "${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_"
 FORMATS = ("parquet",)
 COMPRESSION = "SNAPPY"  # the Parquet codec, both engines (destination-s3's compression_codec)
@@ -514,6 +516,7 @@ def _run_connector(executable: Path, args: list[str], env: dict[str, str], log, 
     )  # fmt: skip
     try:
         assert proc.stdout is not None
+        widen_pipe(proc.stdout)  # so that the connector never waits on this reader (pipes.py)
         yield from _messages(proc.stdout, log, tail)
         code = proc.wait()
     finally:
