@@ -249,7 +249,7 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
 
 
 def test_the_lake_reads_its_connector_through_a_widened_pipe(tmp_path):
-    """A 64 KiB pipe made the connector wait on every 0.1 s burst of output (pipes.py): the lake's
+    """A 64 KiB pipe made the connector wait on every 0.1 s burst of output (connector_pipe.py): the lake's
     task widens the connector's stdout before reading it. The connector here reports the size of
     the pipe it writes into, after a moment (the widening happens once it has started)."""
     import sys

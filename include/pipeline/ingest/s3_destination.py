@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from include.pipeline.ingest.pipes import widen_pipe
+from include.pipeline.ingest.connector_pipe import widen_pipe
 
 DEFAULT_PATH_FORMAT = "${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_"
 FORMATS = ("parquet",)
@@ -516,7 +516,7 @@ def _run_connector(executable: Path, args: list[str], env: dict[str, str], log, 
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        widen_pipe(proc.stdout)  # so that the connector never waits on this reader (pipes.py)
+        widen_pipe(proc.stdout)  # so that the connector never waits on this reader (connector_pipe.py)
         yield from _messages(proc.stdout, log, tail)
         code = proc.wait()
     finally:
