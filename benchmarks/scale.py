@@ -268,7 +268,7 @@ def print_report(results: list[dict]) -> None:
                 (size, label, "shop_export (simulated shop)", f"{f['export']:.0f}", "", "", ""),
                 (size, label, "ingest (embedded sync)", f"{f['ingest']:.0f}", f"{f['records']:,}",
                  rate(f["records"], f["sync_seconds"] or f["ingest"]), ""),
-                *([(size, label, "  of which loading (COPY + merge)", f"{f['load_seconds']:.1f}", f"{f['records']:,}",
+                *([(size, label, "  of which loading after the read", f"{f['load_seconds']:.1f}", f"{f['records']:,}",
                      rate(f["records"], f["load_seconds"]), "")] if f.get("load_seconds") else []),
                 (size, label, "dbt part (Cosmos)", f"{f['dbt']:.0f}", "", "", ""),
                 (size, label, "whole DAG under the scheduler", f"{f['wall']:.0f}", "", "",
