@@ -8,7 +8,8 @@ records and the merge must absorb them. `fail_after: N` exits with an error afte
 `pause_after: N` stops sending after N records and hangs (a sync caught mid-way, for kill tests).
 `stall_after: N` emits N records and a STATE message for them, touches the file `stall_marker`
 and hangs, so a test can kill the sync mid-way. `fail_discover: true` makes discover exit 1 with
-a TRACE error message.
+a TRACE error message. `copies: N` serves N streams with the same schema and records (`items`,
+`items_2` ... `items_N`) and reads them interleaved, one record of each in turn.
 Standard library only: any Python interpreter can run it.
 """
 
@@ -48,9 +49,15 @@ def option(args: list[str], name: str) -> str | None:
     return args[args.index(name) + 1] if name in args else None
 
 
+def streams(config: dict) -> list[dict]:
+    return [STREAM] + [{**STREAM, "name": f"items_{k}"} for k in range(2, int(config.get("copies") or 1) + 1)]
+
+
 def read(config: dict, catalog: dict, state: list | dict | None) -> int:
     records = json.loads(open(config["records_file"], encoding="utf-8").read())
     configured = {s["stream"]["name"]: s for s in catalog["streams"]}
+    if len(configured) > 1:
+        return read_copies(records, list(configured))
     if "items" not in configured:
         return 0
     cursor = None
@@ -85,6 +92,23 @@ def read(config: dict, catalog: dict, state: list | dict | None) -> int:
     return 0
 
 
+def read_copies(records: list[dict], names: list[str]) -> int:
+    """Every record to each of `names`, interleaved; then each stream's state and COMPLETE."""
+    for name in names:
+        emit({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 0, "stream_status": {
+            "stream_descriptor": {"name": name}, "status": "STARTED"}}})  # fmt: skip
+    for n, record in enumerate(records):
+        for name in names:
+            emit({"type": "RECORD", "record": {"stream": name, "data": record, "emitted_at": 1767225600000 + n}})
+    for name in names:
+        newest = max((r["updated_at"] for r in records), default=None)
+        emit({"type": "STATE", "state": {"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": name}, "stream_state": {"updated_at": newest}}}})  # fmt: skip
+        emit({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 0, "stream_status": {
+            "stream_descriptor": {"name": name}, "status": "COMPLETE"}}})  # fmt: skip
+    return 0
+
+
 def main(args: list[str]) -> int:
     command = args[0] if args else ""
     if command == "spec":
@@ -93,7 +117,7 @@ def main(args: list[str]) -> int:
             "properties": {"records_file": {"type": "string"}, "fail_after": {"type": "integer"},
                            "pause_after": {"type": "integer"},
                            "stall_after": {"type": "integer"}, "stall_marker": {"type": "string"},
-                           "fail_discover": {"type": "boolean"}},
+                           "fail_discover": {"type": "boolean"}, "copies": {"type": "integer"}},
         }}})  # fmt: skip
         return 0
     config = json.loads(open(option(args, "--config"), encoding="utf-8").read())
@@ -105,7 +129,7 @@ def main(args: list[str]) -> int:
             emit({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 0, "error": {
                 "message": "protocol_source: discover refused (fail_discover)", "failure_type": "config_error"}}})  # fmt: skip
             return 1
-        emit({"type": "CATALOG", "catalog": {"streams": [STREAM]}})
+        emit({"type": "CATALOG", "catalog": {"streams": streams(config)}})
         return 0
     if command == "read":
         catalog = json.loads(open(option(args, "--catalog"), encoding="utf-8").read())

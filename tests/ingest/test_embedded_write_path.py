@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from psycopg2.sql import SQL
+from psycopg2.sql import SQL, Identifier
 
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
@@ -271,6 +271,40 @@ def test_a_value_postgres_rejects_fails_the_copy_and_leaves_no_stage_table(sourc
     assert sql(stage_tables) == [], "the stage table of the failed COPY is dropped"
 
 
+LEFT_STAGES = (
+    "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+    " where n.nspname = 'raw' and c.relpersistence = 'u' and c.relkind = 'r'"
+)
+
+
+def test_more_streams_at_once_than_open_copies_all_land_whole(source, warehouse, sql):
+    """Six streams read interleaved: at most four stage COPYs are open at once (StageCopy), so some
+    are committed and paused while their stream goes on, then resumed into the same stage."""
+    names = ["items"] + [f"items_{k}" for k in range(2, 7)]
+    padding = "p" * 400  # ~3 MB of CSV per stream: each stage gets several chunks, in turns
+    records = [record(i, "01", name=f"{i} {padding}") for i in range(1, 6001)]
+    conn = Connection(
+        name="protocol_test",
+        source=Source(
+            name="protocol",
+            connector="source-protocol-test",
+            config={"records_file": str(source(records)), "copies": len(names)},
+        ),
+        destination=PostgresDestination(name="warehouse", schema="raw", airflow_conn_id="warehouse"),
+        streams=tuple(
+            Stream(name=n, sync_mode="incremental_deduped_history", cursor_field="updated_at", primary_key=("id",))
+            for n in names
+        ),
+    )
+    result = sync(conn, warehouse)
+    assert any("streams at once: the stage COPY fed least recently" in line for line in result["lines"])
+    for name in names:
+        assert result["streams"][name]["records"] == 6000
+        query = SQL("select count(*), count(distinct id), min(id), max(id), sum(length(name)) from raw.{}")
+        assert sql(query.format(Identifier(name))) == [(6000, 6000, 1, 6000, sum(len(r["name"]) for r in records))]
+    assert sql(LEFT_STAGES) == [], "every stage is dropped after its merge"
+
+
 # -- reliability case 12: a sync killed mid-way, then resumed -----------------------------------------
 def kill_the_runner_when(ready, seconds: float = 120.0) -> None:
     """Wait for `ready()`, then SIGKILL the embedded runner's process group (runner + connector):
@@ -347,9 +381,12 @@ def test_case12_a_sync_killed_mid_way_and_resumed_has_no_duplicate_key_and_no_st
     sql("drop trigger slow_on_6 on raw.items")  # waits for that backend to end
     assert rows(sql) == before, "nothing of the sync killed while loading is visible"
     assert sql("select state_json from raw._airbyte_state") == state_before, "the cursor did not move"
+    assert len(sql(LEFT_STAGES)) == 1, "the killed merge's stage is still there (nothing could drop it)"
 
     # 3. resumed: the next run of the same day loads every change once
     result = sync(conn, warehouse)
+    assert any("dropped 1 stage table(s) an interrupted sync left" in line for line in result["lines"])
+    assert sql(LEFT_STAGES) == []
     assert result["streams"]["items"]["records"] == len(day2)
     assert sql("select count(*), count(distinct id) from raw.items") == [(9, 9)], "no duplicate primary key"
     assert [(r[0], r[1]) for r in rows(sql)] == [
