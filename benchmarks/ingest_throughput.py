@@ -11,8 +11,8 @@ uses):
   floor any loader can reach, since a sync cannot be faster than its source;
 - embedded sync: `include.pipeline.ingest.embedded.sync_connection` into a fresh database, as an
   Airflow task runs it (PyAirbyte runs the connector; records are loaded into raw.*), with the
-  runner's peak RSS as it reports it, and the loading part of it (COPY to the stage table + the
-  move into the final table, from the runner's log lines: the loader's own records/s);
+  runner's peak RSS as it reports it, and the loading left after the read (the end of each
+  stage table's COPY, which runs while the connector is read, + the move into the final table);
 - COPY: the rows the sync wrote, dumped to CSV in memory, then loaded by `COPY ... FROM STDIN`
   into empty tables of the same shape: what Postgres itself needs for the same rows.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import resource
 import secrets
 import statistics
@@ -52,7 +51,6 @@ from include.pipeline.settings import Warehouse  # noqa: E402
 CONNECTION = "shop_faker_to_warehouse"
 DECLARATION = Path(__file__).with_name("faker_connections.yaml")
 RECORD_PREFIXES = (b'{"type":"RECORD"', b'{"type": "RECORD"')
-LOAD_STEP = re.compile(r"(?:rows copied to stage|-> final table \(.*\)) in ([\d.]+) s")
 CATALOG_DIR = REPO_ROOT / "include" / "airbyte" / "catalogs"
 
 
@@ -123,8 +121,8 @@ def embedded_sync(connection, warehouse: Warehouse, count: int) -> tuple[float, 
     result = sync_connection(connection, warehouse, log=lines.append, config_overrides={"count": count})
     seconds = time.monotonic() - started
     records = sum(s["records"] for s in result["streams"].values())
-    # the runner logs each load step: "... rows copied to stage in X s", "merged ... in Y s"
-    result["load_seconds"] = sum(float(m.group(1)) for line in lines if (m := LOAD_STEP.search(line)))
+    # what loading costs after the read (the end of each stage's COPY + the merge), as the runner reports it
+    result["load_seconds"] = sum(float(s.get("load_seconds") or 0) for s in result["streams"].values())
     return seconds, records, result.get("runner_peak_rss_mib"), result
 
 

@@ -9,7 +9,7 @@ record before the rows reach Postgres:
 - pydantic: PyAirbyte's path: `AirbyteMessage.model_validate_json`, a `StreamRecord`, a CSV row;
 - fast: the runner's path: orjson, `record_layout`/`record_row`, the same CSV row writer.
 
-The CSV text goes to a null sink in both, so file and gzip costs are left out (they are the same).
+The CSV text goes to a null sink in both, so what loading it costs (the stage COPY) is left out.
 Save an output with the connector itself, e.g. `.venv-source-faker/bin/source-faker read --config
 config.json --catalog catalog.json > out.jsonl` (benchmarks/ingest_throughput.py builds both files).
 """
