@@ -305,6 +305,30 @@ def test_more_streams_at_once_than_open_copies_all_land_whole(source, warehouse,
     assert sql(LEFT_STAGES) == [], "every stage is dropped after its merge"
 
 
+def test_the_stages_of_a_sync_still_running_are_left_alone(source, warehouse, sql):
+    """A stage is a left-over only if no sync of its stream runs: each sync holds an advisory lock
+    per stream for its whole run, and the next one drops stages only of the streams it could lock."""
+    import psycopg2
+
+    conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
+    sync(conn, warehouse)
+    sql("create unlogged table raw.items_01abc2xyz (id bigint)")  # a stage, by its name and kind
+    other = psycopg2.connect(
+        host=warehouse.host, port=warehouse.port, user=warehouse.user,
+        password=warehouse.password, dbname=warehouse.database,
+    )  # fmt: skip
+    try:  # another sync of raw.items is running (as the runner claims it)
+        other.cursor().execute("select pg_advisory_lock(hashtext('embedded-sync:raw.items')::bigint)")
+        result = sync(conn, warehouse)
+        assert any("another sync of items into raw is running" in line for line in result["lines"])
+        assert sql(LEFT_STAGES) == [("items_01abc2xyz",)], "the running sync's stage is left alone"
+    finally:
+        other.close()  # that sync ended: its claim goes with its session
+    result = sync(conn, warehouse)
+    assert any("dropped 1 stage table(s) an interrupted sync left: items_01abc2xyz" in x for x in result["lines"])
+    assert sql(LEFT_STAGES) == []
+
+
 # -- reliability case 12: a sync killed mid-way, then resumed -----------------------------------------
 def kill_the_runner_when(ready, seconds: float = 120.0) -> None:
     """Wait for `ready()`, then SIGKILL the embedded runner's process group (runner + connector):

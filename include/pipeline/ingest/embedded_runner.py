@@ -1397,18 +1397,37 @@ def use_metadata_cache(source: Any, spec: dict, cached: dict | None, early: Earl
     return remember
 
 
+# This sync's claim on its streams (a session-level advisory lock per <schema>.<stream>), held until
+# the runner exits: Postgres releases it when the session ends, however the runner ended.
+STREAM_LOCKS: Any = None
+
+
 def drop_left_stages(cache: Any, spec: dict) -> None:
     """Drop the stage tables a killed sync of these streams left in the schema (StageCopy's, unlogged).
 
     A stage is created at a stream's first rows and dropped after the merge, or when the sync fails;
     a runner killed outright (SIGKILL, a lost machine) cannot drop it. Only unlogged tables named as
     PyAirbyte names stages (`<stream>_<9 characters of a ULID>`) are dropped: final tables are logged.
+    Each sync first takes an advisory lock per stream for its whole run: a stream whose lock another
+    session holds is being synced right now, and its stages are that sync's, left alone.
     """
+    global STREAM_LOCKS  # noqa: PLW0603 - one runner, one claim, until it exits
     from psycopg2 import sql
 
     normalize = cache.processor.normalizer.normalize
-    names = "|".join(re.escape(normalize(s["name"])) for s in spec["streams"])
-    if not names:
+    streams = [normalize(s["name"]) for s in spec["streams"]]
+    if not streams:
+        return
+    STREAM_LOCKS = cache.get_sql_engine().raw_connection()
+    db = STREAM_LOCKS.cursor()
+    ours, busy = [], []
+    for stream in streams:
+        db.execute("select pg_try_advisory_lock(hashtext(%s)::bigint)", (f"embedded-sync:{spec['schema']}.{stream}",))
+        (ours if db.fetchone()[0] else busy).append(stream)
+    STREAM_LOCKS.commit()  # session-level locks outlive the transaction; no transaction stays open
+    if busy:
+        log(f"another sync of {', '.join(busy)} into {spec['schema']} is running: its stage tables are left alone")
+    if not ours:
         return
     raw = cache.get_sql_engine().raw_connection()
     try:
@@ -1416,7 +1435,7 @@ def drop_left_stages(cache: Any, spec: dict) -> None:
         db.execute(
             "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
             " where n.nspname = %s and c.relkind = 'r' and c.relpersistence = 'u' and c.relname ~ %s",
-            (spec["schema"], f"^({names})_[0-9a-z]{{9}}$"),
+            (spec["schema"], f"^({'|'.join(re.escape(s) for s in ours)})_[0-9a-z]{{9}}$"),
         )
         left = sorted(row[0] for row in db.fetchall())
         for name in left:
