@@ -305,28 +305,40 @@ def test_more_streams_at_once_than_open_copies_all_land_whole(source, warehouse,
     assert sql(LEFT_STAGES) == [], "every stage is dropped after its merge"
 
 
-def test_the_stages_of_a_sync_still_running_are_left_alone(source, warehouse, sql):
-    """A stage is a left-over only if no sync of its stream runs: each sync holds an advisory lock
-    per stream for its whole run, and the next one drops stages only of the streams it could lock."""
+def test_a_second_sync_of_the_same_streams_waits_for_the_first_then_drops_its_left_stages(source, warehouse, sql):
+    """Each sync holds an advisory lock per stream for its whole run: a second sync of the same
+    streams into the same schema waits (their merges would race and could duplicate keys), and
+    once it holds them, every stage of its streams is a left-over it drops."""
+    import time
+
     import psycopg2
 
-    conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
+    conn = connection(source([record(1, "01", name="a"), record(2, "01", name="b")]), "incremental_deduped_history")
     sync(conn, warehouse)
-    sql("create unlogged table raw.items_01abc2xyz (id bigint)")  # a stage, by its name and kind
+    sql("create unlogged table raw.items_01abc2xyz (id bigint)")  # the running sync's stage
     other = psycopg2.connect(
         host=warehouse.host, port=warehouse.port, user=warehouse.user,
         password=warehouse.password, dbname=warehouse.database,
     )  # fmt: skip
-    try:  # another sync of raw.items is running (as the runner claims it)
+    try:  # another sync of raw.items is running (as a runner claims it)
         other.cursor().execute("select pg_advisory_lock(hashtext('embedded-sync:raw.items')::bigint)")
-        result = sync(conn, warehouse)
-        assert any("another sync of items into raw is running" in line for line in result["lines"])
+        thread, outcome = in_background(sync, conn, warehouse)
+        waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+        deadline = time.monotonic() + 120
+        while sql(waiting) != [(1,)]:
+            assert time.monotonic() < deadline and thread.is_alive(), outcome
+            time.sleep(0.2)
+        time.sleep(1)
+        assert thread.is_alive(), "the second sync did not wait"
         assert sql(LEFT_STAGES) == [("items_01abc2xyz",)], "the running sync's stage is left alone"
     finally:
         other.close()  # that sync ended: its claim goes with its session
-    result = sync(conn, warehouse)
-    assert any("dropped 1 stage table(s) an interrupted sync left: items_01abc2xyz" in x for x in result["lines"])
+    thread.join(120)
+    lines = outcome["result"]["lines"]
+    assert any("another sync of items into raw is running: waiting for it to end" in x for x in lines)
+    assert any("dropped 1 stage table(s) an interrupted sync left: items_01abc2xyz" in x for x in lines)
     assert sql(LEFT_STAGES) == []
+    assert sql("select count(*), count(distinct id) from raw.items") == [(2, 2)]
 
 
 # -- reliability case 12: a sync killed mid-way, then resumed -----------------------------------------

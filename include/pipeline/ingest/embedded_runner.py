@@ -1402,14 +1402,15 @@ def use_metadata_cache(source: Any, spec: dict, cached: dict | None, early: Earl
 STREAM_LOCKS: Any = None
 
 
-def drop_left_stages(cache: Any, spec: dict) -> None:
-    """Drop the stage tables a killed sync of these streams left in the schema (StageCopy's, unlogged).
+def claim_streams(cache: Any, spec: dict) -> None:
+    """Hold this sync's streams for its whole run, then drop the stage tables a killed sync of them left.
 
     A stage is created at a stream's first rows and dropped after the merge, or when the sync fails;
     a runner killed outright (SIGKILL, a lost machine) cannot drop it. Only unlogged tables named as
     PyAirbyte names stages (`<stream>_<9 characters of a ULID>`) are dropped: final tables are logged.
-    Each sync first takes an advisory lock per stream for its whole run: a stream whose lock another
-    session holds is being synced right now, and its stages are that sync's, left alone.
+    Each sync first takes an advisory lock per stream and holds it for its whole run: a second sync
+    of the same streams into the same schema waits for the first to end (their merges would race
+    and could duplicate keys), and once it holds them, every stage of its streams is a left-over.
     """
     global STREAM_LOCKS  # noqa: PLW0603 - one runner, one claim, until it exits
     from psycopg2 import sql
@@ -1420,22 +1421,21 @@ def drop_left_stages(cache: Any, spec: dict) -> None:
         return
     STREAM_LOCKS = cache.get_sql_engine().raw_connection()
     db = STREAM_LOCKS.cursor()
-    ours, busy = [], []
-    for stream in streams:
-        db.execute("select pg_try_advisory_lock(hashtext(%s)::bigint)", (f"embedded-sync:{spec['schema']}.{stream}",))
-        (ours if db.fetchone()[0] else busy).append(stream)
+    for stream in sorted(streams):  # one order for every sync: two cannot wait on each other
+        key = (f"embedded-sync:{spec['schema']}.{stream}",)
+        db.execute("select pg_try_advisory_lock(hashtext(%s)::bigint)", key)
+        if not db.fetchone()[0]:
+            log(f"another sync of {stream} into {spec['schema']} is running: waiting for it to end")
+            db.execute("select pg_advisory_lock(hashtext(%s)::bigint)", key)
+            log(f"the other sync of {stream} ended: going on")
     STREAM_LOCKS.commit()  # session-level locks outlive the transaction; no transaction stays open
-    if busy:
-        log(f"another sync of {', '.join(busy)} into {spec['schema']} is running: its stage tables are left alone")
-    if not ours:
-        return
     raw = cache.get_sql_engine().raw_connection()
     try:
         db = raw.cursor()
         db.execute(
             "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
             " where n.nspname = %s and c.relkind = 'r' and c.relpersistence = 'u' and c.relname ~ %s",
-            (spec["schema"], f"^({'|'.join(re.escape(s) for s in ours)})_[0-9a-z]{{9}}$"),
+            (spec["schema"], f"^({'|'.join(re.escape(s) for s in streams)})_[0-9a-z]{{9}}$"),
         )
         left = sorted(row[0] for row in db.fetchall())
         for name in left:
@@ -1470,7 +1470,7 @@ def main() -> int:
         **({"cache_dir": spec["work_dir"]} if spec.get("work_dir") else {}),
     )
     streams = spec["streams"]
-    drop_left_stages(cache, spec)
+    claim_streams(cache, spec)
     source = ab.get_source(
         spec["connector"],
         config=spec["config"],
