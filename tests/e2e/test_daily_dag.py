@@ -16,9 +16,9 @@ LAYERS = {
     "raw.users": "id",
     "raw.products": "id",
     "raw.purchases": "id",
-    "staging.stg_faker__users": "customer_id",
-    "staging.stg_faker__products": "product_id",
-    "staging.stg_faker__purchases": "purchase_id",
+    "staging.stg_shop__users": "customer_id",
+    "staging.stg_shop__products": "product_id",
+    "staging.stg_shop__purchases": "purchase_id",
     "marts.customers": "customer_id",
     "marts.orders": "order_id",
     "marts.products": "product_id",
@@ -54,10 +54,10 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(ow
     assert rows["users"] == 1080
     for stream in ("users", "products", "purchases"):
         assert first[f"raw.{stream}"] == (rows[stream], rows[stream])
-    assert first["marts.customers"] == first["staging.stg_faker__users"] == (rows["users"], rows["users"])
-    assert first["marts.orders"] == first["staging.stg_faker__purchases"] == (rows["purchases"], rows["purchases"])
+    assert first["marts.customers"] == first["staging.stg_shop__users"] == (rows["users"], rows["users"])
+    assert first["marts.orders"] == first["staging.stg_shop__purchases"] == (rows["purchases"], rows["purchases"])
     # every dbt model ran as its own task, with its tests after it, and all succeeded
-    for model in ("stg_faker__users", "stg_faker__products", "stg_faker__purchases", "customers", "orders"):
+    for model in ("stg_shop__users", "stg_shop__products", "stg_shop__purchases", "customers", "orders"):
         assert f"task_id=transform.{model}.run" in log and f"task_id=transform.{model}.test" in log
 
     assert "task_id=shop_export" in log and "shop export 2026-01-05 (full)" in log, "the first export: the whole shop"

@@ -149,7 +149,7 @@ def test_a_stale_run_waits_then_fails_naming_the_streams_and_their_lag_in_messag
     assert waited >= 2, waited
     assert message.startswith("stale raw data: 2 stream(s) did not cover the data interval within 2 s: ")
     assert "raw.purchases: newest extraction" in message and "raw.users: newest extraction" in message
-    assert "is 72.0 h behind" in message and "limit 50.0 h (error_after of dbt source faker.users)" in message
+    assert "is 72.0 h behind" in message and "limit 50.0 h (error_after of dbt source shop.users)" in message
     assert "raw.products" not in message
     # every check is a row: the wait shows on the dashboard
     checks = sql(

@@ -36,7 +36,7 @@ def rendered(tmp_path_factory) -> dict:
 
 
 MODELS = [
-    "stg_faker__users", "stg_faker__products", "stg_faker__purchases", "stg_faker__quarantined_records",
+    "stg_shop__users", "stg_shop__products", "stg_shop__purchases", "stg_shop__quarantined_records",
     "int_purchases_enriched", "customers", "orders", "products", "daily_revenue", "monthly_cohort_retention",
 ]  # fmt: skip
 
@@ -53,7 +53,7 @@ def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_
         assert "DbtTestWatcherOperator" in tasks[f"transform.{model}.test"]["bases"]
         assert tasks[f"transform.{model}.test"]["upstream"] == [f"transform.{model}.run"]
     assert "DbtSnapshotWatcherOperator" in tasks["transform.customers_snapshot.snapshot"]["bases"]
-    assert tasks["transform.customers_snapshot.snapshot"]["upstream"] == ["transform.stg_faker__users.test"]
+    assert tasks["transform.customers_snapshot.snapshot"]["upstream"] == ["transform.stg_shop__users.test"]
     # every per-node task watches that one producer: no other task in the group runs dbt
     assert {v["producer"] for v in sensors.values()} == {PRODUCER}
     assert len(sensors) == 2 * len(MODELS) + 2
@@ -71,9 +71,9 @@ def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(re
 @pytest.mark.parametrize(
     ("model", "parents"),
     [
-        ("int_purchases_enriched", ["stg_faker__products", "stg_faker__purchases", "stg_faker__users"]),
+        ("int_purchases_enriched", ["stg_shop__products", "stg_shop__purchases", "stg_shop__users"]),
         ("orders", ["int_purchases_enriched"]),
-        ("customers", ["int_purchases_enriched", "stg_faker__users"]),
+        ("customers", ["int_purchases_enriched", "stg_shop__users"]),
     ],
 )
 def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(rendered, model, parents):

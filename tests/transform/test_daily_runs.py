@@ -30,8 +30,8 @@ DAYS = ["2026-01-02", "2026-01-03", "2026-01-04"]
 # (relation, key) for every layer; the snapshot's key is its version id
 KEYS = [
     ("raw.users", "id"), ("raw.products", "id"), ("raw.purchases", "id"),
-    ("staging.stg_faker__users", "customer_id"), ("staging.stg_faker__products", "product_id"),
-    ("staging.stg_faker__purchases", "purchase_id"), ("staging.stg_faker__quarantined_records", "raw_record_id"),
+    ("staging.stg_shop__users", "customer_id"), ("staging.stg_shop__products", "product_id"),
+    ("staging.stg_shop__purchases", "purchase_id"), ("staging.stg_shop__quarantined_records", "raw_record_id"),
     ("intermediate.int_purchases_enriched", "purchase_id"),
     ("marts.customers", "customer_id"), ("marts.orders", "order_id"), ("marts.products", "product_id"),
     ("marts.daily_revenue", "order_date"), ("marts.monthly_cohort_retention", "cohort_month, months_since_first_order"),
@@ -108,7 +108,7 @@ class Warehouse:
             (CHANGED_CUSTOMER,),
         )
         s["customer_now"] = self.sql(
-            "select email from staging.stg_faker__users where customer_id = %s", (CHANGED_CUSTOMER,)
+            "select email from staging.stg_shop__users where customer_id = %s", (CHANGED_CUSTOMER,)
         )[0][0]
         s["orders_oid"] = self.sql("select 'marts.orders'::regclass::oid")[0][0]
         return s
@@ -150,7 +150,9 @@ def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
                           dbname=target.database) as conn, conn.cursor() as cur:  # fmt: skip
         out["type_errors"] = freshness.measure(cur, "raw.users")["type_errors"]
     out["quarantine_build"] = dbt("build", check=False)
-    out["quarantine"] = wh.sql("select stream_name, record_id, problem from staging.stg_faker__quarantined_records")
+    out["quarantine"] = wh.sql(
+        "select source_name, stream_name, record_key, problem from staging.stg_shop__quarantined_records"
+    )
     out["customer_5"] = wh.sql("select count(*) from marts.customers where customer_id = 5")[0][0]
     out["wh"] = wh
     return out
@@ -262,10 +264,10 @@ def test_a_record_flagged_by_airbyte_is_quarantined_and_the_build_goes_on(runs):
     assert runs["type_errors"] == 1, "the freshness check reports it to the metrics"
     build = runs["quarantine_build"]
     assert build.returncode == 0, build.stdout[-4000:]
-    assert runs["quarantine"] == [("users", 5, "airbyte_changes")]
+    assert runs["quarantine"] == [("shop", "users", "5", "airbyte_changes")]
     assert runs["customer_5"] == 0
     # its orders stay; the relationship tests warn about the quarantined parent
-    assert "WARN" in build.stdout and "relationships_stg_faker__purchases_customer_id" in build.stdout
+    assert "WARN" in build.stdout and "relationships_stg_shop__purchases_customer_id" in build.stdout
 
 
 def test_a_contracted_mart_whose_column_type_changes_fails_and_loads_nothing(runs, tmp_path):

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 
 CUSTOMERS = 2_000
 COMPARED = [
-    "staging.stg_faker__users", "staging.stg_faker__products", "staging.stg_faker__purchases",
-    "staging.stg_faker__quarantined_records", "intermediate.int_purchases_enriched", "marts.orders",
+    "staging.stg_shop__users", "staging.stg_shop__products", "staging.stg_shop__purchases",
+    "staging.stg_shop__quarantined_records", "intermediate.int_purchases_enriched", "marts.orders",
     "marts.customers", "marts.products", "marts.daily_revenue",
 ]  # fmt: skip
 
@@ -77,16 +77,16 @@ def test_incremental_runs_equal_a_full_refresh(builds, relation):
 
 def test_a_daily_run_writes_about_the_days_records_into_staging(builds):
     for appended, written in zip(builds["appended"], builds["written"], strict=True):
-        for stream, model in (("users", "stg_faker__users"), ("purchases", "stg_faker__purchases")):
+        for stream, model in (("users", "stg_shop__users"), ("purchases", "stg_shop__purchases")):
             # the day's records, plus those re-read at the previous newest time stamp (>=)
             assert 0 < written[model] <= 1.5 * appended[stream], (model, written[model], appended)
-        assert written["stg_faker__users"] < CUSTOMERS / 20
+        assert written["stg_shop__users"] < CUSTOMERS / 20
 
 
 def test_a_key_whose_newest_extraction_is_flagged_moves_to_quarantine(builds):
     assert builds["newly_flagged_users"] > 0, "the synthetic days flag some changed customers"
     quarantined = {
-        row[2] for row in builds["incremental"]["staging.stg_faker__quarantined_records"] if row[0] == "users"
-    }
-    staged = {row[0] for row in builds["incremental"]["staging.stg_faker__users"]}
+        int(row[3]) for row in builds["incremental"]["staging.stg_shop__quarantined_records"] if row[1] == "users"
+    }  # source_name, stream_name, raw_record_id, record_key (text: any key type)
+    staged = {row[0] for row in builds["incremental"]["staging.stg_shop__users"]}
     assert quarantined and not quarantined & staged

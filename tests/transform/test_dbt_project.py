@@ -27,7 +27,7 @@ def column_tests(manifest: dict, node_id: str) -> dict[str, set[str]]:
 def test_every_layer_has_models(manifest):
     names = {layer: sorted(n["name"] for n in models(manifest, layer)) for layer in LAYERS}
     assert names["staging"] == [
-        "stg_faker__products", "stg_faker__purchases", "stg_faker__quarantined_records", "stg_faker__users",
+        "stg_shop__products", "stg_shop__purchases", "stg_shop__quarantined_records", "stg_shop__users",
     ]  # fmt: skip
     assert names["intermediate"] == ["int_purchases_enriched"]
     assert names["marts"] == ["customers", "daily_revenue", "monthly_cohort_retention", "orders", "products"]
@@ -83,9 +83,9 @@ def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manif
     latest_extraction), into tables merged on the primary key, indexed on it and on extracted_at
     (the incremental cutoff)."""
     keys = {
-        "stg_faker__users": "customer_id",
-        "stg_faker__products": "product_id",
-        "stg_faker__purchases": "purchase_id",
+        "stg_shop__users": "customer_id",
+        "stg_shop__products": "product_id",
+        "stg_shop__purchases": "purchase_id",
     }
     for name, key in keys.items():
         node = manifest["nodes"][f"model.ecommerce.{name}"]

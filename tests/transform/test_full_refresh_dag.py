@@ -12,7 +12,7 @@ from tests.support import E2E_DATE
 pytestmark = pytest.mark.e2e
 
 RELATIONS = [
-    "raw.users", "raw.purchases", "staging.stg_faker__users", "staging.stg_faker__purchases",
+    "raw.users", "raw.purchases", "staging.stg_shop__users", "staging.stg_shop__purchases",
     "intermediate.int_purchases_enriched", "marts.customers", "marts.orders", "marts.daily_revenue",
     "snapshots.customers_snapshot",
 ]  # fmt: skip
@@ -27,7 +27,7 @@ def figures(stack) -> dict:
 def test_a_full_refresh_run_rebuilds_the_incremental_mart_with_the_same_result(own_stack):
     stack = own_stack  # the full refresh rebuilds every table
     oid = stack.sql("select 'marts.orders'::regclass::oid")[0][0]
-    staging_oid = stack.sql("select 'staging.stg_faker__users'::regclass::oid")[0][0]
+    staging_oid = stack.sql("select 'staging.stg_shop__users'::regclass::oid")[0][0]
     before = figures(stack)
 
     run = stack.cli("demo", "--date", E2E_DATE, "--full-refresh")
@@ -37,7 +37,7 @@ def test_a_full_refresh_run_rebuilds_the_incremental_mart_with_the_same_result(o
     assert "write strategy replace, full refresh True" in log, "the ingest re-read every stream"
     assert "--full-refresh" in log, "Cosmos passed the flag to dbt"
     assert stack.sql("select 'marts.orders'::regclass::oid")[0][0] != oid, "marts.orders was recreated"
-    assert stack.sql("select 'staging.stg_faker__users'::regclass::oid")[0][0] != staging_oid, (
+    assert stack.sql("select 'staging.stg_shop__users'::regclass::oid")[0][0] != staging_oid, (
         "the incremental staging table was rebuilt"
     )
     assert figures(stack) == before

@@ -4,15 +4,15 @@
 with
 
 purchases as (
-    select * from {{ ref('stg_faker__purchases') }}
+    select * from {{ ref('stg_shop__purchases') }}
 ),
 
 products as (
-    select * from {{ ref('stg_faker__products') }}
+    select * from {{ ref('stg_shop__products') }}
 ),
 
 customers as (
-    select * from {{ ref('stg_faker__users') }}
+    select * from {{ ref('stg_shop__users') }}
 ),
 
 joined as (

@@ -1,7 +1,7 @@
 with
 
 customers as (
-    select * from {{ ref('stg_faker__users') }}
+    select * from {{ ref('stg_shop__users') }}
 ),
 
 purchases as (

@@ -1,7 +1,7 @@
 with
 
 products as (
-    select * from {{ ref('stg_faker__products') }}
+    select * from {{ ref('stg_shop__products') }}
 ),
 
 purchases as (

@@ -2,14 +2,14 @@
     config(
         unique_key='customer_id',
         indexes=[{'columns': ['customer_id'], 'unique': true}, {'columns': ['extracted_at']}],
-        pre_hook="{{ delete_newly_quarantined(source('faker', 'users'), 'customer_id') }}",
+        pre_hook="{{ delete_newly_quarantined(source('shop', 'users'), 'customer_id') }}",
     )
 }}
 
 with
 
 source as (
-    {{ latest_clean_records(source('faker', 'users'), since_column='extracted_at') }}
+    {{ latest_clean_records(source('shop', 'users'), since_column='extracted_at') }}
 ),
 
 renamed as (

@@ -2,14 +2,14 @@
     config(
         unique_key='purchase_id',
         indexes=[{'columns': ['purchase_id'], 'unique': true}, {'columns': ['extracted_at']}],
-        pre_hook="{{ delete_newly_quarantined(source('faker', 'purchases'), 'purchase_id') }}",
+        pre_hook="{{ delete_newly_quarantined(source('shop', 'purchases'), 'purchase_id') }}",
     )
 }}
 
 with
 
 source as (
-    {{ latest_clean_records(source('faker', 'purchases'), since_column='extracted_at') }}
+    {{ latest_clean_records(source('shop', 'purchases'), since_column='extracted_at') }}
 ),
 
 renamed as (

@@ -2,14 +2,14 @@
     config(
         unique_key='product_id',
         indexes=[{'columns': ['product_id'], 'unique': true}, {'columns': ['extracted_at']}],
-        pre_hook="{{ delete_newly_quarantined(source('faker', 'products'), 'product_id') }}",
+        pre_hook="{{ delete_newly_quarantined(source('shop', 'products'), 'product_id') }}",
     )
 }}
 
 with
 
 source as (
-    {{ latest_clean_records(source('faker', 'products'), since_column='extracted_at') }}
+    {{ latest_clean_records(source('shop', 'products'), since_column='extracted_at') }}
 ),
 
 renamed as (

@@ -1,0 +1,37 @@
+{#-
+    The raw records of a source that staging leaves out, with the reason: the latest extraction of
+    a key when Airbyte flagged it, and every record without a (whole) key. One row per raw record.
+    `streams`: {stream: primary key column(s)}, every stream of the source that has a primary key
+    (connections.yaml); `make scaffold-source` writes it. The key is kept as text (`record_key`,
+    the columns of a compound key joined by '|'), so any key type fits.
+-#}
+{% macro quarantined_records(source_name, streams) -%}
+    {%- for stream, key_columns in streams.items() %}
+        {%- set keys = as_list(key_columns) %}
+        {%- set record_key -%}
+            concat_ws('|', {% for key in keys %}{{ key }}::text{% if not loop.last %}, {% endif %}{% endfor %})::varchar
+        {%- endset %}
+        select
+            '{{ source_name }}'::varchar as source_name,
+            '{{ stream }}'::varchar as stream_name,
+            _airbyte_raw_id::varchar as raw_record_id,
+            {{ record_key }} as record_key,
+            record_problem as problem,
+            _airbyte_meta::jsonb as airbyte_meta,
+            _airbyte_extracted_at::timestamp as extracted_at
+        from ({{ latest_extraction(source(source_name, stream), key_columns) }}) as latest
+        where record_problem is not null and record_problem != 'missing_primary_key'
+        union all
+        select
+            '{{ source_name }}'::varchar as source_name,
+            '{{ stream }}'::varchar as stream_name,
+            _airbyte_raw_id::varchar as raw_record_id,
+            {{ record_key }} as record_key,
+            'missing_primary_key'::varchar as problem,
+            _airbyte_meta::jsonb as airbyte_meta,
+            _airbyte_extracted_at::timestamp as extracted_at
+        from {{ source(source_name, stream) }}
+        where {% for key in keys %}{{ key }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
