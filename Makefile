@@ -14,7 +14,7 @@ export STACK_UV := $(UV)
 export DO_NOT_TRACK := 1
 
 .PHONY: help setup services stop status warehouse-url settings demo up password test test-fast lint lock \
-        check-connections catalogs clean airbyte-plan airbyte-apply
+        check-connections scaffold-source catalogs clean airbyte-plan airbyte-apply
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ airbyte-plan: $(VENV)/.installed ## Show what airbyte-apply would change on the 
 
 airbyte-apply: $(VENV)/.installed ## Create/update the declared sources, destinations, connections on Airbyte, by name
 	@$(STACK) airbyte-apply
+
+scaffold-source: $(VENV)/.installed ## Write the dbt staging models of a source of connections.yaml (SOURCE=<name>; never overwrites a file)
+	@test -n "$(SOURCE)" || { echo "usage: make scaffold-source SOURCE=<a source of include/airbyte/connections.yaml>" >&2; exit 2; }
+	@$(STACK) scaffold-source --source "$(SOURCE)"
 
 catalogs: setup ## Refresh include/airbyte/catalogs from the installed connectors (`discover`)
 	@$(STACK) catalogs

@@ -177,8 +177,23 @@ def fill_shop(
             statements.append(_fill(template, _null_keys(null_keys, base), customers))
     statements.append(_fill(PRODUCTS_SQL, _keys(1, size.products, "1", base), customers))
     statements.append("analyze raw.users; analyze raw.products; analyze raw.purchases")
+    statements += other_raw_tables()
     _exec(conn, statements)
     return size
+
+
+def other_raw_tables() -> list[str]:
+    """Empty raw tables for every stream connections.yaml lands in the warehouse besides the
+    shop's three (a source of the user's own): the dbt project's staging models read them."""
+    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.transform.scaffold import raw_table_sql, warehouse_streams
+
+    streams = warehouse_streams(load_connections())
+    return [
+        "create schema if not exists " + s.schema + ";\n" + raw_table_sql(s)
+        for s in streams
+        if (s.source, s.name) not in {("shop", "users"), ("shop", "products"), ("shop", "purchases")}
+    ]
 
 
 def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01, flag_every: int = 50) -> dict[str, int]:

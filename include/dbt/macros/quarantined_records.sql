@@ -1,9 +1,10 @@
 {#-
     The raw records of a source that staging leaves out, with the reason: the latest extraction of
     a key when Airbyte flagged it, and every record without a (whole) key. One row per raw record.
-    `streams`: {stream: primary key column(s)}, every stream of the source that has a primary key
-    (connections.yaml); `make scaffold-source` writes it. The key is kept as text (`record_key`,
-    the columns of a compound key joined by '|'), so any key type fits.
+    `streams`: {stream: primary key column(s)}, every stream of the source (connections.yaml; a
+    stream without a primary key is keyed on `_airbyte_raw_id`); `make scaffold-source` writes it. The key is kept as text (`record_key`,
+    the columns of a compound key joined by '|'; null when a key column is missing), so any key
+    type fits.
 -#}
 {% macro quarantined_records(source_name, streams) -%}
     {%- for stream, key_columns in streams.items() %}
@@ -26,7 +27,7 @@
             '{{ source_name }}'::varchar as source_name,
             '{{ stream }}'::varchar as stream_name,
             _airbyte_raw_id::varchar as raw_record_id,
-            {{ record_key }} as record_key,
+            null::varchar as record_key,
             'missing_primary_key'::varchar as problem,
             _airbyte_meta::jsonb as airbyte_meta,
             _airbyte_extracted_at::timestamp as extracted_at

@@ -7,6 +7,7 @@ airflow ...     run any airflow command with the project's environment
 demo            services + db migrate + settings + the daily DAG, one line per task, a summary (--days N, --full-refresh)
 up              services + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
 check-connections / catalogs   validate include/airbyte/connections.yaml / refresh stream snapshots
+scaffold-source --source NAME  write the dbt staging layer of a source from connections.yaml (never overwrites)
 airbyte-plan / airbyte-apply   show / make the changes that bring an Airbyte server to connections.yaml
 
 One module per responsibility: venvs.py (setup-runtime), services.py, airflow.py (settings,
@@ -51,6 +52,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=None)
     p.set_defaults(func=connections.cmd_check_connections)
     sub.add_parser("catalogs").set_defaults(func=connections.cmd_catalogs)
+    p = sub.add_parser("scaffold-source")
+    p.add_argument("--source", required=True, help="a source of connections.yaml")
+    p.add_argument("--file", default=None)
+    p.set_defaults(func=connections.cmd_scaffold_source)
     for name in ("airbyte-plan", "airbyte-apply"):
         p = sub.add_parser(name)
         p.add_argument("--file", default=None)

@@ -1,4 +1,4 @@
-"""`check-connections`, `catalogs`, `airbyte-plan` / `airbyte-apply`: include/airbyte/connections.yaml."""
+"""`check-connections`, `catalogs`, `scaffold-source`, `airbyte-plan` / `airbyte-apply`: include/airbyte/connections.yaml."""
 
 from __future__ import annotations
 
@@ -39,6 +39,32 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
             say(f"{source.connector}: streams declared in connections.yaml (source '{source.name}'); no snapshot")
             continue
         say(f"{source.connector}: discover -> {write_snapshot(source)}")
+    return 0
+
+
+def cmd_scaffold_source(args: argparse.Namespace) -> int:
+    from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+    from include.pipeline.transform import scaffold
+
+    try:
+        files = scaffold.plan(load_connections(args.file), args.source)
+    except (ConnectionsConfigError, scaffold.ScaffoldError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    written, skipped = scaffold.write(files)
+
+    def shown(path):  # relative to the clone when under it
+        return path.relative_to(settings.REPO_ROOT) if path.is_relative_to(settings.REPO_ROOT) else path
+
+    for path in written:
+        print(f"wrote    {shown(path)}")
+    for path in skipped:
+        print(f"skipped  {shown(path)} (exists; delete it to have it written again)")
+    print(f"{args.source}: {len(written)} file(s) written, {len(skipped)} skipped")
+    if written:
+        print(
+            "next: `make lint`, then `make demo` (make setup parses the dbt project again: the DAG gets a task per model)"
+        )
     return 0
 
 
