@@ -177,23 +177,51 @@ def fill_shop(
             statements.append(_fill(template, _null_keys(null_keys, base), customers))
     statements.append(_fill(PRODUCTS_SQL, _keys(1, size.products, "1", base), customers))
     statements.append("analyze raw.users; analyze raw.products; analyze raw.purchases")
-    statements += other_raw_tables()
+    statements += other_raw_tables(customers)
     _exec(conn, statements)
     return size
 
 
-def other_raw_tables() -> list[str]:
-    """Empty raw tables for every stream connections.yaml lands in the warehouse besides the
-    shop's three (a source of the user's own): the dbt project's staging models read them."""
-    from include.pipeline.ingest.connections import load_connections
-    from include.pipeline.transform.scaffold import raw_table_sql, warehouse_streams
+SHOP_STREAMS = {("shop", "users"), ("shop", "products"), ("shop", "purchases")}
+# A value of each declared type for row i (a generated series), for the user's own streams.
+SYNTHETIC = {
+    "integer": "i",
+    "number": "i * 1.5",
+    "float": "i * 1.5",
+    "boolean": "i % 2 = 0",
+    "object": "jsonb_build_object('n', i)",
+    "array": "jsonb_build_array(i)",
+    "date-time": "timestamptz '2026-01-01' + i * interval '1 minute'",
+    "date": "date '2026-01-01' + i % 365",
+}
 
-    streams = warehouse_streams(load_connections())
-    return [
-        "create schema if not exists " + s.schema + ";\n" + raw_table_sql(s)
-        for s in streams
-        if (s.source, s.name) not in {("shop", "users"), ("shop", "products"), ("shop", "purchases")}
-    ]
+
+def other_raw_tables(rows: int = 0) -> list[str]:
+    """The raw tables of every stream connections.yaml lands in the warehouse besides the shop's
+    three (a source of the user's own), each with `rows` synthetic records (a distinct key each,
+    every value of its declared type): the dbt project's staging models read them."""
+    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.transform.scaffold import column, raw_table_sql, warehouse_streams
+
+    statements = []
+    for s in warehouse_streams(load_connections()):
+        if (s.source, s.name) in SHOP_STREAMS:
+            continue
+        statements += [f"create schema if not exists {column(s.schema)}", raw_table_sql(s)]
+        if rows:
+            names = [column(c) for c in s.columns] + ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"]
+            values = [SYNTHETIC.get(kind, "'v' || i") for kind in s.columns.values()]
+            values += [f"'{s.name}-' || i", f"timestamp '{INITIAL_EXTRACTION}'", "'{\"changes\": []}'::jsonb"]
+            table, series = f"{column(s.schema)}.{column(s.name)}", f"generate_series(1, {int(rows)}) as i"
+            # names from the validated declaration, quoted by `column`
+            insert = f"insert into {table} ({', '.join(names)}) select {', '.join(values)} from {series}"  # noqa: S608
+            statements.append(insert)
+    return statements
+
+
+def create_other_raw_tables(conn, rows: int = 0) -> None:
+    """`other_raw_tables` on the psycopg2 connection `conn` (committed)."""
+    _exec(conn, other_raw_tables(rows))
 
 
 def add_day(conn, size: ShopSize, day: int, *, share: float = 0.01, flag_every: int = 50) -> dict[str, int]:

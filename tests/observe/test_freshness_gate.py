@@ -14,13 +14,17 @@ import pytest
 from airflow.sdk import DAG
 from psycopg2 import sql as psql
 
+from include.pipeline.ingest.connections import load_connections
 from include.pipeline.observe import alerts, freshness
 from include.pipeline.settings import DBT_MANIFEST
+from include.pipeline.transform.scaffold import warehouse_streams
 from tests.observe.receivers import SmtpReceiver, WebhookReceiver, connection_env
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("raw.products", "raw.purchases", "raw.users")
+# every raw table a connection lands in the warehouse (the shop's, and a user's own sources')
+TABLES = tuple(sorted(f"{s.schema}.{s.name}" for s in warehouse_streams(load_connections())))
+SHOP = ("raw.products", "raw.purchases", "raw.users")  # the shop_to_warehouse connection's
 NOW = dt.datetime.now(dt.UTC)
 
 
@@ -114,7 +118,7 @@ def test_a_fresh_run_passes_the_gate_at_the_first_check(raw, sql):
     assert time.monotonic() - started < 5  # no wait: one check
     checks = sql("select table_name, is_stale, synced_this_run from metrics.freshness_checks order by 1")
     assert checks == [(t, False, False) for t in TABLES]
-    assert sql("select count(*) from metrics.freshness where not is_stale") == [(3,)]
+    assert sql("select count(*) from metrics.freshness where not is_stale") == [(len(TABLES),)]
 
 
 def test_tables_this_runs_sync_reported_are_current_even_with_old_extractions(raw, sql):
@@ -122,6 +126,8 @@ def test_tables_this_runs_sync_reported_are_current_even_with_old_extractions(ra
     raw(NOW - dt.timedelta(days=10))
     embedded = {"connection": "shop_to_warehouse", "streams": {"users": {"records": 3}, "products": {"records": 0},
                                                                "purchases": {"records": 0}}}  # fmt: skip
+    others = [t for t in TABLES if t not in SHOP]  # a user's own sources: fresh
+    raw(NOW - dt.timedelta(minutes=5), tables=others)
     gate = freshness.FreshnessGate(mode="reschedule", poke_interval=60, timeout=600)
     gate.execute(context(NOW, xcoms={"ingest.shop_to_warehouse": embedded}))
     assert sql("select count(*) from metrics.freshness_checks where synced_this_run and not is_stale") == [(3,)]
@@ -129,7 +135,7 @@ def test_tables_this_runs_sync_reported_are_current_even_with_old_extractions(ra
     platform = {"connection": "shop_to_warehouse", "engine": "platform", "status": "succeeded", "streams": {}}
     assert freshness.FreshnessGate().synced_tables(
         context(NOW, xcoms={"ingest.shop_to_warehouse": platform}), freshness.declared_streams()
-    ) == set(TABLES)
+    ) == set(SHOP)
 
 
 def test_a_stale_run_waits_then_fails_naming_the_streams_and_their_lag_in_message_metrics_and_alert(
@@ -137,7 +143,7 @@ def test_a_stale_run_waits_then_fails_naming_the_streams_and_their_lag_in_messag
 ):
     """users and purchases were last extracted 72 h before the interval's end (error_after: 50 h)."""
     raw(NOW - dt.timedelta(hours=72), tables=("raw.users", "raw.purchases"))
-    raw(NOW - dt.timedelta(minutes=1), tables=("raw.products",))
+    raw(NOW - dt.timedelta(minutes=1), tables=[t for t in TABLES if t not in ("raw.users", "raw.purchases")])
     gate = freshness.FreshnessGate(mode="poke", poke_interval=0.5, timeout=2)
     ctx = context(NOW)
     started = time.monotonic()
@@ -159,8 +165,10 @@ def test_a_stale_run_waits_then_fails_naming_the_streams_and_their_lag_in_messag
     assert [c[0] for c in checks] == list(TABLES)
     n = checks[0][1]
     assert n >= 3 and all(c[1] == n for c in checks)
-    assert checks[1][2:] == (True, 72.0) and checks[2][2:] == (True, 72.0) and checks[0][2] is False
-    assert sql("select table_name, max_lag_seconds, is_stale from metrics.freshness order by 1") == [
+    by_table = {c[0]: c[2:] for c in checks}
+    assert by_table["raw.purchases"] == (True, 72.0) and by_table["raw.users"] == (True, 72.0)
+    assert by_table["raw.products"][0] is False
+    assert [r for r in sql("select table_name, max_lag_seconds, is_stale from metrics.freshness order by 1") if r[0] in SHOP] == [
         ("raw.products", 50 * 3600.0, False), ("raw.purchases", 50 * 3600.0, True), ("raw.users", 50 * 3600.0, True),
     ]  # fmt: skip
 
@@ -186,7 +194,7 @@ def test_a_stale_gate_in_reschedule_mode_asks_to_be_rescheduled_then_times_out_w
     with pytest.raises(Exception) as timed_out:
         gate.execute(context(NOW, first_reschedule=NOW - dt.timedelta(minutes=11)))
     assert type(timed_out.value).__name__ == "AirflowSensorTimeout"
-    assert "3 stream(s)" in str(timed_out.value) and "60.0 h behind" in str(timed_out.value)
+    assert f"{len(TABLES)} stream(s)" in str(timed_out.value) and "60.0 h behind" in str(timed_out.value)
 
 
 def test_a_larger_error_after_in_the_manifest_lets_the_same_data_pass(raw, tmp_path):

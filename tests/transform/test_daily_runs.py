@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from benchmarks.synthetic_shop import create_other_raw_tables
 from include.pipeline import identifiers, settings
 from include.pipeline.identifiers import count_rows
 from include.pipeline.ingest.connections import load_connections
@@ -127,6 +128,9 @@ CHANGED_CUSTOMER = int(min(_HISTORY.changed_customer_ids(day_index(DAYS[-1]))))
 @pytest.fixture(scope="module")
 def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
     target = new_database(postgres_server)
+    conn = target.connect()  # the raw tables of any source besides the shop's (empty)
+    create_other_raw_tables(conn)
+    conn.close()
     wh = Warehouse(target)
     dbt = Dbt(target, tmp_path_factory.mktemp("dbt"))
     connection = load_connections().connection("shop_to_warehouse")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from include.pipeline.ingest.connections import load_connections
+from include.pipeline.transform import scaffold
+
 LAYERS = ("staging", "intermediate", "marts")
 
 
@@ -25,12 +28,15 @@ def column_tests(manifest: dict, node_id: str) -> dict[str, set[str]]:
 
 
 def test_every_layer_has_models(manifest):
+    """Staging: a model per stream connections.yaml lands in the warehouse and a quarantine per
+    source (stg_<source>__<stream>, as `make scaffold-source` writes them); the shop's own
+    intermediate model and marts are there (a user's marts may follow)."""
     names = {layer: sorted(n["name"] for n in models(manifest, layer)) for layer in LAYERS}
-    assert names["staging"] == [
-        "stg_shop__products", "stg_shop__purchases", "stg_shop__quarantined_records", "stg_shop__users",
-    ]  # fmt: skip
-    assert names["intermediate"] == ["int_purchases_enriched"]
-    assert names["marts"] == ["customers", "daily_revenue", "monthly_cohort_retention", "orders", "products"]
+    streams = scaffold.warehouse_streams(load_connections())
+    expected = {s.model for s in streams} | {f"stg_{s.source}__quarantined_records" for s in streams}
+    assert names["staging"] == sorted(expected)
+    assert "int_purchases_enriched" in names["intermediate"]
+    assert {"customers", "daily_revenue", "monthly_cohort_retention", "orders", "products"} <= set(names["marts"])
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -82,19 +88,23 @@ def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manif
     """Plan-stable staging (issue 8): deduped once, by one macro (latest_clean_records over
     latest_extraction), into tables merged on the primary key, indexed on it and on extracted_at
     (the incremental cutoff)."""
-    keys = {
+    keys = {  # the shop's models rename their keys; a scaffolded model keeps the declared names
         "stg_shop__users": "customer_id",
         "stg_shop__products": "product_id",
         "stg_shop__purchases": "purchase_id",
     }
-    for name, key in keys.items():
+    for stream in scaffold.warehouse_streams(load_connections()):
+        name = stream.model
         node = manifest["nodes"][f"model.ecommerce.{name}"]
         config = node["config"]
+        key = keys.get(name) or [k if k != scaffold.RAW_KEY else "raw_record_id" for k in stream.key]
+        key = key[0] if isinstance(key, list) and len(key) == 1 else key
         assert (config["materialized"], config["unique_key"], config["incremental_strategy"]) == (
             "incremental", key, "merge",
         ), name  # fmt: skip
         indexes = [(tuple(i["columns"]), bool(i.get("unique"))) for i in config["indexes"]]
-        assert ((key,), True) in indexes and (("extracted_at",), False) in indexes, name
+        unique = (key,) if isinstance(key, str) else tuple(key)
+        assert (unique, True) in indexes and (("extracted_at",), False) in indexes, name
         assert "macro.ecommerce.latest_clean_records" in node["depends_on"]["macros"], name
         for copy in ("row_number", "distinct on", "record_problem"):  # the dedupe lives in the macro only
             assert copy not in node["raw_code"], f"{name} carries its own dedupe ({copy!r})"
@@ -124,7 +134,8 @@ def test_only_staging_models_read_sources(manifest):
 
 def test_sources_have_freshness_on_the_extraction_time_and_described_columns(manifest):
     sources = manifest["sources"].values()
-    assert {s["name"] for s in sources} == {"users", "products", "purchases"}
+    declared = scaffold.warehouse_streams(load_connections())
+    assert {(s["source_name"], s["name"]) for s in sources} == {(s.source, s.name) for s in declared}
     for source in sources:
         assert source["loaded_at_field"] == "_airbyte_extracted_at"
         assert source["freshness"]["warn_after"]["count"] and source["freshness"]["error_after"]["count"]

@@ -42,7 +42,8 @@ def test_every_declared_warehouse_stream_has_its_staging_model_and_quarantine(ma
 
 def test_scaffold_refuses_an_unknown_source_and_a_source_with_no_warehouse_connection(tmp_path, capsys):
     assert cli(["scaffold-source", "--source", "nope"]) == 2
-    assert "no source named 'nope' (declared: shop)" in capsys.readouterr().err
+    declared = ", ".join(sorted(load_connections().sources))
+    assert f"no source named 'nope' (declared: {declared})" in capsys.readouterr().err
     config = load_connections()
     lake_only = config.model_copy(
         update={"connections": tuple(c for c in config.connections if c.destination.type != "postgres")}

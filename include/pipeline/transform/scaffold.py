@@ -39,6 +39,8 @@ CASTS = {
     "array": "jsonb",
     "string": "varchar",
     "null": "varchar",
+    "date-time": "timestamptz",  # a connector's catalog only: a file source's input_schema has no formats
+    "date": "date",
 }
 RAW_KEY = "_airbyte_raw_id"  # the key of a stream declared without a primary key
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -114,8 +116,12 @@ def declared_columns(source: Any, stream: str) -> dict[str, str]:
 
 
 def _json_type(spec: dict) -> str:
+    """A catalog property's type; a string with a date or time format keeps it (the loaders type
+    those columns: `date-time` as a timestamp, `date` as a date)."""
     kinds = spec.get("type", "string")
     kinds = [kinds] if isinstance(kinds, str) else [k for k in kinds if k != "null"] or ["null"]
+    if kinds[0] == "string" and spec.get("format") in ("date-time", "date"):
+        return spec["format"]
     return kinds[0]
 
 
@@ -146,7 +152,8 @@ def staging_sql(stream: StagedStream) -> str:
     casts = []
     if not stream.primary_key:
         casts.append(f"{RAW_KEY}::varchar as raw_record_id")
-    for name, kind in stream.columns.items():
+    keys_first = sorted(stream.columns.items(), key=lambda item: item[0] not in stream.primary_key)
+    for name, kind in keys_first:
         casts.append(f"{column(name)}::{CASTS.get(kind, 'varchar')} as {column(name)}")
     casts.append("_airbyte_extracted_at::timestamp as extracted_at")
     select = ",\n        ".join(casts)
