@@ -1,8 +1,9 @@
-"""Reliability cases 9 and 10 (../shared/DESIGN.md) on a real Postgres, with plain event objects.
+"""The metrics path's two reliability cases (docs/observability.md) on a real Postgres, with plain
+event objects.
 
-Case 10: every listener event and callback delivered twice -> exactly one row per
+Delivered twice: every listener event and callback delivered twice -> exactly one row per
 (dag, run, task, try, event); the second delivery is counted, not duplicated.
-Case 9: the metrics database down (refused, or hung) -> nothing raises, one warning per
+The metrics database down (refused, or hung) -> nothing raises, one warning per
 callback, each bounded by the connect timeout.
 """
 
