@@ -1,4 +1,5 @@
-"""`services start | stop | status | url`: the embedded Postgres and S3 (services/stack.py)."""
+"""`services start | stop | status | url`: the embedded Postgres and S3 (services/stack.py); `upload`
+(services/upload.py): local files into the stack's S3."""
 
 from __future__ import annotations
 
@@ -43,4 +44,11 @@ def cmd_services(args: argparse.Namespace) -> int:
         if running:
             print_urls()
         return 0 if running else 3
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from include.pipeline.services.upload import upload
+
+    upload(args.src, args.dest)  # an UploadError is a ServiceError: main() prints it in one line, exits 2
     return 0
