@@ -133,6 +133,11 @@ def s3_from_settings() -> settings.S3:
     return s3
 
 
+def stack_client():
+    """A `minio` client of the stack's S3: S3_ENDPOINT, else the embedded server `make services` started."""
+    return client_for(s3_from_settings())
+
+
 @dataclass(frozen=True)
 class UploadResult:
     files: int
