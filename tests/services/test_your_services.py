@@ -102,3 +102,45 @@ def test_the_embedded_port_is_not_taken_for_your_postgres(tmp_path, monkeypatch)
     assert settings.Warehouse.from_settings().port == 5432
     monkeypatch.setenv("WAREHOUSE_PORT", "6432")
     assert settings.Warehouse.from_settings().port == 6432
+
+
+def test_a_setup_without_the_privileges_it_needs_says_so_in_one_line_and_changes_nothing(
+    postgres_server, monkeypatch, capsys
+):
+    """A role that owns the database and has CREATEROLE, but may not SET ROLE to the stack's roles
+    (they exist already: roles belong to the server), cannot give them their schemas."""
+    import uuid
+
+    from include.pipeline.services import warehouse
+
+    owner, database = f"dw_owner_{uuid.uuid4().hex[:8]}", f"yours_{uuid.uuid4().hex[:8]}"
+    conn = postgres_server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"create role {owner} login createrole password 'owner-pw'")
+        cur.execute(f"create database {database} owner {owner}")
+    conn.close()
+    env = {
+        "WAREHOUSE_HOST": "127.0.0.1", "WAREHOUSE_PORT": str(postgres_server.port), "WAREHOUSE_USER": owner,
+        "WAREHOUSE_PASSWORD": "owner-pw", "WAREHOUSE_DB": database,
+        **{role_password_key(job): postgres_server.role_passwords[role] for job, role in ROLES.items()},
+    }  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    assert warehouse.main() == 2
+
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.splitlines() == [
+        f"error: warehouse roles on 127.0.0.1:{postgres_server.port}/{database} as {owner}: "
+        'must be able to SET ROLE "warehouse_ingest"; nothing was changed. The setup needs a superuser, or a role '
+        "that owns the database, has CREATEROLE and can SET ROLE to the four warehouse_* roles (docs/your-services.md)"
+    ]
+    params = {**settings.Warehouse.from_settings().params(), "user": postgres_server.superuser}
+    params["password"] = postgres_server.password
+    with psycopg2.connect(**params) as conn, conn.cursor() as cur:
+        cur.execute("select nspname from pg_namespace where nspname in ('raw', 'marts', 'metrics')")
+        assert cur.fetchall() == []
+        cur.execute("select to_regclass('public.warehouse_migrations')")
+        assert cur.fetchall() == [(None,)]
