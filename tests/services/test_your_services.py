@@ -144,3 +144,17 @@ def test_a_setup_without_the_privileges_it_needs_says_so_in_one_line_and_changes
         assert cur.fetchall() == []
         cur.execute("select to_regclass('public.warehouse_migrations')")
         assert cur.fetchall() == [(None,)]
+
+
+def test_the_sync_child_keeps_libpq_tls_settings_and_no_other_pg_variable():
+    """PGSSLMODE / PGSSLROOTCERT reach the embedded sync's runner (its warehouse connections are
+    libpq's, as every other of the stack's); PGPASSWORD and the like do not."""
+    from include.pipeline.ingest.embedded import child_env
+
+    environ = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": "/etc/ssl/your-ca.pem", "PGPASSWORD": "s3cret"}
+    environ["PGUSER"] = "postgres"
+    env = child_env(environ=environ)
+    assert {k: v for k, v in env.items() if k.startswith("PG")} == {
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": "/etc/ssl/your-ca.pem",
+    }
