@@ -73,6 +73,13 @@ def test_services_start_leaves_your_postgres_and_s3_alone_and_setup_runs_on_them
         f"s3: yours (S3_ENDPOINT), {s3_server.endpoint}: not started or stopped here",
     ]
 
+    stopped = cli(env, "include.pipeline.cli", "services", "stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert stopped.stdout.splitlines() == [
+        "==> postgres is yours (WAREHOUSE_HOST): left running",
+        "==> s3 is yours (S3_ENDPOINT): left running",
+    ]
+
     setup = cli(env, "include.pipeline.services.warehouse")  # what `make settings` runs first
     assert setup.returncode == 0, setup.stdout + setup.stderr
     assert setup.stdout.startswith(f"warehouse roles on 127.0.0.1:{postgres_server.port}/{wh.database}: applied 001")

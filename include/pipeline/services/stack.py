@@ -91,14 +91,16 @@ def stop_services() -> list[str]:
         return [f"nothing to stop ({settings.LOCAL_DIR} does not exist: no service was started here)"]
     lines = []
     with services_lock():
-        if settings.setting("WAREHOUSE_PASSWORD"):
+        if postgres_is_yours() and not (settings.LOCAL_DIR / "postgres" / "data").exists():
+            lines.append("postgres is yours (WAREHOUSE_HOST): left running")
+        elif settings.setting("WAREHOUSE_PASSWORD"):
             lines.append("postgres stopped" if postgres().stop() else "postgres was not running")
         elif (settings.LOCAL_DIR / "postgres" / "data").exists():
             # stopping does not use the password: any value serves to build the handle
             pg = EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password="unused-by-stop")  # noqa: S106
             lines.append("postgres stopped" if pg.stop() else "postgres was not running")
         if settings.setting("S3_ENDPOINT"):
-            return lines
+            return [*lines, "s3 is yours (S3_ENDPOINT): left running"]
         if settings.setting("S3_ACCESS_KEY") and settings.setting("S3_SECRET_KEY"):
             server = s3()
             if server is not None:
