@@ -118,6 +118,10 @@ lock: ## Re-resolve every requirements lock file (after editing a *.in file)
 	for f in include/airbyte/requirements/*.in; do o=$${f%.in}.overrides.txt; \
 	  $(UV) pip compile -q $$f -o $${f%.in}.txt --python-version 3.11 $$(test -f $$o && echo --override $$o); done
 
+.PHONY: upload
+upload: $(VENV)/.installed ## Copy local files into the stack's S3: make upload SRC=<file or folder> DEST=s3://<bucket>/<prefix>/
+	@$(STACK) upload "$(SRC)" "$(DEST)"
+
 .PHONY: lake-sql
 lake-sql: $(VENV)/.installed ## DuckDB over the lake: a view per mart over its committed partitions (SQL="select ..." runs one query)
 	@$(PY) -m include.pipeline.publish.lake_sql $(if $(SQL),--sql "$(SQL)")

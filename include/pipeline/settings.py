@@ -157,9 +157,12 @@ class Warehouse:
                 f"WAREHOUSE_PASSWORD is not set: run `make setup` to generate {ENV_FILE}, "
                 "or export it for an external Postgres."
             )
+        host = setting("WAREHOUSE_HOST")
+        # the embedded server's port only for the embedded server: a Postgres of your own
+        # (WAREHOUSE_HOST set) is on WAREHOUSE_PORT, else on Postgres's 5432
         return cls(
-            host=setting("WAREHOUSE_HOST") or "127.0.0.1",
-            port=int(setting("WAREHOUSE_PORT") or state.get("port") or 5432),
+            host=host or "127.0.0.1",
+            port=int(setting("WAREHOUSE_PORT") or (None if host else state.get("port")) or 5432),
             user=setting("WAREHOUSE_USER") or "postgres",
             password=password,
             database=setting("WAREHOUSE_DB") or "warehouse",

@@ -2,6 +2,7 @@
 
 setup-runtime   generate .env secrets, install the PyAirbyte runtime and connector venvs, dbt parse
 services        start | stop | status | url of the embedded services: Postgres, S3 (prints their URLs)
+upload SRC DEST copy a local file or folder into the stack's S3 at DEST=s3://<bucket>/<prefix>/ (services/upload.py)
 settings        load airflow_settings.yaml into Airflow
 airflow ...     run any airflow command with the project's environment
 demo            services + db migrate + settings + the daily DAG, one line per task, a summary (--days N, --full-refresh)
@@ -38,6 +39,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("services")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=services.cmd_services)
+    p = sub.add_parser("upload", help="copy a local file or folder into the stack's S3")
+    p.add_argument("src", help="a file or a folder (copied recursively, keeping relative paths)")
+    p.add_argument("dest", help="s3://<bucket>/<prefix>/ (the bucket is created when missing)")
+    p.set_defaults(func=services.cmd_upload)
     sub.add_parser("settings").set_defaults(func=airflow.cmd_settings)
     p = sub.add_parser("airflow")
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -1,4 +1,5 @@
-"""`services start | stop | status | url`: the embedded Postgres and S3 (services/stack.py)."""
+"""`services start | stop | status | url`: the embedded Postgres and S3 (services/stack.py); `upload`
+(services/upload.py): local files into the stack's S3."""
 
 from __future__ import annotations
 
@@ -23,6 +24,27 @@ def print_urls() -> None:
     print(f"                       (keys: S3_ACCESS_KEY, S3_SECRET_KEY in {settings.ENV_FILE})")
 
 
+def status() -> int:
+    """`make status`: 0 when the warehouse is up (or is yours), 3 when the embedded one is stopped."""
+    if stack.postgres_is_yours():
+        wh = settings.Warehouse.from_settings()
+        print(f"postgres: yours (WAREHOUSE_HOST), {wh.host}:{wh.port}/{wh.database}: not started or stopped here")
+        running = True
+    else:
+        found = stack.postgres().running_pid_and_port()
+        print(f"postgres: {f'running (pid {found[0]}, port {found[1]})' if found else 'stopped'}")
+        running = found is not None
+    server = stack.s3()
+    if server is None:
+        print(f"s3: yours (S3_ENDPOINT), {settings.setting('S3_ENDPOINT')}: not started or stopped here")
+    else:
+        pid = server.running_pid()
+        print(f"s3: {f'running (pid {pid}, {server.endpoint})' if pid and server.ports else 'stopped'}")
+    if running:
+        print_urls()
+    return 0 if running else 3
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     if args.action == "start":
         stack.start_services()
@@ -34,13 +56,12 @@ def cmd_services(args: argparse.Namespace) -> int:
     elif args.action == "url":
         print(settings.Warehouse.from_settings().uri())
     else:
-        running = stack.postgres().running_pid_and_port()
-        print(f"postgres: {f'running (pid {running[0]}, port {running[1]})' if running else 'stopped'}")
-        server = stack.s3()
-        if server is not None:
-            pid = server.running_pid()
-            print(f"s3: {f'running (pid {pid}, {server.endpoint})' if pid and server.ports else 'stopped'}")
-        if running:
-            print_urls()
-        return 0 if running else 3
+        return status()
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from include.pipeline.services.upload import upload
+
+    upload(args.src, args.dest)  # an UploadError is a ServiceError: main() prints it in one line, exits 2
     return 0

@@ -48,6 +48,9 @@ INHERITED_ENV = (
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     "PYTHONDONTWRITEBYTECODE", "DO_NOT_TRACK", "AIRBYTE_OFFLINE_MODE", "CI",
+    # libpq's TLS settings for the warehouse (a mode and a CA file path, no secret): the runner's
+    # connections must verify a server of your own as the task's do (docs/your-services.md)
+    "PGSSLMODE", "PGSSLROOTCERT",
     # PyAirbyte's own settings (airbyte/constants.py): folders and logging, no secrets
     "AIRBYTE_INSTALL_DIR", "AIRBYTE_CACHE_ROOT", "AIRBYTE_TEMP_DIR", "AIRBYTE_TEMP_FILE_CLEANUP",
     "AIRBYTE_PRINT_FULL_ERROR_LOGS", "AIRBYTE_NO_UV",

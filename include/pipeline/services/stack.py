@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 
 from include.pipeline import settings
@@ -26,9 +25,15 @@ def postgres() -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password=password, port=int(port) if port else None)
 
 
+def postgres_is_yours() -> bool:
+    """WAREHOUSE_HOST is set (environment or .env): the warehouse is a Postgres of the user's, and
+    no embedded Postgres is started (WAREHOUSE_PORT is then that server's port, not ours to take)."""
+    return bool(settings.setting("WAREHOUSE_HOST"))
+
+
 def s3() -> EmbeddedS3 | None:
-    """The embedded S3 server, or None when S3_ENDPOINT points at another one."""
-    if os.environ.get("S3_ENDPOINT"):
+    """The embedded S3 server, or None when S3_ENDPOINT (environment or .env) points at another one."""
+    if settings.setting("S3_ENDPOINT"):
         return None
     keys = settings.S3.from_settings()
     ports = settings.services_state().get("s3", {}).get("ports", {})
@@ -53,14 +58,22 @@ def start_services() -> None:
 
 def _start_services() -> None:
     settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
-    pg = postgres()
-    port = pg.start()
     state = settings.services_state()
-    state["postgres"] = {"port": port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
     settings.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
-    settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
+    if postgres_is_yours():
+        wh = settings.Warehouse.from_settings()
+        print(
+            f"postgres: WAREHOUSE_HOST is set: the warehouse is yours, {wh.host}:{wh.port}/{wh.database}; none started"
+        )
+    else:
+        pg = postgres()
+        port = pg.start()
+        state["postgres"] = {"port": port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
+        settings.SERVICES_STATE.write_text(json.dumps(state, indent=2))
     server = s3()
-    if server is not None:
+    if server is None:
+        print(f"s3: S3_ENDPOINT is set: the S3 is yours, {settings.setting('S3_ENDPOINT')}; none started")
+    else:
         try:
             server.start()
         finally:  # ports are kept even when the start failed, so `make stop` finds the process
@@ -78,14 +91,16 @@ def stop_services() -> list[str]:
         return [f"nothing to stop ({settings.LOCAL_DIR} does not exist: no service was started here)"]
     lines = []
     with services_lock():
-        if settings.setting("WAREHOUSE_PASSWORD"):
+        if postgres_is_yours() and not (settings.LOCAL_DIR / "postgres" / "data").exists():
+            lines.append("postgres is yours (WAREHOUSE_HOST): left running")
+        elif settings.setting("WAREHOUSE_PASSWORD"):
             lines.append("postgres stopped" if postgres().stop() else "postgres was not running")
         elif (settings.LOCAL_DIR / "postgres" / "data").exists():
             # stopping does not use the password: any value serves to build the handle
             pg = EmbeddedPostgres(settings.LOCAL_DIR / "postgres", password="unused-by-stop")  # noqa: S106
             lines.append("postgres stopped" if pg.stop() else "postgres was not running")
-        if os.environ.get("S3_ENDPOINT"):
-            return lines
+        if settings.setting("S3_ENDPOINT"):
+            return [*lines, "s3 is yours (S3_ENDPOINT): left running"]
         if settings.setting("S3_ACCESS_KEY") and settings.setting("S3_SECRET_KEY"):
             server = s3()
             if server is not None:

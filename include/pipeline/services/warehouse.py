@@ -89,11 +89,25 @@ def admin_params(wh: settings.Warehouse | None = None) -> dict:
 
 
 def main() -> int:
+    import psycopg2
+
     wh = settings.Warehouse.from_settings()
     try:
         applied = migrate(admin_params(wh), role_passwords())
     except (MigrationError, RuntimeError) as exc:
         print(f"error: warehouse roles: {exc}", file=sys.stderr)
+        return 2
+    except psycopg2.Error as exc:  # cannot connect, or a privilege the setup needs: one line, no traceback
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        hint = ""
+        if isinstance(exc, psycopg2.errors.InsufficientPrivilege):
+            hint = (
+                "; nothing was changed. The setup needs a superuser, or a role that owns the database, has CREATEROLE"
+                " and can SET ROLE to the four warehouse_* roles (docs/your-services.md)"
+            )
+        print(
+            f"error: warehouse roles on {wh.host}:{wh.port}/{wh.database} as {wh.user}: {first}{hint}", file=sys.stderr
+        )
         return 2
     print(
         f"warehouse roles on {wh.host}:{wh.port}/{wh.database}: "
