@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.support import REPO_ROOT
 
 # The connection of the shipped include/airbyte/connections.yaml.
 CONNECTION = "shop_to_warehouse"
@@ -170,12 +171,9 @@ def run_deferrable(op, context, *, between=None, make_resumed=None):
 
 
 def api_spec_path() -> Path:
-    """Airbyte's official public-API document with every connector's config schema (api_sdk.yaml):
-    test data kept beside the repository (../shared/airbyte-api-spec), as CI checks it out."""
-    from include.pipeline import settings
-
-    for folder in (settings.REPO_ROOT.parent, Path("/work")):
-        path = folder / "shared" / "airbyte-api-spec" / "api_sdk.yaml"
-        if path.exists():
-            return path
-    raise AssertionError("../shared/airbyte-api-spec/api_sdk.yaml: Airbyte's public API spec is missing")
+    """Airbyte's official public-API document (api_sdk.yaml), the slice the tests read: the
+    connector configuration schemas, vendored in tests/fakes/airbyte_api_spec/ (its README.md
+    says where it comes from and how it was cut)."""
+    path = REPO_ROOT / "tests" / "fakes" / "airbyte_api_spec" / "api_sdk.yaml"
+    assert path.is_file(), f"{path}: the vendored slice of Airbyte's public API spec is missing"
+    return path
