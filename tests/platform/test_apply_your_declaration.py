@@ -115,32 +115,40 @@ def test_warehouse_only_drops_the_lake_and_keeps_a_connection_that_follows_it():
     every other line as written (it once lost its indentation: `expected <block end>, but found '-'`)."""
     extended = with_refunds(SHIPPED.read_text())
     doc = yaml.safe_load(extended)
-    assert [c["name"] for c in doc["connections"]] == ["shop_to_warehouse", "shop_to_lake", "refunds_to_warehouse"]
+    lakes = {name for name, d in doc["destinations"].items() if d["type"] == "s3"}
+    assert doc["connections"][-1]["name"] == "refunds_to_warehouse"
+    assert lakes and any(c["destination"] in lakes for c in doc["connections"][:-1]), "a lake connection before it"
     kept = warehouse_only(extended)
     assert yaml.safe_load(kept) == {
         **doc,
-        "destinations": {"warehouse": doc["destinations"]["warehouse"]},
-        "connections": [c for c in doc["connections"] if c["name"] != "shop_to_lake"],
+        "destinations": {n: d for n, d in doc["destinations"].items() if n not in lakes},
+        "connections": [c for c in doc["connections"] if c["destination"] not in lakes],
     }
     assert REFUNDS_CONNECTION.strip("\n") in kept and REFUNDS_SOURCE in kept
     left = iter(extended.splitlines())  # only whole lines were removed, the rest in order
     assert all(line in left for line in kept.splitlines())
-    assert "lake" not in kept.split("\nconnections:\n", 1)[1]
+    assert not any(f"destination: {lake}\n" in kept for lake in lakes)
 
 
-def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, capsys):
-    """What the derived expectations come to for this declaration, written out: two sources, the
-    warehouse and two connections; every connection's streams stored as declared."""
+def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, tmp_path, capsys):
+    """What the derived expectations come to, counted apart: the declaration in use has the
+    shipped file's resources plus one source and one connection (the warehouse is already used;
+    on the shipped file: 5); every connection's streams stored as declared."""
+    base = tmp_path / "connections-shipped.yaml"
+    base.write_text(warehouse_only(SHIPPED.read_text()))
+    before = declared(base)
     assert declared() == {
-        "source": ["refunds_files", "shop"],
-        "destination": ["warehouse"],
-        "connection": ["refunds_to_warehouse", "shop_to_warehouse"],
+        "source": sorted([*before["source"], "refunds_files"]),
+        "destination": before["destination"],
+        "connection": sorted([*before["connection"], "refunds_to_warehouse"]),
     }
-    assert declared_count() == 5
+    total = declared_count(base) + 2
+    assert declared_count() == total
     assert main(["plan"]) == 0
-    assert "Plan: 5 to create, 0 to update, 0 to replace, 0 unchanged." in capsys.readouterr().out
+    assert f"Plan: {total} to create, 0 to update, 0 to replace, 0 unchanged." in capsys.readouterr().out
     assert main(["apply"]) == 0
-    assert "Apply complete: 5 created, 0 updated, 0 replaced, 0 unchanged." in capsys.readouterr().out
+    assert f"Apply complete: {total} created, 0 updated, 0 replaced, 0 unchanged." in capsys.readouterr().out
+    assert len(airbyte_api.sources()) + len(airbyte_api.destinations()) + len(airbyte_api.connections()) == total
     refunds = by_name(airbyte_api.sources(), "refunds_files")
     [stream] = refunds["configuration"]["streams"]
     assert stream["name"] == "refunds" and json.loads(stream["input_schema"])["refund_id"] == "integer"
@@ -153,8 +161,9 @@ def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, caps
         (s["name"], s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
     ] == [("refunds", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"]])]
     assert main(["apply"]) == 0
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 5 unchanged." in capsys.readouterr().out
+    assert f"Plan: 0 to create, 0 to update, 0 to replace, {total} unchanged." in capsys.readouterr().out
 
 
 def test_the_whole_file_counts_the_lake_too(s3_env):
-    assert declared_count() == 7  # sources shop, refunds_files; warehouse, lake; three connections
+    """With the lake's connection kept: the shipped file's resources plus two (on it: 5 + 2)."""
+    assert declared_count() == declared_count(SHIPPED) + 2
