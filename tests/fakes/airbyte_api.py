@@ -27,7 +27,10 @@ classes) and the ``airbyte_api`` 1.0.1 models:
   returned with the connector's default cursor and primary key, whatever the client sent (empty
   lists included); an incremental stream keeps the cursor sent unless the source defines its
   own, and a source-defined primary key wins. A cursor other than a source-defined one, or an
-  incremental stream with no cursor at all, is a 400, as on the server.
+  incremental stream with no cursor at all, is a 400, as on the server; so is a cursor or a
+  primary key that is not a field of the stream, where its fields are known (a file-based
+  stream's: its declared ``input_schema`` and source-s3's ``_ab_source_file_*`` columns, which
+  ``GET /streams`` lists as ``propertyFields``).
 
 Typical use (see ``tests/fakes/conftest.py`` for the fixtures)::
 
@@ -129,9 +132,11 @@ DEFAULT_SECRET_FIELDS = frozenset(
     }
 )
 #: File-based sources (source-s3): their streams are those declared in their configuration, each
-#: with the file's last-modified time as its source-defined cursor and no primary key.
+#: with the file's last-modified time as its source-defined cursor and no primary key; a stream's
+#: fields are its `input_schema` columns and the two columns source-s3 adds to every record.
 FILE_BASED_SOURCES = frozenset({"s3"})
 FILE_CURSOR = "_ab_source_file_last_modified"
+FILE_COLUMNS = (FILE_CURSOR, "_ab_source_file_url")
 SECRET_MASK = "**********"
 
 
@@ -883,11 +888,29 @@ class FakeAirbyteApi:
         if source["sourceType"] in FILE_BASED_SOURCES:
             return [
                 self._normalize_stream_properties(
-                    {"streamName": s["name"], "defaultCursorField": [FILE_CURSOR], "sourceDefinedCursorField": True}
+                    {
+                        "streamName": s["name"],
+                        "defaultCursorField": [FILE_CURSOR],
+                        "sourceDefinedCursorField": True,
+                        "propertyFields": self._file_stream_fields(s),
+                    }
                 )
                 for s in source["configuration"].get("streams") or []
             ]
         return [self._normalize_stream_properties(s) for s in DEFAULT_CATALOGS.get(source["sourceType"], [])]
+
+    @staticmethod
+    def _file_stream_fields(stream: dict[str, Any]) -> list[list[str]]:
+        """A file-based stream's fields as the server discovers them: the columns of its declared
+        `input_schema` (a JSON string) and source-s3's own; none known when its schema is inferred
+        from the files (no input_schema), which the fake cannot read."""
+        try:
+            columns = json.loads(stream.get("input_schema") or "null")
+        except (TypeError, ValueError):
+            columns = None
+        if not isinstance(columns, dict):
+            return []
+        return [[name] for name in (*columns, *FILE_COLUMNS)]
 
     @staticmethod
     def _normalize_stream_properties(stream: dict[str, Any]) -> dict[str, Any]:
@@ -997,6 +1020,11 @@ class FakeAirbyteApi:
             raise _bad_request(
                 f"No default cursor field for stream: {name}. Please include a cursor field configuration for this stream."
             )
+        fields = props["propertyFields"]  # checked when the stream's fields are known
+        if cursor and not props["sourceDefinedCursorField"] and fields and cursor not in fields:
+            raise _bad_request(
+                f"Invalid cursor field for stream: {name}. The list of valid cursor fields include: {fields}."
+            )
         if sync_mode != "incremental_deduped_history":
             return
         source_key = props["sourceDefinedPrimaryKey"]
@@ -1009,6 +1037,11 @@ class FakeAirbyteApi:
             raise _bad_request(
                 f"No default primary key for stream: {name}. Please include a primary key configuration for this stream."
             )
+        for column in key if fields else ():
+            if column not in fields:  # the server's message says "cursor field" here too
+                raise _bad_request(
+                    f"Invalid cursor field for stream: {name}. The list of valid primary keys fields: {fields}."
+                )
 
     @staticmethod
     def _normalize_schedule(schedule: Any) -> dict[str, Any]:

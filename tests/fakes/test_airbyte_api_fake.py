@@ -582,3 +582,37 @@ def test_every_documented_endpoint_is_routed(airbyte_api) -> None:
             assert status == 401
         else:
             assert status == 401, (method, template, status, body)
+
+
+def test_a_file_based_streams_fields_come_from_its_input_schema(airbyte_api) -> None:
+    """source-s3's streams are those of its configuration; a stream's fields are its declared
+    input_schema's columns plus source-s3's own, and a deduplicated stream's key must be one."""
+    config = {
+        "sourceType": "s3",
+        "bucket": "shop-exports",
+        "streams": [
+            {"name": "refunds", "format": {"filetype": "jsonl"}, "input_schema": '{"refund_id": "integer", "amount": "number"}'},
+            {"name": "inferred", "format": {"filetype": "jsonl"}},
+        ],
+    }  # fmt: skip
+    src = airbyte_api.create_source("refunds_files", config)
+    dst = airbyte_api.create_destination("warehouse", {"destinationType": "postgres", "host": "h", "password": "p"})
+    status, _, streams = _raw(airbyte_api, "GET", f"/streams?sourceId={src['sourceId']}", token=_token(airbyte_api))
+    assert status == 200
+    assert {s["streamName"]: s["propertyFields"] for s in streams} == {
+        "refunds": [["refund_id"], ["amount"], ["_ab_source_file_last_modified"], ["_ab_source_file_url"]],
+        "inferred": [],  # read from the files: unknown to the fake, so nothing is checked against it
+    }
+
+    def deduped(stream: str, key: str) -> dict[str, Any]:
+        return {"configurations": {"streams": [{"name": stream, "syncMode": "incremental_deduped_history",
+                                                "primaryKey": [[key]]}]}}  # fmt: skip
+
+    with pytest.raises(Exception, match=r"The list of valid primary keys fields: \[\['refund_id'\]"):
+        airbyte_api.create_connection(src["sourceId"], dst["destinationId"], name="bad", **deduped("refunds", "id"))
+    conn = airbyte_api.create_connection(
+        src["sourceId"], dst["destinationId"], name="refunds_to_warehouse", **deduped("refunds", "refund_id")
+    )
+    [stream] = conn["configurations"]["streams"]
+    assert (stream["cursorField"], stream["primaryKey"]) == (["_ab_source_file_last_modified"], [["refund_id"]])
+    airbyte_api.create_connection(src["sourceId"], dst["destinationId"], name="any_key", **deduped("inferred", "id"))

@@ -10,7 +10,8 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
-from tests.support.airbyte import CONNECTION, api_spec_path
+from include.pipeline.ingest.connections import load_connections
+from tests.support.airbyte import CONNECTION, api_spec_path, by_name, declared, declared_count
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -21,22 +22,30 @@ def writes(fake) -> int:
 
 
 def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, platform_env, capsys):
+    """Counts and names from the declaration in use (the shipped one, warehouse connections only)."""
+    resources, total = declared(), declared_count()
     assert main(["plan"]) == 0
     plan = capsys.readouterr().out
-    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 unchanged." in plan
+    assert f"Plan: {total} to create, 0 to update, 0 to replace, 0 unchanged." in plan
     assert writes(airbyte_api) == 0, "plan never writes"
 
     assert main(["apply"]) == 0
     first = capsys.readouterr().out
-    assert "Apply complete: 3 created, 0 updated, 0 replaced, 0 unchanged." in first
-    assert writes(airbyte_api) == 3
-    [source] = airbyte_api.sources()
-    [destination] = airbyte_api.destinations()
-    [conn] = airbyte_api.connections()
-    assert (source["name"], source["sourceType"]) == ("shop", "s3")
-    assert source["configuration"]["bucket"] == "shop-exports"
+    assert f"Apply complete: {total} created, 0 updated, 0 replaced, 0 unchanged." in first
+    assert writes(airbyte_api) == total
+    assert sorted(s["name"] for s in airbyte_api.sources()) == resources["source"]
+    assert sorted(d["name"] for d in airbyte_api.destinations()) == resources["destination"]
+    assert sorted(c["name"] for c in airbyte_api.connections()) == resources["connection"]
+    wanted = load_connections().connection(CONNECTION)
+    source = by_name(airbyte_api.sources(), wanted.source.name)
+    destination = by_name(airbyte_api.destinations(), wanted.destination.name)
+    conn = by_name(airbyte_api.connections(), CONNECTION)
+    assert source["sourceType"] == wanted.source.connector.removeprefix("source-") == "s3"
+    assert source["configuration"]["bucket"] == wanted.source.config["bucket"]
     assert source["configuration"]["endpoint"] == os.environ["S3_ENDPOINT"]
-    assert [s["name"] for s in source["configuration"]["streams"]] == ["users", "products", "purchases"]
+    assert [s["name"] for s in source["configuration"]["streams"]] == [
+        s["name"] for s in wanted.source.config["streams"]
+    ]
     # the S3 keys came from the environment (.env), are stored by Airbyte, and are never printed
     assert source["configuration"]["credentials"]["aws_secret_access_key"] == os.environ["S3_SECRET_KEY"]
     assert os.environ["S3_SECRET_KEY"] not in plan
@@ -48,23 +57,22 @@ def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, 
     assert (conn["sourceId"], conn["destinationId"]) == (source["sourceId"], destination["destinationId"])
     assert {
         s["name"]: (s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
-    } == {
-        name: ("incremental_deduped_history", ["_ab_source_file_last_modified"], [["id"]])
-        for name in ("users", "products", "purchases")
-    }
+    } == {s.name: (s.sync_mode, [s.cursor_field], [[k] for k in s.primary_key]) for s in wanted.streams}
 
     airbyte_api.reset_request_log()
     assert main(["apply"]) == 0
     second = capsys.readouterr().out
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 unchanged." in second
+    assert f"Plan: 0 to create, 0 to update, 0 to replace, {total} unchanged." in second
     assert "No changes: workspace 'Default Workspace' already matches" in second
     assert writes(airbyte_api) == 0
-    assert (len(airbyte_api.sources()), len(airbyte_api.destinations()), len(airbyte_api.connections())) == (1, 1, 1)
+    assert [len(airbyte_api.sources()), len(airbyte_api.destinations()), len(airbyte_api.connections())] == [
+        len(resources[kind]) for kind in ("source", "destination", "connection")
+    ]
 
 
 def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform_env, tmp_path, capsys):
     assert main(["apply"]) == 0
-    [before] = airbyte_api.connections()
+    before = by_name(airbyte_api.connections(), CONNECTION)
     changed = tmp_path / "connections.yaml"
     text = settings.CONNECTIONS_FILE.read_text()
     changed.write_text(text.replace("bucket: shop-exports", "bucket: shop-exports-v2", 1))
@@ -73,12 +81,12 @@ def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform
     assert main(["plan", "--file", str(changed)]) == 0
     out = capsys.readouterr().out
     assert "~ update source 'shop'" in out and "configuration.bucket: 'shop-exports' -> 'shop-exports-v2'" in out
-    assert "Plan: 0 to create, 1 to update, 0 to replace, 2 unchanged." in out
+    assert f"Plan: 0 to create, 1 to update, 0 to replace, {declared_count() - 1} unchanged." in out
     assert main(["apply", "--file", str(changed)]) == 0
     assert airbyte_api.request_count("PATCH", "/sources/*") == 1
     assert writes(airbyte_api) == 1
-    assert airbyte_api.sources()[0]["configuration"]["bucket"] == "shop-exports-v2"
-    [after] = airbyte_api.connections()
+    assert by_name(airbyte_api.sources(), "shop")["configuration"]["bucket"] == "shop-exports-v2"
+    after = by_name(airbyte_api.connections(), CONNECTION)
     assert after["connectionId"] == before["connectionId"], "updated in place, same id"
 
 
@@ -179,7 +187,7 @@ def test_someone_elses_resources_are_left_alone(airbyte_api, platform_env, capsy
     out = capsys.readouterr().out
     assert "not managed (left alone): source 'made_in_the_ui-source'" in out
     assert airbyte_api.connection(other["connectionId"])["status"] == "active"
-    assert len(airbyte_api.connections()) == 2
+    assert len(airbyte_api.connections()) == 1 + len(declared()["connection"])
 
 
 def test_a_missing_airbyte_connection_says_how_to_define_it(airbyte_api, platform_env, monkeypatch, capsys):
@@ -204,7 +212,7 @@ def test_the_token_is_sent_as_json_so_old_oss_servers_accept_it(platform_env, mo
     with FakeAirbyteApi(accept_form_encoded_token=False) as old:
         set_airbyte_conn_env(monkeypatch, old)
         assert main(["apply"]) == 0
-        assert old.tokens_issued == 1 and len(old.connections()) == 1
+        assert old.tokens_issued == 1 and len(old.connections()) == len(declared()["connection"])
 
 
 # -- reliability case 16: a bad declaration applies nothing ---------------------------------------
@@ -254,17 +262,23 @@ def official_schema(name: str) -> dict:
 
 
 def test_the_source_s3_configuration_is_valid_against_airbytes_official_schema(platform_env):
+    """Every source-s3 source of the declaration in use; each stream's input_schema is sent as the
+    JSON string of the declared column: type mapping."""
     import jsonschema
 
     from include.pipeline.ingest.airbyte_server.apply import source_config
-    from include.pipeline.ingest.connections import load_connections
 
     schema = official_schema("source-s3")
-    config = source_config(load_connections().sources["shop"])
-    jsonschema.validate(config, schema)  # raises with the failing path
-    assert set(schema["required"]) <= set(config)
-    for stream in config["streams"]:
-        assert isinstance(stream["input_schema"], str) and json.loads(stream["input_schema"])["id"] == "integer"
+    sources = [s for s in load_connections().sources.values() if s.connector == "source-s3"]
+    assert sources, "the declaration has a source-s3 source to check"
+    for source in sources:
+        config = source_config(source)
+        jsonschema.validate(config, schema)  # raises with the failing path
+        assert set(schema["required"]) <= set(config)
+        declared_schemas = {s["name"]: s["input_schema"] for s in source.config["streams"]}
+        for stream in config["streams"]:
+            assert isinstance(stream["input_schema"], str)
+            assert json.loads(stream["input_schema"]) == declared_schemas[stream["name"]]
     # and the validator rejects what the schema forbids: it can fail
     broken = {**config, "streams": [{k: v for k, v in config["streams"][0].items() if k != "format"}]}
     with pytest.raises(jsonschema.ValidationError, match="'format' is a required property"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import STATE_LOST, main
-from tests.support.airbyte import CONNECTION
+from include.pipeline.ingest.connections import load_connections
+from tests.support.airbyte import CONNECTION, by_name
 
 
 def moved_source(tmp_path):
@@ -30,8 +31,8 @@ def test_a_replaced_connection_is_created_before_the_old_one_is_deleted(airbyte_
     writes = [(r.method, r.route) for r in airbyte_api.requests if r.method in ("POST", "DELETE")]
     writes = [w for w in writes if w[1] != "/applications/token"]
     assert writes == [("POST", "/sources"), ("POST", "/connections"), ("DELETE", "/connections/{connectionId}")]
-    [conn] = airbyte_api.connections()
-    assert conn["name"] == CONNECTION and conn["connectionId"] != applied
+    conn = by_name(airbyte_api.connections(), CONNECTION)
+    assert conn["connectionId"] != applied
     assert conn["sourceId"] == next(s["sourceId"] for s in airbyte_api.sources() if s["name"] == "shop_v2")
 
 
@@ -40,19 +41,20 @@ def test_a_failed_create_leaves_the_old_connection_in_place(airbyte_api, applied
     airbyte_api.fail_next("POST", "/connections", status=422)
     assert main(["apply", "--file", str(declaration)]) == 2
     assert "answered 422" in capsys.readouterr().err
-    [conn] = airbyte_api.connections()
+    conn = by_name(airbyte_api.connections(), CONNECTION)
     assert conn["connectionId"] == applied and conn["status"] == "active", "the old connection is untouched"
     assert airbyte_api.request_count("DELETE") == 0
 
     assert main(["apply", "--file", str(declaration)]) == 0  # the cause gone, a rerun completes it
-    [conn] = airbyte_api.connections()
+    conn = by_name(airbyte_api.connections(), CONNECTION)
     assert conn["connectionId"] != applied
 
 
 def test_a_replaced_destination_moves_its_connection_before_it_is_deleted(airbyte_api, applied, tmp_path):
-    """A destination whose type changes is replaced: deleting it would delete the connection too,
-    so the connection is created on the new destination first and the old destination goes last."""
-    [old_destination] = airbyte_api.destinations()
+    """A destination whose type changes is replaced: deleting it would delete its connections too,
+    so they are created on the new destination first and the old destination goes last."""
+    old_destination = by_name(airbyte_api.destinations(), load_connections().connection(CONNECTION).destination.name)
+    into_it = [c.name for c in load_connections().connections if c.destination.name == old_destination["name"]]
     with airbyte_api._lock:  # the server's destination is of another type than the declaration's
         airbyte_api._destinations[old_destination["destinationId"]]["destinationType"] = "snowflake"
     assert main(["apply"]) == 0
@@ -60,10 +62,10 @@ def test_a_replaced_destination_moves_its_connection_before_it_is_deleted(airbyt
     writes = [w for w in writes if w[1] != "/applications/token"]
     assert writes == [
         ("POST", "/destinations"),
-        ("POST", "/connections"),
-        ("DELETE", "/connections/{connectionId}"),
+        *[("POST", "/connections"), ("DELETE", "/connections/{connectionId}")] * len(into_it),
         ("DELETE", "/destinations/{destinationId}"),
     ]
-    [conn] = airbyte_api.connections()
-    [destination] = airbyte_api.destinations()
-    assert conn["destinationId"] == destination["destinationId"] != old_destination["destinationId"]
+    destination = by_name(airbyte_api.destinations(), old_destination["name"])
+    assert destination["destinationId"] != old_destination["destinationId"]
+    for name in into_it:
+        assert by_name(airbyte_api.connections(), name)["destinationId"] == destination["destinationId"]

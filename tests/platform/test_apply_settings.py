@@ -11,7 +11,7 @@ import pytest
 
 from include.pipeline import settings
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.support.airbyte import warehouse_only
+from tests.support.airbyte import declared_count, warehouse_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,7 @@ def fresh_stack(tmp_path):
         NO_PROXY=",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost") if p),
     )
     stack.fake = fake
+    stack.declaration = declaration
     yield stack
     stack.cli("services", "stop", check=False)
     fake.stop()
@@ -49,8 +50,9 @@ def test_apply_after_make_services_only(fresh_stack):
     assert not (fresh_stack.root / ".local" / "airflow" / "airflow.db").exists(), "no `make settings` ran"
 
     applied = fresh_stack.cli("airbyte-apply")
-    assert "Apply complete: 3 created" in applied.stdout, applied.stdout + applied.stderr
-    [destination] = fresh_stack.fake.destinations()
+    total = declared_count(fresh_stack.declaration)
+    assert f"Apply complete: {total} created" in applied.stdout, applied.stdout + applied.stderr
+    [destination] = fresh_stack.fake.destinations()  # the warehouse: the lake's connection is left out
     port = json.loads((fresh_stack.root / ".local" / "services.json").read_text())["postgres"]["port"]
     assert (destination["configuration"]["host"], int(destination["configuration"]["port"])) == ("127.0.0.1", port)
     # the destination logs in as the ingest role (include/sql/warehouse), with its generated password

@@ -15,7 +15,7 @@ from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.settings import Warehouse, read_env_file
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.support.airbyte import warehouse_only
+from tests.support.airbyte import CONNECTION, by_name, declared_count, warehouse_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -68,11 +68,12 @@ def platform_stack(tmp_path_factory):
 
 def test_apply_twice_through_the_cli_second_changes_nothing(platform_stack):
     first, second = platform_stack.applies
-    assert "Apply complete: 3 created" in first.stdout, first.stdout + first.stderr
-    assert "No changes" in second.stdout and "3 unchanged" in second.stdout
+    total = declared_count()  # of the declaration the stack applied (the module's CONNECTIONS_FILE)
+    assert f"Apply complete: {total} created" in first.stdout, first.stdout + first.stderr
+    assert "No changes" in second.stdout and f"{total} unchanged" in second.stdout
     password = read_env_file(platform_stack.root / ".env")["WAREHOUSE_INGEST_PASSWORD"]
     assert password not in first.stdout + second.stdout
-    [dest] = platform_stack.fake.destinations()
+    [dest] = platform_stack.fake.destinations()  # the warehouse: the lake's connection is left out
     assert dest["configuration"]["username"] == "warehouse_ingest", "the ingest role, never the superuser"
     assert dest["configuration"]["password"] == password, "taken from the Airflow connection `warehouse_ingest`"
 
@@ -93,32 +94,42 @@ def test_daily_run_in_platform_mode_is_green_with_one_job_per_connection(platfor
     assert users == distinct > 0
     assert platform_stack.sql("select count(*) from marts.customers")[0][0] > 0, "dbt ran after the platform sync"
     rows = platform_stack.sql(
-        "select engine, job_id, status from metrics.syncs where run_id = %s", (_run_id(platform_stack, DATE),)
+        "select connection, engine, job_id, status from metrics.syncs where run_id = %s",
+        (_run_id(platform_stack, DATE),),
     )
-    assert rows == [("platform", str(fake.jobs(conns[declared[0]])[0]["jobId"]), "succeeded")], rows
+    assert sorted(rows) == sorted(
+        (name, "platform", str(fake.jobs(conns[name])[0]["jobId"]), "succeeded") for name in declared
+    ), rows
 
 
 def test_a_failed_airbyte_job_fails_the_run_and_no_dbt_model_runs(platform_stack):
     fake = platform_stack.fake
-    [conn] = fake.connections()
+    conn = by_name(fake.connections(), CONNECTION)
     fake.script_jobs(conn["connectionId"], "failed")
-    before = len(fake.jobs())
+    before, before_all = len(fake.jobs(conn["connectionId"])), len(fake.jobs())
     run = platform_stack.cli("demo", "--date", FAILING_DATE, check=False)
     assert run.returncode != 0
     assert "run state: failed" in run.stdout, run.stdout[-4000:]
-    assert len(fake.jobs()) == before + 1, "one job, no Airflow retry of a job Airbyte already retried"
-    assert fake.jobs_by_status(conn["connectionId"]).get("failed") == [fake.jobs()[-1]["jobId"]]
+    jobs = fake.jobs(conn["connectionId"])
+    assert len(jobs) == before + 1, "one job, no Airflow retry of a job Airbyte already retried"
+    assert len(fake.jobs()) == before_all + len(fake.connections()), "and one job of every other connection"
+    assert fake.jobs_by_status(conn["connectionId"]).get("failed") == [jobs[-1]["jobId"]]
     states = _task_states(platform_stack, FAILING_DATE)
-    assert states["ingest.shop_to_warehouse"] == "failed"
+    assert states[f"ingest.{CONNECTION}"] == "failed"
     dbt = {task: state for task, state in states.items() if task.startswith("transform.")}
     assert dbt and all(state == "upstream_failed" for state in dbt.values()), dbt
     # reliability case 4: one metrics row says failed, with the job's id and attempts and the engine
     rows = platform_stack.sql(
-        "select stream, engine, job_id, attempts, status from metrics.syncs where run_id = %s",
+        "select connection, stream, engine, job_id, attempts, status from metrics.syncs where run_id = %s",
         (_run_id(platform_stack, FAILING_DATE),),
     )
-    job_id = fake.jobs()[-1]["jobId"]
-    assert rows == [("*", "platform", str(job_id), fake.attempts(job_id), "failed")], rows
+    job_id = jobs[-1]["jobId"]
+    assert [r[1:] for r in rows if r[0] == CONNECTION] == [
+        ("*", "platform", str(job_id), fake.attempts(job_id), "failed")
+    ], rows
+    others = [r for r in rows if r[0] != CONNECTION]  # one row each, succeeded (none on the shipped file)
+    assert sorted(r[0] for r in others) == sorted(c["name"] for c in fake.connections() if c["name"] != CONNECTION)
+    assert all(r[5] == "succeeded" for r in others), rows
 
 
 def _run_id(stack, date: str) -> str:

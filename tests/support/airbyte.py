@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.airbyte_api import FakeAirbyteApi
+from tests.support import REPO_ROOT
 
 # The connection of the shipped include/airbyte/connections.yaml.
 CONNECTION = "shop_to_warehouse"
@@ -71,19 +72,81 @@ def warehouse_only(text: str) -> str:
 
     The apply tests drive create/update/replace on the warehouse connection and count its
     resources; the lake's connection (Airbyte's S3 destination) is applied from the shipped file
-    in test_s3_destination_apply.py."""
-    import re
+    in test_s3_destination_apply.py.
 
+    Works on the parsed document: the nodes to drop are found in YAML's node tree, and their
+    lines (a connection's comment lines right above it included) are cut from the text, so every
+    other line, comment and layout stays as written (the tests edit the result as text). The cut
+    text must parse to the parsed declaration minus those blocks, else (flow style, anchors,
+    several blocks on a line) that declaration is written out as plain YAML instead."""
     import yaml
 
     doc = yaml.safe_load(text)
-    lakes = {name for name, d in doc["destinations"].items() if d.get("type") == "s3"}
-    for name in lakes:  # the destination's block: its key line and everything indented under it
-        text = re.sub(rf"(?m)^  {name}:\n(?:(?:    .*|\s*)\n)*", "", text, count=1)
-    for conn in (c["name"] for c in doc["connections"] if c["destination"] in lakes):
-        # the connection's item, with the comment lines right above it
-        text = re.sub(rf"(?m)(?:^  #.*\n)*^  - name: {conn}\n(?:^(?:    .*|\s*)\n?)*", "", text, count=1)
-    return text
+    destinations = doc.get("destinations") or {}
+    lakes = {name for name, d in destinations.items() if (d or {}).get("type") == "s3"}
+    kept = {
+        **doc,
+        "destinations": {n: d for n, d in destinations.items() if n not in lakes},
+        "connections": [c for c in doc.get("connections") or [] if c.get("destination") not in lakes],
+    }
+    if not lakes and len(kept["connections"]) == len(doc.get("connections") or []):
+        return text
+    lines = text.splitlines(keepends=True)
+    cut: set[int] = set()  # 0-based line numbers
+    root = yaml.compose(text)
+    top = {key.value: value for key, value in root.value}
+    for key, value in top["destinations"].value:
+        if key.value in lakes:
+            cut.update(range(key.start_mark.line, _end_line(value, lines)))
+    for item in top.get("connections", yaml.SequenceNode("", [])).value:
+        fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
+        if "destination" in fields and fields["destination"].value in lakes:
+            first = item.start_mark.line  # the item's "- " line; and the comment lines right above it
+            while first > 0 and lines[first - 1].strip().startswith("#"):
+                first -= 1
+            cut.update(range(first, _end_line(item, lines)))
+    result = "".join(line for i, line in enumerate(lines) if i not in cut)
+    try:
+        if yaml.safe_load(result) == kept:
+            return result
+    except yaml.YAMLError:
+        pass
+    return yaml.safe_dump(kept, sort_keys=False)
+
+
+def _end_line(node, lines: list[str]) -> int:
+    """The 0-based line after a block node's last line: its end mark sits at the next token (the
+    next key, `- ` item or dedent), or just past the node's last character on its own line."""
+    end = node.end_mark
+    if end.line >= len(lines) or not lines[end.line][: end.column].strip():
+        return end.line
+    return end.line + 1
+
+
+def declared(path: Path | str | None = None) -> dict[str, list[str]]:
+    """What plan/apply manages for a declaration (settings.CONNECTIONS_FILE unless `path`), by
+    kind and name: the sources and destinations its connections use, and its connections. The
+    tests derive their expected counts and names from it, not from the demo's."""
+    from include.pipeline.ingest.connections import load_connections
+
+    config = load_connections(path)
+    return {
+        "source": sorted({c.source.name for c in config.connections}),
+        "destination": sorted({c.destination.name for c in config.connections}),
+        "connection": sorted(c.name for c in config.connections),
+    }
+
+
+def declared_count(path: Path | str | None = None) -> int:
+    """How many resources plan/apply manages for a declaration: `Plan: N to create` on an empty
+    workspace."""
+    return sum(len(names) for names in declared(path).values())
+
+
+def by_name(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The one resource named `name` among the fake's sources, destinations or connections."""
+    [item] = [i for i in items if i["name"] == name]
+    return item
 
 
 @pytest.fixture
@@ -170,12 +233,9 @@ def run_deferrable(op, context, *, between=None, make_resumed=None):
 
 
 def api_spec_path() -> Path:
-    """Airbyte's official public-API document with every connector's config schema (api_sdk.yaml):
-    test data kept beside the repository (../shared/airbyte-api-spec), as CI checks it out."""
-    from include.pipeline import settings
-
-    for folder in (settings.REPO_ROOT.parent, Path("/work")):
-        path = folder / "shared" / "airbyte-api-spec" / "api_sdk.yaml"
-        if path.exists():
-            return path
-    raise AssertionError("../shared/airbyte-api-spec/api_sdk.yaml: Airbyte's public API spec is missing")
+    """Airbyte's official public-API document (api_sdk.yaml), the slice the tests read: the
+    connector configuration schemas, vendored in tests/fakes/airbyte_api_spec/ (its README.md
+    says where it comes from and how it was cut)."""
+    path = REPO_ROOT / "tests" / "fakes" / "airbyte_api_spec" / "api_sdk.yaml"
+    assert path.is_file(), f"{path}: the vendored slice of Airbyte's public API spec is missing"
+    return path

@@ -7,7 +7,8 @@ so the derived list is kept in include/airbyte/secret_fields.json and regenerate
 
     python -m include.pipeline.ingest.secret_fields path/to/api_sdk.yaml
 
-(tests/security/test_secret_fields.py checks the file still matches the spec). A field is secret
+(tests/security/test_secret_fields.py checks the file still matches the spec, through the slice of it
+in tests/fakes/airbyte_api_spec/, which keeps all that `derive` reads). A field is secret
 for a connector when:
 - its path (property names, list items and `oneOf` branches left out) is marked in that
   connector's spec, or
