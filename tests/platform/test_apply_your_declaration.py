@@ -1,6 +1,7 @@
 """The platform tests follow the declaration, not the demo: the shipped connections.yaml with a
-second source (`refunds_files`, source-s3, its own `refunds` stream keyed on `refund_id`) and a
-connection `refunds_to_warehouse` into the warehouse, appended after the lake's connection.
+second source (`returns_desk`, source-s3: a stream keyed on one column, one on two, one with no key)
+and a connection `returns_to_warehouse` into the warehouse, appended after the lake's connection
+(tests/support/declarations.py, the builder every such test uses).
 
 The plan/apply tests that once pinned the demo's counts (`Plan: 3 to create`, `Apply complete: 5
 created`) run here again on that declaration, through `platform_env` pointed at it; a few checks
@@ -18,43 +19,9 @@ from include.pipeline.ingest.airbyte_server.apply import main
 from tests.fakes.airbyte_api import FILE_CURSOR
 from tests.platform import test_apply, test_apply_replace, test_s3_destination_apply
 from tests.support.airbyte import by_name, declared, declared_count, warehouse_only
+from tests.support.declarations import RETURNS_CONNECTION, RETURNS_SOURCE, with_source
 
 SHIPPED = settings.CONNECTIONS_FILE  # read before any test points the setting elsewhere
-
-REFUNDS_SOURCE = """\
-  refunds_files:
-    connector: source-s3
-    config:
-      bucket: shop-exports
-      endpoint: "${S3_ENDPOINT}"
-      region_name: us-east-1
-      credentials:
-        auth_type: iam_user
-        aws_access_key_id: "${S3_ACCESS_KEY}"
-        aws_secret_access_key: "${S3_SECRET_KEY}"
-      streams:
-        - name: refunds
-          globs: ["refunds/**"]
-          format: {filetype: jsonl}
-          input_schema: {refund_id: integer, order_id: integer, amount: number, reason: string, refunded_at: string}
-"""
-REFUNDS_CONNECTION = """
-  - name: refunds_to_warehouse
-    source: refunds_files
-    destination: warehouse
-    streams:
-      - name: refunds
-        sync_mode: incremental_deduped_history
-        cursor_field: _ab_source_file_last_modified
-        primary_key: [refund_id]
-"""
-
-
-def with_refunds(text: str) -> str:
-    """`text` (a connections.yaml) with the refunds source appended to its sources and the refunds
-    connection appended to the end of the file, after every other connection."""
-    assert text.count("\ndestinations:\n") == 1, "the sources end where the destinations begin"
-    return text.replace("\ndestinations:\n", f"\n{REFUNDS_SOURCE}\ndestinations:\n", 1) + REFUNDS_CONNECTION
 
 
 @pytest.fixture
@@ -62,7 +29,7 @@ def platform_env(platform_env, tmp_path, monkeypatch):
     """The shared fixture's environment, with the shipped file plus the refunds source and
     connection as the declaration in use (the lake's connection left out, as the shared one does)."""
     path = tmp_path / "connections-refunds.yaml"
-    path.write_text(warehouse_only(with_refunds(SHIPPED.read_text())))
+    path.write_text(warehouse_only(with_source(SHIPPED.read_text())))
     monkeypatch.setattr(settings, "CONNECTIONS_FILE", path)
     return platform_env
 
@@ -75,7 +42,7 @@ def s3_env(monkeypatch, tmp_path):
                        ("S3_SECRET_KEY", "lake-secret-access-key-value")):  # fmt: skip
         monkeypatch.setenv(key, value)
     path = tmp_path / "connections-refunds.yaml"
-    path.write_text(with_refunds(SHIPPED.read_text()))
+    path.write_text(with_source(SHIPPED.read_text()))
     monkeypatch.setattr(settings, "CONNECTIONS_FILE", path)
 
 
@@ -113,10 +80,10 @@ test_the_fake_airbyte_api_creates_the_lake_destination_and_its_connection = (
 def test_warehouse_only_drops_the_lake_and_keeps_a_connection_that_follows_it():
     """The lake's destination and connection go; the refunds connection after them stays, with
     every other line as written (it once lost its indentation: `expected <block end>, but found '-'`)."""
-    extended = with_refunds(SHIPPED.read_text())
+    extended = with_source(SHIPPED.read_text())
     doc = yaml.safe_load(extended)
     lakes = {name for name, d in doc["destinations"].items() if d["type"] == "s3"}
-    assert doc["connections"][-1]["name"] == "refunds_to_warehouse"
+    assert doc["connections"][-1]["name"] == "returns_to_warehouse"
     assert lakes and any(c["destination"] in lakes for c in doc["connections"][:-1]), "a lake connection before it"
     kept = warehouse_only(extended)
     assert yaml.safe_load(kept) == {
@@ -124,7 +91,7 @@ def test_warehouse_only_drops_the_lake_and_keeps_a_connection_that_follows_it():
         "destinations": {n: d for n, d in doc["destinations"].items() if n not in lakes},
         "connections": [c for c in doc["connections"] if c["destination"] not in lakes],
     }
-    assert REFUNDS_CONNECTION.strip("\n") in kept and REFUNDS_SOURCE in kept
+    assert RETURNS_CONNECTION.strip("\n") in kept and RETURNS_SOURCE in kept
     left = iter(extended.splitlines())  # only whole lines were removed, the rest in order
     assert all(line in left for line in kept.splitlines())
     assert not any(f"destination: {lake}\n" in kept for lake in lakes)
@@ -138,9 +105,9 @@ def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, tmp_
     base.write_text(warehouse_only(SHIPPED.read_text()))
     before = declared(base)
     assert declared() == {
-        "source": sorted([*before["source"], "refunds_files"]),
+        "source": sorted([*before["source"], "returns_desk"]),
         "destination": before["destination"],
-        "connection": sorted([*before["connection"], "refunds_to_warehouse"]),
+        "connection": sorted([*before["connection"], "returns_to_warehouse"]),
     }
     total = declared_count(base) + 2
     assert declared_count() == total
@@ -149,17 +116,22 @@ def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, tmp_
     assert main(["apply"]) == 0
     assert f"Apply complete: {total} created, 0 updated, 0 replaced, 0 unchanged." in capsys.readouterr().out
     assert len(airbyte_api.sources()) + len(airbyte_api.destinations()) + len(airbyte_api.connections()) == total
-    refunds = by_name(airbyte_api.sources(), "refunds_files")
-    [stream] = refunds["configuration"]["streams"]
-    assert stream["name"] == "refunds" and json.loads(stream["input_schema"])["refund_id"] == "integer"
-    conn = by_name(airbyte_api.connections(), "refunds_to_warehouse")
+    refunds = by_name(airbyte_api.sources(), "returns_desk")
+    streams = {s["name"]: s for s in refunds["configuration"]["streams"]}
+    assert list(streams) == ["refunds", "refund_lines", "refund_notes"]
+    assert json.loads(streams["refunds"]["input_schema"])["refund_id"] == "integer"
+    conn = by_name(airbyte_api.connections(), "returns_to_warehouse")
     assert (conn["sourceId"], conn["destinationId"]) == (
         refunds["sourceId"],
         by_name(airbyte_api.destinations(), "warehouse")["destinationId"],
     )
     assert [
         (s["name"], s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
-    ] == [("refunds", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"]])]
+    ] == [
+        ("refunds", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"]]),
+        ("refund_lines", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"], ["line_no"]]),
+        ("refund_notes", "incremental_append", [FILE_CURSOR], []),
+    ]
     assert main(["apply"]) == 0
     assert f"Plan: 0 to create, 0 to update, 0 to replace, {total} unchanged." in capsys.readouterr().out
 
