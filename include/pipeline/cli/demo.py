@@ -165,7 +165,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from include.pipeline.cli.summary import mart_rows, print_growth
 
     days = demo_days(date, args.days)
-    conf = ["--conf", json.dumps({"full_refresh": True})] if args.full_refresh else []
+    params = {name: True for name in ("full_refresh", "reset_ingest") if getattr(args, name, False)}
+    conf = ["--conf", json.dumps(params)] if params else []
+    how = " and ".join({"full_refresh": "full refresh", "reset_ingest": "ingest reset"}[p] for p in params)
     log_path = new_log_path()
     say(f"Airflow's full log (every task's output): {log_path}")
     env = settings.stack_env()
@@ -173,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     worst = 0
     for day in days:  # consecutive logical dates, ending at DATE: the shop grows and changes each day
         started = started if day == days[0] else time.monotonic()
-        say(f"{DAG_ID} for {day}" + (" (full refresh)" if conf else "") + ": one line per task as it finishes")
+        say(f"{DAG_ID} for {day}" + (f" ({how})" if how else "") + ": one line per task as it finishes")
         dag_started = time.monotonic()
         code = run_day(day, conf, env, log_path)
         dag_seconds = time.monotonic() - dag_started
