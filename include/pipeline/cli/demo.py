@@ -180,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = run_day(day, conf, env, log_path)
         dag_seconds = time.monotonic() - dag_started
         if code:
-            say(f"`airflow dags test` exited {code}: the log says why ({log_path})")
+            say(f"`airflow dags test` exited {code}: the summary below lists what failed; each task's log: {log_path}")
         seconds = [f"{dag_seconds:.1f}", f"{time.monotonic() - started:.1f}"]
         report = run([PY, "-m", "include.pipeline.cli.report", DAG_ID, day, *seconds], env=env, check=False)
         worst = worst or code or report.returncode
