@@ -41,6 +41,11 @@ models:
     columns:
       - name: id
         data_tests: [not_null]
+  - name: fine
+    columns:
+      - name: id
+        data_tests:
+          - relationships: {arguments: {to: ref('inc'), field: id}}
 """,
 }
 
@@ -84,7 +89,9 @@ def test_each_failure_a_retry_cannot_fix_is_named_with_dbts_message_and_its_fix(
     assert "data type mismatch" in found["failures"]["model.probe.contracted"]["message"]
     # what dbt skipped because of the incremental model: its child, and its test
     assert found["blocked"]["model.probe.child"] == "model.probe.inc"
-    assert found["tests_of"] == {"model.probe.inc": "model.probe.inc"}
+    # the tests' tasks of `inc` and of `fine`: Cosmos counts the relationships test of `fine` to
+    # `inc` among the tests of both, and dbt skipped it
+    assert found["tests_of"] == {"model.probe.inc": "model.probe.inc", "model.probe.fine": "model.probe.inc"}
     assert "model.probe.fine" not in found["blocked"] and "model.probe.fine" not in found["failures"]
 
 
@@ -142,6 +149,7 @@ def sensor(kind: str, unique_id: str):
     [
         ("run", "model.probe.inc", "model.probe.inc: incremental schema out of sync (a retry cannot fix it)"),
         ("test", "model.probe.inc", "not run: model.probe.inc failed (incremental schema out of sync)"),
+        ("test", "model.probe.fine", "not run: model.probe.inc failed (incremental schema out of sync)"),
         ("run", "model.probe.child", "not run: model.probe.inc failed (incremental schema out of sync)"),
         ("run", "model.probe.contracted", "model.probe.contracted: contract violated"),
     ],

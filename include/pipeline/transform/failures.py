@@ -108,8 +108,9 @@ def from_results(results: Iterable[Any], exception: BaseException | None = None)
     tests_of: dict[str, str] = {}
     for unique_id, cause in [*((u, u) for u in failures), *blocked.items()]:
         node = nodes.get(unique_id)
-        if node is not None and _value(node.resource_type) in TESTS and (model := _tested_model(node)):
-            tests_of.setdefault(model, cause)
+        if node is not None and _value(node.resource_type) in TESTS:
+            for model in _tested_models(node):
+                tests_of.setdefault(model, cause)
     return {"failures": failures, "blocked": blocked, "tests_of": tests_of}
 
 
@@ -134,16 +135,12 @@ def _failed_ancestor(unique_id: str, nodes: dict[str, Any], failures: dict[str, 
     return None
 
 
-def _tested_model(node: Any) -> str | None:
+def _tested_models(node: Any) -> list[str]:
+    """Every model whose tests' task counts this test: Cosmos counts a test for each model it
+    depends on (a relationships test of `orders` to `customers` is in the tests of both)."""
+    models = [p for p in (getattr(getattr(node, "depends_on", None), "nodes", None) or []) if p.startswith("model.")]
     attached = getattr(node, "attached_node", None)
-    if attached:
-        return attached
-    if _value(node.resource_type) == "unit_test":  # a unit test depends on its model (and its inputs)
-        model = f"model.{node.package_name}.{node.model}" if getattr(node, "model", None) else None
-        if model:
-            return model
-    parents = [p for p in (getattr(getattr(node, "depends_on", None), "nodes", None) or []) if p.startswith("model.")]
-    return parents[0] if len(parents) == 1 else None
+    return [attached, *models] if attached and attached not in models else models
 
 
 def failure_for(found: dict | None, unique_id: str, *, tests: bool = False) -> dict | None:
