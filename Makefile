@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 STACK := $(PY) -m include.pipeline.cli
 DATE ?=
 DAYS ?= 3
+FULL_REFRESH ?=
+RESET_INGEST ?=
 export STACK_UV := $(UV)
 export DO_NOT_TRACK := 1
 
@@ -44,8 +46,8 @@ warehouse-url: ## Print the warehouse URL with its password (for psql "$(make -s
 settings: services ## Migrate Airflow's metadata DB and load airflow_settings.yaml
 	@$(STACK) settings
 
-demo: setup ## Run the daily pipeline for DAYS consecutive days (default 3) ending at DATE (default 2026-01-07)
-	@$(STACK) demo $(if $(DATE),--date $(DATE)) --days $(DAYS)
+demo: setup ## The daily pipeline for DAYS days (default 3) ending at DATE; FULL_REFRESH=1 rebuilds dbt's models, RESET_INGEST=1 re-reads every stream
+	@$(STACK) demo $(if $(DATE),--date $(DATE)) --days $(DAYS)$(if $(FULL_REFRESH), --full-refresh)$(if $(RESET_INGEST), --reset-ingest)
 
 up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@$(STACK) up

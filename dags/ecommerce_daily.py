@@ -27,7 +27,10 @@ Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a fa
 data and a run not finished 2 h after it was queued send one message each to the Airflow
 connections `alerts_email` / `alerts_webhook`, when they exist.
 
-Param `full_refresh`: re-read every stream from scratch and rebuild incremental models.
+Param `full_refresh`: rebuild dbt's incremental models from the raw tables (`dbt build
+--full-refresh`); the ingest keeps its state and reads the day's new files only. Param
+`reset_ingest`: also re-export the shop and re-read every stream from scratch (raw tables
+replaced); the ingest's cursor starts over from that read, so the next day reads its own files.
 """
 
 from __future__ import annotations
@@ -66,7 +69,15 @@ TASK_FAILED = PipelineNotifier("task_failed")  # on_failure_callback: only after
     deadline=deadline_alerts(DEADLINE_HOURS),  # none under `airflow dags test` (see alerts.py)
     params={
         "full_refresh": Param(
-            False, type="boolean", description="Re-sync from scratch and rebuild incremental models."
+            False,
+            type="boolean",
+            description="Rebuild dbt's incremental models from the raw tables (dbt --full-refresh). "
+            "The ingest keeps its state.",
+        ),
+        "reset_ingest": Param(
+            False,
+            type="boolean",
+            description="Reset the ingest: re-export and re-read every stream from scratch, replacing the raw tables.",
         ),
     },
 )

@@ -29,7 +29,11 @@ class TI:
         self.xcoms.append((key, value))
 
 
-@pytest.mark.parametrize(("params", "full_refresh"), [({"full_refresh": True}, True), ({}, False)])
+@pytest.mark.parametrize(
+    ("params", "full_refresh"),
+    [({"reset_ingest": True}, True), ({"reset_ingest": True, "full_refresh": True}, True), ({}, False),
+     ({"full_refresh": True}, False)],  # a dbt full refresh leaves the ingest's state alone
+)  # fmt: skip
 def test_the_embedded_engine_is_a_plain_call_with_the_runs_day(monkeypatch, params, full_refresh):
     from include.pipeline.ingest import daily
     from include.pipeline.ingest.tasks import ingest_step

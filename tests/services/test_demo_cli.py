@@ -11,6 +11,7 @@ import inspect
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -95,3 +96,84 @@ def test_make_clean_on_a_fresh_clone_without_a_venv(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nothing to stop" in proc.stdout
     assert not (tmp_path / ".local").exists(), "the local state was deleted"
+
+
+def airflow_run_tables(url: str):
+    """dag_run and task_instance with the columns and column types of Airflow's own models
+    (UtcDateTime stores timestamps as Airflow does), without their foreign keys to other tables."""
+    import sqlalchemy as sa
+    from airflow.models.base import Base
+    from airflow.models.dagrun import DagRun  # noqa: F401 - registers the tables
+    from airflow.models.taskinstance import TaskInstance  # noqa: F401
+
+    meta = sa.MetaData()
+    tables = {
+        name: sa.Table(
+            name,
+            meta,
+            *[
+                sa.Column(c.name, c.type, primary_key=c.primary_key, autoincrement=c.autoincrement)
+                for c in Base.metadata.tables[name].columns
+            ],
+        )  # fmt: skip
+        for name in ("dag_run", "task_instance")
+    }
+    engine = sa.create_engine(url)
+    meta.create_all(engine)
+    return engine, tables
+
+
+def make_run(engine, tables, run_id: str, started: dt.datetime, tasks: dict[str, str], *, row_id: int = 1) -> None:
+    """The run `dags test` makes of 2026-01-09, as it writes it: a dag_run row and its task instances."""
+    day = dt.datetime(2026, 1, 9, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(tables["dag_run"].insert().values(
+            id=row_id, dag_id="ecommerce_daily", run_id=run_id, run_type="manual", logical_date=day,
+            run_after=started, start_date=started, state="running",
+        ))  # fmt: skip
+        for n, (task_id, state) in enumerate(tasks.items()):
+            conn.execute(tables["task_instance"].insert().values(
+                id=uuid.uuid4(), task_id=task_id, dag_id="ecommerce_daily", run_id=run_id, map_index=-1,
+                try_number=1, state=state, pool="default_pool", duration=1.5,
+                start_date=started, end_date=started + dt.timedelta(seconds=n + 1),
+            ))  # fmt: skip
+
+
+def delete_runs(engine, tables) -> None:
+    """What `dags test` does first with a logical date it has seen: delete its run and task instances."""
+    with engine.begin() as conn:
+        conn.execute(tables["task_instance"].delete())
+        conn.execute(tables["dag_run"].delete())
+
+
+def test_a_rerun_of_a_date_prints_the_task_lines_of_the_new_run(tmp_path):
+    """A second `make demo` of the same date: `dags test` deletes the run and creates it again, and
+    SQLite gives the new dag_run row the id the old one had. The poller follows the run started
+    since it was made, never the old run's finished tasks."""
+    from include.pipeline.cli.demo import TaskProgress
+
+    url = f"sqlite:///{tmp_path / 'airflow.db'}"
+    engine, tables = airflow_run_tables(url)
+    first = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    make_run(engine, tables, "manual__first", first, {"shop_export": "success", "ingest.shop_to_warehouse": "success"})
+
+    progress = TaskProgress(url, "ecommerce_daily", "2026-01-09")
+    try:
+        assert progress.new_lines() == [], "the old run's tasks are not this command's"
+        delete_runs(engine, tables)
+        assert progress.new_lines() == []
+        rerun = dt.datetime.now(dt.UTC)
+        make_run(
+            engine, tables, "manual__rerun", rerun, {"shop_export": "success", "ingest.shop_to_warehouse": "running"}
+        )
+        with engine.connect() as conn:
+            assert conn.execute(tables["dag_run"].select()).one().id == 1, "the same id as the deleted run"
+        lines = progress.new_lines()
+        assert len(lines) == 1 and "shop_export" in lines[0] and "success" in lines[0], lines
+        ti = tables["task_instance"]
+        with engine.begin() as conn:
+            conn.execute(ti.update().where(ti.c.task_id == "ingest.shop_to_warehouse").values(state="failed"))
+        lines = progress.new_lines()
+        assert len(lines) == 1 and "[  2/2] ingest.shop_to_warehouse" in lines[0] and "failed" in lines[0], lines
+    finally:
+        progress.close()

@@ -121,9 +121,12 @@ class FakeTI:
         self.try_number = try_number
 
 
-def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False, calls=None) -> list:
+def run_trigger(
+    monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False, calls=None, xcoms=None
+) -> list:
     """The trigger's events; `node_status` may be a list (one value per status read, the last one
-    repeats); `calls`, if given, collects what the trigger asked for ("producer" or an XCom key)."""
+    repeats); `calls`, if given, collects what the trigger asked for ("producer" or an XCom key);
+    `xcoms`: other XCom values of the producer, by key."""
     from cosmos.operators._watcher.triggerer import WatcherTrigger
 
     from include.pipeline.transform.watcher import NodeTrigger
@@ -143,7 +146,7 @@ def run_trigger(monkeypatch, *, node_status, producer_state, try_number=1, is_te
             if key.endswith("_tests_status"):
                 return status
             return None if status is None else {"status": status, "outlet_uris": []}
-        return None
+        return (xcoms or {}).get(key)
 
     async def producer(self):
         asked.append("producer")
@@ -176,6 +179,45 @@ def test_the_trigger_ends_the_task_itself_on_a_first_try(monkeypatch, node_statu
         monkeypatch, node_status=node_status, producer_state=producer_state, is_test_sensor=node_status == "pass"
     )
     assert [type(e).__name__ for e in events] == [ends_as]
+
+
+# dbt's own message for an incremental model whose columns changed (dbt-postgres 1.11), as Cosmos
+# pushes it in the node's `_dbt_event` XCom
+OUT_OF_SYNC = """Compilation Error in model orders (models/marts/orders.sql)
+
+              The source and target schemas on this incremental model are out of sync!
+              They can be reconciled in several ways:
+                - Re-run the incremental model with `full_refresh: True` to update the target schema.
+
+  > in macro default__process_schema_changes (macros/materializations/models/incremental/on_schema_change.sql)"""
+
+
+def test_a_node_whose_failure_a_retry_cannot_fix_ends_on_a_worker_that_fails_it_without_retry(monkeypatch):
+    """The node's own dbt event says why: no wait for the build to end; the event goes to
+    `execute_complete` (failures.py), not TaskFailedEvent, which Airflow would retry."""
+    from include.pipeline.transform.watcher import RETRY_CANNOT_FIX
+
+    event = {"status": "error", "msg": OUT_OF_SYNC}
+    events = run_trigger(
+        monkeypatch, node_status="failed", producer_state="running",
+        xcoms={"model__ecommerce__orders_dbt_event": event},
+    )  # fmt: skip
+    assert [type(e).__name__ for e in events] == ["TriggerEvent"]
+    failure = events[0].payload[RETRY_CANNOT_FIX]
+    assert failure["kind"] == "incremental schema out of sync" and "make demo FULL_REFRESH=1" in failure["fix"]
+    assert "> in macro" not in failure["message"]
+    # a node dbt skipped because of it: what the producer pushed once the build ended
+    from include.pipeline.transform import failures
+
+    pushed = {"failures": {"model.ecommerce.int_x": {"kind": "compilation error", "message": "m", "fix": "f"}},
+              "blocked": {"model.ecommerce.orders": "model.ecommerce.int_x"}, "tests_of": {}}  # fmt: skip
+    skipped = {"model__ecommerce__orders_dbt_event": {"status": "skipped", "msg": None}, failures.XCOM_KEY: pushed}
+    events = run_trigger(monkeypatch, node_status="failed", producer_state="failed", xcoms=skipped)
+    assert events[0].payload[RETRY_CANNOT_FIX]["cause"] == "model.ecommerce.int_x"
+    # retried (a clear after a fix): Airflow's own failure, as before
+    events = run_trigger(monkeypatch, node_status="failed", producer_state="running", try_number=2,
+                         xcoms={"model__ecommerce__orders_dbt_event": event})  # fmt: skip
+    assert [type(e).__name__ for e in events] != ["TriggerEvent"] or RETRY_CANNOT_FIX not in events[0].payload
 
 
 @pytest.mark.parametrize(

@@ -260,8 +260,14 @@ def test_a_full_refresh_rebuilds_the_incremental_model_with_the_same_result(runs
         assert full[key] == last[key], key
 
 
+def test_the_sync_after_a_full_refresh_reads_only_the_new_file(runs):
+    """The full refresh read every file in incremental mode from no state, so its cursor is real:
+    the next sync reads the one file written since (put_bad_age), not every file again."""
+    assert records(runs["flag_sync"]) == {"users": 1, "products": 0, "purchases": 0}
+
+
 def test_a_record_flagged_by_airbyte_is_quarantined_and_the_build_goes_on(runs):
-    # the sync went on (after the full refresh above, source-s3 reads every file again: merged)
+    # the sync went on (after the full refresh above, source-s3 reads only the new file)
     assert records(runs["flag_sync"])["users"] >= 1
     nulled = [{"field": "age", "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"}]
     assert runs["raw_5"] == [(None, nulled)], "flagged by the loader, not by a test's UPDATE"

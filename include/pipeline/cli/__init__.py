@@ -5,7 +5,7 @@ services        start | stop | status | url of the embedded services: Postgres, 
 upload SRC DEST copy a local file or folder into the stack's S3 at DEST=s3://<bucket>/<prefix>/ (services/upload.py)
 settings        load airflow_settings.yaml into Airflow
 airflow ...     run any airflow command with the project's environment
-demo            services + db migrate + settings + the daily DAG, one line per task, a summary (--days N, --full-refresh)
+demo            services + db migrate + settings + the daily DAG, one line per task, a summary (--days N, --full-refresh, --reset-ingest)
 up              services + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
 check-connections / catalogs   validate include/airbyte/connections.yaml / refresh stream snapshots
 scaffold-source --source NAME  write the dbt staging layer of a source from connections.yaml (never overwrites)
@@ -50,7 +50,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo")
     p.add_argument("--date", help=f"last logical date YYYY-MM-DD (default: {demo.DEMO_DATE})")
     p.add_argument("--days", type=int, default=1, help="run N consecutive days ending at --date (default 1)")
-    p.add_argument("--full-refresh", action="store_true", help="trigger with the DAG param full_refresh=true")
+    p.add_argument(
+        "--full-refresh", action="store_true", help="rebuild dbt's incremental models (DAG param full_refresh=true)"
+    )
+    p.add_argument(
+        "--reset-ingest",
+        action="store_true",
+        help="re-export and re-read every stream from scratch (DAG param reset_ingest=true)",
+    )
     p.set_defaults(func=demo.cmd_demo)
     sub.add_parser("up").set_defaults(func=airflow.cmd_up)
     p = sub.add_parser("check-connections")

@@ -31,26 +31,39 @@ DONE_STATES = ("success", "failed", "skipped", "upstream_failed", "removed", "up
 
 
 class TaskProgress:
-    """Finished task instances of the newest run of a DAG, read from Airflow's metadata DB.
+    """Finished task instances of the run that `airflow dags test` makes of `day`, read from
+    Airflow's metadata DB.
 
-    Only runs created after this object (a higher dag_run id) count: `dags test` deletes and
-    recreates the run of a logical date it has seen before.
+    That run is the one of the logical date `day` that started at or after this object was made
+    (dag_test.py gives a run its real start time). Not "a run with a higher id": `dags test`
+    deletes the run of a logical date it has seen before and creates it again, and SQLite gives
+    the new row the id the deleted one had, so a rerun of a date would print no task line.
     """
 
-    def __init__(self, database_url: str, dag_id: str):
+    def __init__(self, database_url: str, dag_id: str, day: str, started_after: dt.datetime | None = None):
         from sqlalchemy import create_engine
 
         self.engine = create_engine(database_url)
         self.dag_id = dag_id
-        self.after_id = self._scalar("select coalesce(max(id), 0) from dag_run where dag_id = :d") or 0
+        self.day = dt.date.fromisoformat(day[:10])
+        self.started_after = started_after or dt.datetime.now(dt.UTC)
         self.run_id: str | None = None
         self.seen: set[tuple] = set()
 
-    def _scalar(self, query: str, **params):
+    def _run_of_this_command(self, conn) -> str | None:
+        """run_id of the run of `day` that started since this object was made; None while there is none."""
         from sqlalchemy import text
 
-        with self.engine.connect() as conn:
-            return conn.execute(text(query), {"d": self.dag_id, **params}).scalar()
+        runs = conn.execute(
+            text("select run_id, logical_date, start_date from dag_run where dag_id = :d"), {"d": self.dag_id}
+        ).all()
+        ours = [
+            (as_utc(start), run_id)
+            for run_id, logical, start in runs
+            if logical is not None and start is not None
+            and as_utc(logical).date() == self.day and as_utc(start) >= self.started_after
+        ]  # fmt: skip
+        return max(ours)[1] if ours else None
 
     def new_lines(self) -> list[str]:
         """One line per task instance that finished since the last call (SQLite busy: none yet)."""
@@ -58,14 +71,11 @@ class TaskProgress:
         from sqlalchemy.exc import OperationalError
 
         try:
-            if self.run_id is None:
-                self.run_id = self._scalar(
-                    "select run_id from dag_run where dag_id = :d and id > :after order by id desc limit 1",
-                    after=self.after_id,
-                )
-                if self.run_id is None:
-                    return []
             with self.engine.connect() as conn:
+                if self.run_id is None:
+                    self.run_id = self._run_of_this_command(conn)
+                    if self.run_id is None:
+                        return []
                 rows = conn.execute(
                     text(
                         "select task_id, map_index, try_number, state, duration from task_instance "
@@ -93,9 +103,16 @@ class TaskProgress:
         self.engine.dispose()
 
 
+def as_utc(value: dt.datetime | str) -> dt.datetime:
+    """A metadata DB timestamp as an aware UTC datetime (SQLite returns naive UTC text to a raw query)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def run_day(day: str, conf: list[str], env: dict[str, str], log_path: Path, poll: float = 1.0) -> int:
     """`dags test` of DAG_ID for `day`, its output appended to `log_path`, progress printed."""
-    progress = TaskProgress(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], DAG_ID)
+    progress = TaskProgress(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], DAG_ID, day)
     try:
         with log_path.open("a") as log:
             log.write(f"\n===== {DAG_ID} {day} {' '.join(conf)} =====\n")
@@ -148,7 +165,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from include.pipeline.cli.summary import mart_rows, print_growth
 
     days = demo_days(date, args.days)
-    conf = ["--conf", json.dumps({"full_refresh": True})] if args.full_refresh else []
+    params = {name: True for name in ("full_refresh", "reset_ingest") if getattr(args, name, False)}
+    conf = ["--conf", json.dumps(params)] if params else []
+    how = " and ".join({"full_refresh": "full refresh", "reset_ingest": "ingest reset"}[p] for p in params)
     log_path = new_log_path()
     say(f"Airflow's full log (every task's output): {log_path}")
     env = settings.stack_env()
@@ -156,12 +175,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     worst = 0
     for day in days:  # consecutive logical dates, ending at DATE: the shop grows and changes each day
         started = started if day == days[0] else time.monotonic()
-        say(f"{DAG_ID} for {day}" + (" (full refresh)" if conf else "") + ": one line per task as it finishes")
+        say(f"{DAG_ID} for {day}" + (f" ({how})" if how else "") + ": one line per task as it finishes")
         dag_started = time.monotonic()
         code = run_day(day, conf, env, log_path)
         dag_seconds = time.monotonic() - dag_started
         if code:
-            say(f"`airflow dags test` exited {code}: the log says why ({log_path})")
+            say(f"`airflow dags test` exited {code}: the summary below lists what failed; each task's log: {log_path}")
         seconds = [f"{dag_seconds:.1f}", f"{time.monotonic() - started:.1f}"]
         report = run([PY, "-m", "include.pipeline.cli.report", DAG_ID, day, *seconds], env=env, check=False)
         worst = worst or code or report.returncode

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 from collections import Counter
 from datetime import timedelta
 
@@ -21,12 +22,17 @@ from include.pipeline.ingest.connections import load_connections
 OK_STATES = {"success", "skipped"}
 
 
-def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
-    """(run state, {task_id: state}) of the run of `dag_id` whose logical date is `date`."""
+def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str], dict]:
+    """(run state, {task_id: state}, the dbt failures a retry cannot fix) of the run of `dag_id`
+    whose logical date is `date`; the failures are the XCom the dbt producer pushes
+    (include/pipeline/transform/failures.py), {} when there is none."""
     from airflow.models import DagRun, TaskInstance
+    from airflow.models.xcom import XComModel
     from airflow.sdk import timezone
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from include.pipeline.transform.failures import XCOM_KEY
 
     day = timezone.parse(date)
     with create_session() as session:
@@ -36,11 +42,17 @@ def task_states(dag_id: str, date: str) -> tuple[str | None, dict[str, str]]:
             .order_by(DagRun.id.desc())
         ).first()
         if run is None:
-            return None, {}
+            return None, {}, {}
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
         ).all()
-        return str(run.state), {ti.task_id: str(ti.state) for ti in tis}
+        pushed = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == XCOM_KEY
+            )
+        ).first()
+        failures = XComModel.deserialize_value(pushed) if pushed is not None else {}
+        return str(run.state), {ti.task_id: str(ti.state) for ti in tis}, failures or {}
 
 
 Relation = tuple[str, str, str, tuple[str, ...]]  # (layer, schema, name, primary key)
@@ -117,7 +129,7 @@ def main(argv: list[str]) -> int:
     dag_id, date = argv[0], argv[1]
     dag_seconds = argv[2] if len(argv) > 2 else None
     total_seconds = argv[3] if len(argv) > 3 else None
-    run_state, states = task_states(dag_id, date)
+    run_state, states, cannot_retry = task_states(dag_id, date)
     print()
     print(f"Summary of {dag_id} for {date}")
     if run_state is None:
@@ -128,6 +140,11 @@ def main(argv: list[str]) -> int:
     failed = sorted(t for t, s in states.items() if s not in OK_STATES)
     if failed:
         print("  not successful: " + ", ".join(f"{t} ({states[t]})" for t in failed))
+    if cannot_retry:
+        from include.pipeline.transform.failures import describe_all
+
+        print("  dbt failed in a way a retry cannot fix; its tasks failed at once, without their retries:")
+        print(textwrap.indent(describe_all(cannot_retry), "  "))
     print()
     print_table(("layer", "relation", "rows", "duplicate keys"), table_figures(layer_tables()))
     if dag_seconds:

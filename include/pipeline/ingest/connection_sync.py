@@ -32,7 +32,8 @@ class AirbyteConnectionSync(AirbyteServerSync):
     """
 
     def execute(self, context: Any) -> Any:
-        """Run this try with the engine read now; embedded: the day `ds`, `params.full_refresh`."""
+        """Run this try with the engine read now; embedded: the day `ds`, re-read from scratch when
+        `params.reset_ingest` (not `params.full_refresh`: that one rebuilds dbt's models only)."""
         engine = current_engine()
         self.log.info(
             "ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE; embedded|platform)", engine
@@ -42,9 +43,16 @@ class AirbyteConnectionSync(AirbyteServerSync):
             # imported when a task runs: daily.py pulls in numpy (the shop), which the DAG's parse must not
             from include.pipeline.ingest.daily import run_embedded
 
-            full_refresh = bool((context.get("params") or {}).get("full_refresh", False))
-            return run_embedded(self.connection_name, context.get("ds"), full_refresh)
+            return run_embedded(self.connection_name, context.get("ds"), resets_ingest(context.get("params")))
         return super().execute(context)
 
 
-__all__ = ["AirbyteConnectionSync"]
+def resets_ingest(params: dict | None) -> bool:
+    """Whether a run re-reads every stream from scratch: its param `reset_ingest`.
+
+    The param `full_refresh` alone rebuilds dbt's models and leaves the ingest's state alone, so
+    the run (and the day after it) reads only the new files."""
+    return bool((params or {}).get("reset_ingest", False))
+
+
+__all__ = ["AirbyteConnectionSync", "resets_ingest"]

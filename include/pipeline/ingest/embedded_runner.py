@@ -64,6 +64,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any, ClassVar
@@ -377,13 +378,19 @@ def hook_connector_start(early: EarlyRead | None) -> None:
 
 
 def read_groups(spec: dict) -> list[tuple[str, bool, list[str]]]:
-    """(write strategy, full refresh, stream names) of each `source.read` the sync makes, in order:
-    PyAirbyte applies one write strategy per read."""
+    """(write strategy, force full refresh, stream names) of each `source.read` the sync makes, in
+    order: PyAirbyte applies one write strategy per read.
+
+    A full refresh (a reset of the ingest) replaces every table, but reads each stream that has a
+    cursor in incremental mode from no state (`forget_stored_state` deletes it first): the
+    connector reads everything all the same, and ends with a real cursor, so the next day's sync
+    reads that day's files only. In full_refresh mode source-s3 ends with a state that holds no
+    cursor, and the day after a full refresh re-read every file (2,460 records instead of 80)."""
     groups: dict[tuple[str, bool], list[str]] = {}
     for stream in spec["streams"]:
         strategy, full = MODES[stream["sync_mode"]]
         if spec.get("full_refresh"):
-            strategy, full = ("replace", True)
+            strategy = "replace"
         groups.setdefault((strategy, full), []).append(stream["name"])
     return [(strategy, full, names) for (strategy, full), names in groups.items()]
 
@@ -506,7 +513,8 @@ class EarlyRead:
         if cached is None or not spec.get("streams"):
             return
         _, full, names = read_groups(spec)[0]
-        state = [] if full else stored_state(spec)
+        # a full refresh reads from no state: forget_stored_state deletes it before PyAirbyte reads it
+        state = [] if full or spec.get("full_refresh") else stored_state(spec)
         if state is None:
             return
         self._expected = {
@@ -1447,6 +1455,33 @@ def claim_streams(cache: Any, spec: dict) -> None:
         log(f"dropped {len(left)} stage table(s) an interrupted sync left: {', '.join(left)}")
 
 
+def forget_stored_state(cache: Any, spec: dict) -> None:
+    """Delete the state PyAirbyte stored for this sync's streams (a full refresh: a reset of the
+    ingest). Called once the streams are held (`claim_streams`): the read then starts from no
+    state and replaces every table. Should the sync fail after this, the tables are as they were
+    and the next sync reads every file again, merging on the primary key."""
+    from psycopg2 import sql
+
+    names = [s["name"] for s in spec["streams"]]
+    raw = cache.get_sql_engine().raw_connection()
+    try:
+        db = raw.cursor()
+        db.execute("select to_regclass(%s)", [f'"{spec["schema"]}"._airbyte_state'])
+        if db.fetchone()[0] is None:
+            return
+        db.execute(
+            sql.SQL("delete from {} where source_name = %s and stream_name = any(%s)").format(
+                sql.Identifier(spec["schema"], "_airbyte_state")
+            ),
+            (spec["connector"], names),
+        )
+        forgotten = db.rowcount
+        raw.commit()
+    finally:
+        raw.close()
+    log(f"full refresh: the stored state of {forgotten} stream(s) deleted; every file is read again")
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.readline())  # one line; stdin then stays open (die_with_parent)
     die_with_parent()
@@ -1471,6 +1506,8 @@ def main() -> int:
     )
     streams = spec["streams"]
     claim_streams(cache, spec)
+    if spec.get("full_refresh"):
+        forget_stored_state(cache, spec)
     source = ab.get_source(
         spec["connector"],
         config=spec["config"],
@@ -1490,8 +1527,12 @@ def main() -> int:
     figures: dict[str, dict] = {}
     for strategy, full, names in read_groups(spec):
         started = time.monotonic()
-        log(f"reading {', '.join(names)} (write strategy {strategy}, full refresh {full})")
-        result = source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
+        log(
+            f"reading {', '.join(names)} (write strategy {strategy}, full refresh {full or bool(spec.get('full_refresh'))})"
+        )
+        with warnings.catch_warnings():  # replace without force_full_refresh: the state was deleted
+            warnings.filterwarnings("ignore", category=ab.exceptions.PyAirbyteDataLossWarning)
+            result = source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
         tracker = getattr(result, "_progress_tracker", None)
         counts = dict(getattr(tracker, "stream_read_counts", {}) or {})
         seconds = round(time.monotonic() - started, 3)

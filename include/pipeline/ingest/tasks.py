@@ -39,10 +39,12 @@ def shop_export(params: dict | None = None, ds: str | None = None) -> dict:
     """Stand-in for the shop's own nightly export job: write the logical date's new and changed
     records into the exports bucket (include/pipeline/ingest/shop.py), for every source of
     connections.yaml with a `simulator:` block. Reading real exports: nothing to do (delete this
-    task, or leave it: it only logs that). Full refresh: the exports become one full export."""
+    task, or leave it: it only logs that). A reset of the ingest (param `reset_ingest`): the exports
+    become one full export; a dbt full refresh (param `full_refresh`) exports the day as usual."""
+    from include.pipeline.ingest.connection_sync import resets_ingest
     from include.pipeline.ingest.daily import export_shop_day
 
-    full_refresh = bool((params or {}).get("full_refresh", False))
+    full_refresh = resets_ingest(params)
     simulated = [s for s in load_connections().sources.values() if s.simulator is not None]
     if not simulated:
         log.info("no source has a simulator: the connections read real exports; nothing to write")

@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.listeners.dag_run_listener import EventStatus
@@ -49,7 +50,11 @@ from cosmos.operators.watcher import (
     DbtTestWatcherOperator,
 )
 
+from include.pipeline.transform import failures
+
 TRIGGER_CLASSPATH = f"{__name__}.NodeTrigger"
+# The key of the trigger's event that carries a failure a retry cannot fix (failures.py).
+RETRY_CANNOT_FIX = "retry_cannot_fix"
 # The producer has not started: under `airflow dags test` it cannot until this task yields.
 NOT_STARTED = {None, "None", "none", "scheduled", "queued", "up_for_reschedule"}
 
@@ -111,6 +116,10 @@ class NodeTrigger(WatcherTrigger):
                 failed = is_dbt_node_status_failed(status)
                 reason = WatcherEventReason.NODE_FAILED if failed else WatcherEventReason.PRODUCER_FAILED
                 await self._log_node_event()
+                found = await self._failure_a_retry_cannot_fix(try_number, producer)
+                if found:  # ends on a worker: execute_complete fails the task without its retries
+                    yield TriggerEvent({"status": EventStatus.FAILED, "reason": reason, RETRY_CANNOT_FIX: found})
+                    return
                 what = "tests of" if self.is_test_sensor else "node"
                 self.log.error("dbt %s %s: %s (producer task %s)", what, self.model_unique_id, reason.value,
                                self.producer_task_id)  # fmt: skip
@@ -125,6 +134,26 @@ class NodeTrigger(WatcherTrigger):
                 return
             polls += 1
             await asyncio.sleep(self.poke_interval)
+
+    async def _failure_a_retry_cannot_fix(self, try_number: int, producer: str | None) -> dict | None:
+        """The failure that fails this node's task at once (failures.py); None when its task keeps its
+        retries, and on a retried or cleared try. Read from the node's own dbt event (a model's tests:
+        their model's) at once; for a node dbt skipped because a parent failed, or a build that died
+        before the node, from what the producer pushes when the build is over."""
+        if try_number > 1:
+            return None
+        event = await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id))
+        failure = failures.failure_from_event(event, self.model_unique_id, tests=self.is_test_sensor)
+        if failure:
+            return failure
+        skipped = isinstance(event, dict) and str(event.get("status")).lower() == "skipped"
+        if not skipped and producer not in PRODUCER_FINAL_STATES:
+            return None
+        while producer not in PRODUCER_FINAL_STATES:
+            await asyncio.sleep(self.poke_interval)
+            producer = await self._get_producer_task_status()
+        found = await self.get_xcom_val(failures.XCOM_KEY)
+        return failures.failure_for(found, self.model_unique_id, tests=self.is_test_sensor)
 
     async def _log_node_event(self) -> None:
         """The node's dbt result (status, times, message) in this task's log."""
@@ -273,9 +302,29 @@ class Producer(DbtProducerWatcherOperator):
             c if getattr(c, "skips_unread_debug_events", False) else skipping_unread_debug_events(c) for c in callbacks
         ]  # fmt: skip
 
+    def handle_exception_dbt_runner(self, result: Any) -> None:
+        """Cosmos's check of dbt's result (raises when the build failed), after noting from dbt's own
+        result objects the failures a retry cannot fix (failures.py)."""
+        self.retry_cannot_fix = failures.from_dbt_runner_result(result)
+        return super().handle_exception_dbt_runner(result)
+
     def execute(self, context, **kwargs: Any) -> Any:
+        self.retry_cannot_fix: dict = {}
+        failed: Exception | None = None
         with PushesOffDbtThreads() as pusher:
-            result = super().execute(context, **kwargs)
+            try:
+                result = super().execute(context, **kwargs)
+            except Exception as exc:
+                if not self.retry_cannot_fix:
+                    raise
+                # for the node tasks and the demo's summary; sent before this task ends
+                context["ti"].xcom_push(key=failures.XCOM_KEY, value=self.retry_cannot_fix)
+                failed = exc
+        if failed is not None:
+            raise failures.DbtFailureARetryCannotFix(
+                "dbt build failed in a way a retry cannot fix (no retry):\n"
+                + failures.describe_all(self.retry_cannot_fix)
+            ) from failed
         self.log.info(
             "%d XCom values pushed by one thread beside dbt's, in %.1f s of API calls"
             " (%d passing tests' own dbt events not pushed: no task reads them)",
@@ -313,15 +362,41 @@ class _WaitsForTheProducerToStart:
         return super().execute(context, **kwargs)
 
 
-class RunSensor(_WaitsForTheProducerToStart, DbtRunWatcherOperator):
+class _FailsAtOnceWhenARetryCannotFix:
+    """A node whose dbt failure a retry cannot fix (failures.py) fails its task without its retries,
+    with dbt's message and the fix: on a worker (`poke`, as under `airflow dags test`) and from the
+    triggerer (`execute_complete` of the trigger's event)."""
+
+    def poke(self, context) -> bool:
+        try:
+            return super().poke(context)
+        except (AirflowFailException, AirflowSkipException):
+            raise
+        except AirflowException:
+            ti = context["ti"]
+            if int(getattr(ti, "try_number", 1) or 1) == 1:
+                found = ti.xcom_pull(task_ids=self.producer_task_id, key=failures.XCOM_KEY)
+                failure = failures.failure_for(found, self.model_unique_id, tests=self.is_test_sensor)
+                if failure:
+                    raise failures.DbtFailureARetryCannotFix(failures.describe(failure)) from None
+            raise
+
+    def execute_complete(self, context, event: dict[str, Any]) -> None:
+        failure = (event or {}).get(RETRY_CANNOT_FIX)
+        if failure:
+            raise failures.DbtFailureARetryCannotFix(failures.describe(failure))
+        return super().execute_complete(context, event)
+
+
+class RunSensor(_FailsAtOnceWhenARetryCannotFix, _WaitsForTheProducerToStart, DbtRunWatcherOperator):
     """A model's task."""
 
 
-class TestSensor(_WaitsForTheProducerToStart, DbtTestWatcherOperator):
+class TestSensor(_FailsAtOnceWhenARetryCannotFix, _WaitsForTheProducerToStart, DbtTestWatcherOperator):
     """A model's tests' task."""
 
 
-class SnapshotSensor(_WaitsForTheProducerToStart, DbtSnapshotWatcherOperator):
+class SnapshotSensor(_FailsAtOnceWhenARetryCannotFix, _WaitsForTheProducerToStart, DbtSnapshotWatcherOperator):
     """A snapshot's task."""
 
 
