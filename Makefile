@@ -46,7 +46,7 @@ warehouse-url: ## Print the warehouse URL with its password (for psql "$(make -s
 settings: services ## Migrate Airflow's metadata DB and load airflow_settings.yaml
 	@$(STACK) settings
 
-demo: setup ## The daily pipeline for DAYS days (default 3) ending at DATE; FULL_REFRESH=1 rebuilds dbt's models, RESET_INGEST=1 re-reads every stream
+demo: setup ## The daily pipeline for DAYS days (default 3) ending at DATE; FULL_REFRESH=1 rebuilds dbt's models, RESET_INGEST=1 re-reads every stream (on the first day)
 	@$(STACK) demo $(if $(DATE),--date $(DATE)) --days $(DAYS)$(if $(FULL_REFRESH), --full-refresh)$(if $(RESET_INGEST), --reset-ingest)
 
 up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)

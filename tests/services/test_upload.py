@@ -164,6 +164,41 @@ def test_an_unreachable_s3_says_to_start_the_services(exports_env, folder, monke
     )
 
 
+def test_an_endpoint_that_is_not_s3_is_named_in_one_line(exports_env, folder, monkeypatch, capsys):
+    """A web server on the port (a wrong S3_ENDPOINT): minio's own errors become the one line."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's hook names)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not s3</html>")
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def do_PUT(self):  # noqa: N802
+            self.send_response(405)  # as a web app does: an HTML page, no S3 error document
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>method not allowed</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root, _ = folder
+        monkeypatch.setenv("S3_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        line = fails(capsys, str(root), "s3://my-bucket/p/")
+    finally:
+        server.shutdown()
+    assert line.startswith(f"error: S3 at http://127.0.0.1:{server.server_port} did not answer as S3"), line
+    assert "check S3_ENDPOINT" in line
+
+
 def test_no_endpoint_at_all_says_to_start_the_services(exports_env, folder, monkeypatch, tmp_path, capsys):
     root, _ = folder
     monkeypatch.delenv("S3_ENDPOINT")

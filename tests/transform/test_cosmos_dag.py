@@ -204,7 +204,7 @@ def test_a_node_whose_failure_a_retry_cannot_fix_ends_on_a_worker_that_fails_it_
     )  # fmt: skip
     assert [type(e).__name__ for e in events] == ["TriggerEvent"]
     failure = events[0].payload[RETRY_CANNOT_FIX]
-    assert failure["kind"] == "incremental schema out of sync" and "make demo FULL_REFRESH=1" in failure["fix"]
+    assert failure["kind"] == "incremental schema out of sync" and "DAYS=1 FULL_REFRESH=1" in failure["fix"]
     assert "> in macro" not in failure["message"]
     # a node dbt skipped because of it: what the producer pushed once the build ended
     from include.pipeline.transform import failures

@@ -84,7 +84,7 @@ def test_each_failure_a_retry_cannot_fix_is_named_with_dbts_message_and_its_fix(
     assert "The source and target schemas on this incremental model are out of sync!" in inc["message"]
     assert "loyalty_points" in inc["message"], "dbt's own troubleshooting context is kept"
     assert "> in macro" not in inc["message"] and "> called by" not in inc["message"]
-    assert "make demo FULL_REFRESH=1" in inc["fix"] and "full_refresh=true" in inc["fix"]
+    assert "make demo DATE=<the run's date> DAYS=1 FULL_REFRESH=1" in inc["fix"] and "full_refresh=true" in inc["fix"]
     assert "boom: no such column" in found["failures"]["model.probe.bad"]["message"]
     assert "data type mismatch" in found["failures"]["model.probe.contracted"]["message"]
     # what dbt skipped because of the incremental model: its child, and its test
@@ -116,7 +116,7 @@ def test_the_producer_fails_the_build_without_retry(changed_build):
     }
     text = failures.describe_all(producer.retry_cannot_fix)
     assert "model.probe.inc: incremental schema out of sync (a retry cannot fix it)" in text
-    assert "fix: rebuild it with a full refresh: `make demo FULL_REFRESH=1`" in text
+    assert "fix: rebuild it with a full refresh: `make demo DATE=<the run's date> DAYS=1 FULL_REFRESH=1`" in text
     assert issubclass(failures.DbtFailureARetryCannotFix, AirflowFailException), "Airflow never retries it"
 
 
@@ -193,7 +193,7 @@ def test_from_the_triggerer_the_nodes_own_dbt_event_is_enough(changed_build):
 
     from include.pipeline.transform.watcher import RETRY_CANNOT_FIX
 
-    with pytest.raises(failures.DbtFailureARetryCannotFix, match="make demo FULL_REFRESH=1"):
+    with pytest.raises(failures.DbtFailureARetryCannotFix, match="DAYS=1 FULL_REFRESH=1"):
         sensor("run", "model.probe.inc").execute_complete(
             {"ti": FakeTI({})}, {"status": "failed", "reason": "node_failed", RETRY_CANNOT_FIX: failure}
         )

@@ -151,7 +151,7 @@ def upload(
 ) -> UploadResult:
     """Copy `src` (a file or a folder) to `dest` (s3://bucket/prefix/) on `s3` (default: the
     stack's), printing each object written and a summary through `out`."""
-    from minio.error import S3Error
+    from minio.error import MinioException, S3Error
     from urllib3.exceptions import HTTPError
 
     started = time.monotonic()
@@ -183,6 +183,8 @@ def upload(
             out(f"  s3://{target.bucket}/{key}  {size:,} bytes")
     except S3Error as exc:
         raise UploadError(f"{where} refused{current}: {exc.code} ({exc.message})") from None
+    except MinioException as exc:  # e.g. InvalidResponseError: something answered, not as S3
+        raise UploadError(f"{where} did not answer as S3{current} ({type(exc).__name__}): check S3_ENDPOINT") from None
     except HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UploadError(

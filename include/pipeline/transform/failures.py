@@ -26,7 +26,7 @@ from airflow.sdk.exceptions import AirflowFailException
 XCOM_KEY = "dbt_failures_a_retry_cannot_fix"
 
 FULL_REFRESH = (
-    "rebuild it with a full refresh: `make demo FULL_REFRESH=1`, or trigger the DAG with the param "
+    "rebuild it with a full refresh: `make demo DATE=<the run's date> DAYS=1 FULL_REFRESH=1`, or trigger the DAG with the param "
     "full_refresh=true (the incremental models are rebuilt from the raw tables; the ingest keeps its state). "
     "To keep the table instead, cast the column in the model to the type the table has"
 )
