@@ -129,7 +129,7 @@ def test_the_counts_are_those_of_the_declaration(airbyte_api, platform_env, tmp_
         (s["name"], s["syncMode"], s["cursorField"], s["primaryKey"]) for s in conn["configurations"]["streams"]
     ] == [
         ("refunds", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"]]),
-        ("refund_lines", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"], ["line_no"]]),
+        ("refund_lines", "incremental_deduped_history", [FILE_CURSOR], [["refund_id"], ["order"]]),
         ("refund_notes", "incremental_append", [FILE_CURSOR], []),
     ]
     assert main(["apply"]) == 0

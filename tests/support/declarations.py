@@ -10,7 +10,8 @@ from pathlib import Path
 
 from include.pipeline import settings
 
-# A second file source with three kinds of stream: a single key, a compound key, no key (appended).
+# A second file source with three kinds of stream: a single key, a compound key (one of its columns named
+# like a SQL word), no key (appended).
 RETURNS_SOURCE = """\
   returns_desk:
     connector: source-s3
@@ -32,7 +33,7 @@ RETURNS_SOURCE = """\
           globs: ["refund_lines/**"]
           format: {filetype: jsonl}
           validation_policy: Emit Record
-          input_schema: {refund_id: integer, line_no: integer, sku: string, "order": string}
+          input_schema: {refund_id: integer, order: integer, sku: string, note: string}
         - name: refund_notes
           globs: ["refund_notes/**"]
           format: {filetype: jsonl}
@@ -53,7 +54,7 @@ RETURNS_CONNECTION = """
       - name: refund_lines
         sync_mode: incremental_deduped_history
         cursor_field: _ab_source_file_last_modified
-        primary_key: [refund_id, line_no]
+        primary_key: [refund_id, order]  # a key column named like a SQL word
       - name: refund_notes
         sync_mode: incremental_append
         cursor_field: _ab_source_file_last_modified

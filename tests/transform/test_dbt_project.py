@@ -97,7 +97,7 @@ def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manif
         name = stream.model
         node = manifest["nodes"][f"model.ecommerce.{name}"]
         config = node["config"]
-        key = keys.get(name) or [k if k != scaffold.RAW_KEY else "raw_record_id" for k in stream.key]
+        key = keys.get(name) or list(stream.model_key)
         key = key[0] if isinstance(key, list) and len(key) == 1 else key
         assert (config["materialized"], config["unique_key"], config["incremental_strategy"]) == (
             "incremental", key, "merge",

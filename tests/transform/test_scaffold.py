@@ -86,10 +86,10 @@ def scaffolded(tmp_path_factory, postgres_server):
             ({"refund_id": None, "amount": 3}, "02:00", []),
         ])  # fmt: skip
         insert(cur, "refund_lines", [
-            ({"refund_id": 1, "line_no": 1, "sku": "a", "order": "x"}, "02:00", []),
-            ({"refund_id": 1, "line_no": 2, "sku": "b"}, "02:00", []),
-            ({"refund_id": 2, "line_no": 1, "sku": "c"}, "02:00", []),
-            ({"refund_id": 2, "line_no": None, "sku": "d"}, "02:00", []),
+            ({"refund_id": 1, "order": 1, "sku": "a", "note": "x"}, "02:00", []),
+            ({"refund_id": 1, "order": 2, "sku": "b"}, "02:00", []),
+            ({"refund_id": 2, "order": 1, "sku": "c"}, "02:00", []),
+            ({"refund_id": 2, "order": None, "sku": "d"}, "02:00", []),
         ])  # fmt: skip
         insert(cur, "refund_notes", [({"note": "n1"}, "02:00", []), ({"note": "n1"}, "02:00", [])])
     dbt = Dbt(target, root / "work", root / "include" / "dbt")
@@ -101,7 +101,7 @@ def scaffolded(tmp_path_factory, postgres_server):
             ({"refund_id": 2, "order_id": 20, "amount": 2}, "day2", []),
             ({"refund_id": 1, "amount": None}, "day2", [{"field": "amount", "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"}]),
         ])  # fmt: skip
-        insert(cur, "refund_lines", [({"refund_id": 3, "line_no": 1, "sku": "e"}, "day2", [])])
+        insert(cur, "refund_lines", [({"refund_id": 3, "order": 1, "sku": "e"}, "day2", [])])
         insert(cur, "refund_notes", [({"note": "n2"}, "day2", [])])
     out["build_2"] = dbt("build", *select, check=False)
     out["day_2"] = state(conn)
@@ -142,7 +142,7 @@ def state(conn) -> dict:
         out = {}
         cur.execute("select refund_id, amount, reason, paid, details from staging.stg_returns_desk__refunds order by 1")
         out["refunds"] = cur.fetchall()
-        cur.execute('select refund_id, line_no, sku, "order" from staging.stg_returns_desk__refund_lines order by 1, 2')
+        cur.execute("select refund_id, order_key, sku, note from staging.stg_returns_desk__refund_lines order by 1, 2")
         out["lines"] = cur.fetchall()
         cur.execute("select note from staging.stg_returns_desk__refund_notes order by 1")
         out["notes"] = [n for (n,) in cur.fetchall()]
@@ -196,7 +196,7 @@ def test_staging_keeps_the_latest_clean_record_per_key_typed_as_declared(scaffol
 
 def test_flagged_and_keyless_records_are_quarantined_whatever_the_key(scaffolded):
     assert scaffolded["day_1"]["quarantine"] == [
-        ("returns_desk", "refund_lines", None, "missing_primary_key"),  # compound key: line_no missing
+        ("returns_desk", "refund_lines", None, "missing_primary_key"),  # compound key: `order` missing
         ("returns_desk", "refunds", "4", "airbyte_changes"),
         ("returns_desk", "refunds", None, "missing_primary_key"),
     ]

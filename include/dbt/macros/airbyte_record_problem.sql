@@ -7,7 +7,7 @@
 -#}
 {% macro airbyte_record_problem(meta_column='_airbyte_meta', key_columns='id') -%}
     case
-        when {% for key in as_list(key_columns) %}{{ key }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+        when {% for key in as_list(key_columns) %}{{ adapter.quote(key) }} is null{% if not loop.last %} or {% endif %}{% endfor %}
             then 'missing_primary_key'
         when jsonb_array_length(
             coalesce(({{ meta_column }})::jsonb -> 'changes', '[]'::jsonb)
@@ -19,7 +19,8 @@
 {%- endmacro %}
 
 
-{#- A column name or a list of them, as a list: macros take a primary key either way. -#}
+{#- A column name or a list of them, as a list: macros take a primary key either way. The key
+    macros quote each column (adapter.quote), so a key named like a SQL word (`order`) works. -#}
 {% macro as_list(columns) -%}
     {%- if columns is string -%}{{ return([columns]) }}{%- else -%}{{ return(columns | list) }}{%- endif -%}
 {%- endmacro %}

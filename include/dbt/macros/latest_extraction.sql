@@ -12,7 +12,7 @@
     never missed), so a daily run reads the day's records, not the whole history.
 -#}
 {% macro latest_extraction(relation, key_columns='id', since_column=none) -%}
-    {%- set keys = as_list(key_columns) | join(', ') -%}
+    {%- set keys = quoted(key_columns) | join(', ') -%}
     select distinct on ({{ keys }})
         *,
         ({{ airbyte_record_problem(key_columns=key_columns) }})::varchar as record_problem
@@ -47,10 +47,18 @@
 {% macro delete_newly_quarantined(relation, model_key, key_columns='id', since_column='extracted_at') -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where ({{ as_list(model_key) | join(', ') }}) in (
-            select {% for key in as_list(key_columns) %}latest.{{ key }}{% if not loop.last %}, {% endif %}{% endfor %}
+        where ({{ quoted(model_key) | join(', ') }}) in (
+            select {% for key in quoted(key_columns) %}latest.{{ key }}{% if not loop.last %}, {% endif %}{% endfor %}
             from ({{ latest_extraction(relation, key_columns, since_column) }}) as latest
             where latest.record_problem is not null
         )
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- Each column of a key, quoted for SQL. -#}
+{% macro quoted(columns) -%}
+    {%- set out = [] -%}
+    {%- for column in as_list(columns) -%}{%- do out.append(adapter.quote(column)) -%}{%- endfor -%}
+    {{ return(out) }}
 {%- endmacro %}

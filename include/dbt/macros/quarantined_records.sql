@@ -8,7 +8,7 @@
 -#}
 {% macro quarantined_records(source_name, streams) -%}
     {%- for stream, key_columns in streams.items() %}
-        {%- set keys = as_list(key_columns) %}
+        {%- set keys = quoted(key_columns) %}
         {%- set record_key -%}
             concat_ws('|', {% for key in keys %}{{ key }}::text{% if not loop.last %}, {% endif %}{% endfor %})::varchar
         {%- endset %}

@@ -75,7 +75,13 @@ class StagedStream:
 
     @property
     def key(self) -> tuple[str, ...]:
-        return self.primary_key or (RAW_KEY,)
+        """The raw table's key columns (loaders lowercase column names)."""
+        return tuple(k.lower() for k in self.primary_key) or (RAW_KEY,)
+
+    @property
+    def model_key(self) -> tuple[str, ...]:
+        """The staging model's key columns: plain names (dbt's merge and indexes write them bare)."""
+        return tuple("raw_record_id" if k == RAW_KEY else plain(k) for k in self.key)
 
 
 def warehouse_streams(config: IngestionConfig) -> list[StagedStream]:
@@ -134,6 +140,13 @@ def raw_table_sql(stream: StagedStream) -> str:
     return f"create table if not exists {column(stream.schema)}.{column(stream.name)} ({', '.join(columns)})"
 
 
+def plain(name: str) -> str:
+    """A key column's name in a model: as declared when it is a plain word, else made one
+    (`order` -> `order_key`, `Line No` -> `line_no`)."""
+    name = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "key"
+    return name if _PLAIN.match(name) and name not in _RESERVED else f"{name}_key"
+
+
 def column(name: str) -> str:
     """The raw column as SQL: loaders lowercase names; anything else is quoted."""
     name = name.lower()
@@ -146,7 +159,7 @@ def _list(values: tuple[str, ...]) -> str:
 
 def staging_sql(stream: StagedStream) -> str:
     key = stream.key
-    model_key = [k.lower() if k != RAW_KEY else "raw_record_id" for k in key]
+    model_key = stream.model_key
     relation = f"source('{stream.source}', '{stream.name}')"
     unique_key = f"'{model_key[0]}'" if len(model_key) == 1 else _list(tuple(model_key))
     casts = []
@@ -154,7 +167,8 @@ def staging_sql(stream: StagedStream) -> str:
         casts.append(f"{RAW_KEY}::varchar as raw_record_id")
     keys_first = sorted(stream.columns.items(), key=lambda item: item[0] not in stream.primary_key)
     for name, kind in keys_first:
-        casts.append(f"{column(name)}::{CASTS.get(kind, 'varchar')} as {column(name)}")
+        alias = plain(name) if name in stream.primary_key else column(name)
+        casts.append(f"{column(name)}::{CASTS.get(kind, 'varchar')} as {alias}")
     casts.append("_airbyte_extracted_at::timestamp as extracted_at")
     select = ",\n        ".join(casts)
     return f"""{{#-
@@ -164,8 +178,8 @@ def staging_sql(stream: StagedStream) -> str:
 {{{{
     config(
         unique_key={unique_key},
-        indexes=[{{'columns': {_list(tuple(model_key))}, 'unique': true}}, {{'columns': ['extracted_at']}}],
-        pre_hook="{{{{ delete_newly_quarantined({relation}, {_list(tuple(model_key))}, key_columns={_list(key)}) }}}}",
+        indexes=[{{'columns': {_list(model_key)}, 'unique': true}}, {{'columns': ['extracted_at']}}],
+        pre_hook="{{{{ delete_newly_quarantined({relation}, {_list(model_key)}, key_columns={_list(key)}) }}}}",
     )
 }}}}
 
@@ -225,6 +239,8 @@ def sources_yml(source: str, streams: list[StagedStream]) -> str:
         for name, kind in s.columns.items():
             lines.append(f"          - name: {name.lower()}")
             lines.append(f"            description: Declared as {kind} in connections.yaml.")
+            if column(name) != name.lower():  # a SQL word or an odd name: tests must quote it
+                lines.append("            quote: true")
             if name in s.primary_key:  # a record without its key is quarantined: warn, go on
                 lines += [
                     "            data_tests:",
@@ -247,7 +263,7 @@ def models_yml(source: str, streams: list[StagedStream]) -> str:
             f"  - name: {s.model}",
             f"    description: One row per key of {source}.{s.name} (the latest clean extraction).",
         ]
-        keys = [k.lower() if k != RAW_KEY else "raw_record_id" for k in s.key]
+        keys = list(s.model_key)
         if len(keys) == 1:
             lines += ["    columns:", f"      - name: {keys[0]}", "        data_tests: [unique, not_null]"]
         else:
@@ -292,11 +308,16 @@ def plan(config: IngestionConfig, source: str) -> dict[Path, str]:
             f"{config.path}: no connection lands source {source!r} in a Postgres destination. "
             f"Fix: add a connection with `source: {source}` and `destination: <a type: postgres destination>`"
         )
+    file_source = isinstance(config.sources[source].config.get("streams"), list)
     for s in streams:
         if not s.columns:
+            fix = (
+                "give the stream an `input_schema:` in the source's config (one `column: type` per column)"
+                if file_source
+                else "run `make catalogs` to snapshot the connector's catalog (include/airbyte/catalogs/)"
+            )
             raise ScaffoldError(
-                f"{config.path}: stream {s.name!r} of source {source!r} declares no columns. Fix: give it an "
-                f"`input_schema:` (file sources) or run `make catalogs` to snapshot the connector's catalog"
+                f"{config.path}: stream {s.name!r} of source {source!r} declares no columns. Fix: {fix}"
             )
     folder = settings.DBT_PROJECT_DIR / "models" / "staging" / source
     files = {folder / f"_{source}__sources.yml": sources_yml(source, streams)}
