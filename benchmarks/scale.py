@@ -106,7 +106,7 @@ from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import export_shop_day, sync_day
 s3 = settings.S3.from_settings()
-os.environ.update(s3.env())
+os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
 url = urlparse(s3.endpoint)
 client = Minio(url.netloc, access_key=s3.access_key, secret_key=s3.secret_key, secure=url.scheme == "https")
 connection = load_connections().connection(sys.argv[1])
@@ -124,7 +124,7 @@ import json, os, sys
 from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.embedded import sync_connection
-os.environ.update(settings.S3.from_settings().env())
+os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
 connection = load_connections().connection(sys.argv[1])
 connection = connection.model_copy(update={"destination": connection.destination.model_copy(update={"schema": "bench_sync"})})
 admin = settings.Warehouse.from_settings()

@@ -66,7 +66,11 @@ def generate(settings: shop.ShopSettings, day: int, after: int | None, kind: str
 def read_with_source_s3(server: EmbeddedS3, fmt: str, repeat: int) -> tuple[list[float], int]:
     source = load_connections().sources["shop"]
     config = source.resolved_config(
-        {"S3_ENDPOINT": server.endpoint, "S3_ACCESS_KEY": server.access_key, "S3_SECRET_KEY": server.secret_key}
+        {
+            "S3_ENDPOINT": server.endpoint,
+            "S3_EXPORTS_READER_ACCESS_KEY": server.access_key,
+            "S3_EXPORTS_READER_SECRET_KEY": server.secret_key,
+        }  # fmt: skip
     )
     config["bucket"] = f"bench-{fmt.replace('.', '-')}"
     for stream in config["streams"]:
@@ -80,7 +84,7 @@ def read_all_exports() -> tuple[float, int]:
     embedded sync sends (`sync_catalog`) and no state, as a first sync: (seconds, records)."""
     from include.pipeline import settings
 
-    os.environ.update(settings.S3.from_settings().env())
+    os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
     connection = load_connections().connection("shop_to_warehouse")
     config = connection.source.resolved_config()
     seconds, records = read_exports(config, 1, catalog=sync_catalog(connection))

@@ -57,8 +57,29 @@ ROLES = {
 }
 
 
+# The S3 identities, one per stage (the admin key S3_ACCESS_KEY / S3_SECRET_KEY only sets S3 up and
+# serves `make upload`): name -> (the Airflow connection that holds it, its buckets, its actions).
+# Buckets: `exports` the shop's (EXPORTS_BUCKET), `sources` it and every bucket a source of
+# connections.yaml reads (your files uploaded by `make upload`), `lake` the lake's (LAKE_BUCKET).
+# Their keys: S3_<NAME>_ACCESS_KEY / S3_<NAME>_SECRET_KEY (services/s3.py writes them into the
+# embedded server's identities; airflow_settings.yaml makes their Airflow connections).
+S3_IDENTITIES = {
+    "exports_writer": ("shop_exports_writer", "exports", ("Read", "Write", "List")),  # shop_export
+    "exports_reader": ("shop_exports", "sources", ("Read", "List")),  # ingest: source-s3 reads the exports
+    "lake_writer": ("lake", "lake", ("Read", "Write", "List")),  # publish, ingest's raw history
+    "lake_reader": ("lake_reader", "lake", ("Read", "List")),  # DuckDB (`make lake-sql`)
+}
+
+
 def role_password_key(job: str) -> str:
     return f"WAREHOUSE_{job.upper()}_PASSWORD"
+
+
+def s3_key_names(identity: str) -> tuple[str, str]:
+    """(access key, secret key) setting names of an S3 identity (a key of S3_IDENTITIES)."""
+    if identity not in S3_IDENTITIES:
+        raise ValueError(f"no S3 identity {identity!r}; the identities are {', '.join(S3_IDENTITIES)}")
+    return f"S3_{identity.upper()}_ACCESS_KEY", f"S3_{identity.upper()}_SECRET_KEY"
 
 
 # Secrets generated into .env on first setup. No default password exists anywhere.
@@ -68,7 +89,11 @@ GENERATED_SECRETS = (
     "S3_ACCESS_KEY",
     "S3_SECRET_KEY",
     *(role_password_key(job) for job in ROLES),
+    *(key for identity in S3_IDENTITIES for key in s3_key_names(identity)),
 )
+# Secrets that are never in the environment of Airflow's components and tasks (stack_env): each
+# task reads its stage's own from its Airflow connection. Setup commands get them (setup_env).
+STAGE_SECRETS = (*GENERATED_SECRETS, "METRICS_PASSWORD", "METRICS_READER_PASSWORD")
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
@@ -150,13 +175,19 @@ class Warehouse:
 
     @classmethod
     def from_settings(cls) -> Warehouse:
-        state = services_state().get("postgres", {})
+        """The warehouse as its superuser (WAREHOUSE_USER): setup commands only."""
         password = setting("WAREHOUSE_PASSWORD")
         if not password:
             raise RuntimeError(
                 f"WAREHOUSE_PASSWORD is not set: run `make setup` to generate {ENV_FILE}, "
                 "or export it for an external Postgres."
             )
+        return cls.location(password)
+
+    @classmethod
+    def location(cls, password: str = "") -> Warehouse:
+        """Where the warehouse is (host, port, superuser's name, database), with `password`."""
+        state = services_state().get("postgres", {})
         host = setting("WAREHOUSE_HOST")
         # the embedded server's port only for the embedded server: a Postgres of your own
         # (WAREHOUSE_HOST set) is on WAREHOUSE_PORT, else on Postgres's 5432
@@ -177,8 +208,8 @@ class Warehouse:
         password = setting(key)
         if not password:
             raise RuntimeError(f"{key} is not set: run `make setup` to generate it into {ENV_FILE}")
-        admin = cls.from_settings()
-        return cls(admin.host, admin.port, ROLES[job], password, admin.database)
+        where = cls.location()
+        return cls(where.host, where.port, ROLES[job], password, where.database)
 
     @classmethod
     def from_airflow_connection(cls, conn_id: str) -> Warehouse:
@@ -226,6 +257,22 @@ class S3:
         endpoint = setting("S3_ENDPOINT") or state.get("endpoint") or ""
         return cls(endpoint=endpoint, access_key=access_key, secret_key=secret_key)
 
+    @classmethod
+    def for_identity(cls, identity: str) -> S3:
+        """The S3 service as one stage's identity (a key of S3_IDENTITIES), with its generated keys."""
+        access_name, secret_name = s3_key_names(identity)
+        access_key, secret_key = setting(access_name), setting(secret_name)
+        if not access_key or not secret_key:
+            raise RuntimeError(
+                f"{access_name} / {secret_name} are not set: run `make setup` to generate them into {ENV_FILE}, "
+                "or export the keys of that identity on your S3"
+            )
+        return cls(endpoint=cls.endpoint_from_settings(), access_key=access_key, secret_key=secret_key)
+
+    @staticmethod
+    def endpoint_from_settings() -> str:
+        return setting("S3_ENDPOINT") or services_state().get("s3", {}).get("endpoint") or ""
+
     def env(self) -> dict[str, str]:
         return {"S3_ENDPOINT": self.endpoint, "S3_ACCESS_KEY": self.access_key, "S3_SECRET_KEY": self.secret_key}
 
@@ -235,18 +282,21 @@ def metrics_enabled() -> bool:
     return os.environ.get("STACK_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
-def metrics_env() -> dict[str, str]:
+def metrics_env(prefixes: tuple[str, ...] = ("METRICS", "METRICS_READER")) -> dict[str, str]:
     """METRICS_* for child processes: explicit settings, else the warehouse as its metrics role.
 
     METRICS_READER_USER / _PASSWORD: the read-only role the dashboards use (Grafana, Streamlit).
-    The warehouse's settings are read only for what METRICS_* leaves out.
+    The warehouse's settings are read only for what METRICS_* leaves out. `prefixes`: the
+    identities wanted (the dashboards need only METRICS_READER's).
     """
     host, port, database = setting("METRICS_HOST"), setting("METRICS_PORT"), setting("METRICS_DB")
     if not (host and port and database):
-        wh = Warehouse.from_settings()
+        wh = Warehouse.location()
         host, port, database = host or wh.host, port or str(wh.port), database or wh.database
     out = {"METRICS_HOST": host, "METRICS_PORT": port, "METRICS_DB": database}
     for prefix, job in (("METRICS", "metrics"), ("METRICS_READER", "reader")):
+        if prefix not in prefixes:
+            continue
         user, password = setting(f"{prefix}_USER"), setting(f"{prefix}_PASSWORD")
         if not (user and password):  # the warehouse's role (its password is only needed then)
             role = Warehouse.for_role(job)
@@ -347,7 +397,7 @@ def airflow_env() -> dict[str, str]:
 
 
 def warehouse_env() -> dict[str, str]:
-    """WAREHOUSE_* (the superuser and each stage's role) for child processes."""
+    """WAREHOUSE_* (the superuser and each stage's role) for setup commands (setup_env)."""
     wh = Warehouse.from_settings()
     return {
         "WAREHOUSE_HOST": wh.host,
@@ -360,15 +410,42 @@ def warehouse_env() -> dict[str, str]:
     }
 
 
+def s3_env() -> dict[str, str]:
+    """S3_ENDPOINT, the admin keys and every stage identity's keys, for setup commands (setup_env)."""
+    env = S3.from_settings().env()
+    for identity in S3_IDENTITIES:
+        keys = S3.for_identity(identity)
+        env.update(zip(s3_key_names(identity), (keys.access_key, keys.secret_key), strict=True))
+    return env
+
+
+def setup_env() -> dict[str, str]:
+    """What setup commands get (migrations, `make settings`, `make airbyte-apply`, the demo's
+    report): stack_env() plus every secret: the superuser's, each role's, each S3 identity's."""
+    env = stack_env()
+    for key, value in read_env_file().items():
+        env.setdefault(key, value)
+    env.update(warehouse_env())
+    env.update(s3_env())
+    env.update(metrics_env())
+    return env
+
+
 def stack_env() -> dict[str, str]:
-    """os.environ + .env + Airflow's settings + the warehouse: what every child process gets."""
+    """os.environ + .env + Airflow's settings + where the services are: what Airflow's components
+    (and so their tasks) and every other child process get. No secret of STAGE_SECRETS: a task
+    reads its stage's password or keys from its Airflow connection when it runs (docs/security.md)."""
     env = dict(os.environ)
     for key, value in read_env_file().items():
         env.setdefault(key, value)
     env.update(airflow_env())
-    env.update(warehouse_env())
-    env.update(S3.from_settings().env())  # the shop's export files (S3_ENDPOINT, keys)
-    env.update(metrics_env())  # the metrics DB (defaults to the warehouse)
+    wh = Warehouse.location()
+    env.update({"WAREHOUSE_HOST": wh.host, "WAREHOUSE_PORT": str(wh.port), "WAREHOUSE_USER": wh.user,
+                "WAREHOUSE_DB": wh.database})  # fmt: skip
+    env["S3_ENDPOINT"] = S3.endpoint_from_settings()  # where the lake and the exports are (no key)
+    env.update({k: v for k, v in metrics_env().items() if not k.endswith("_PASSWORD")})
+    for key in STAGE_SECRETS:
+        env.pop(key, None)
     # `airflow standalone` starts its components as `airflow ...`: the venv's bin must come first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env

@@ -1,8 +1,10 @@
 """Reliability case 17, end to end: after the daily DAG's run (the session's `stack`, no extra
 run), no generated secret appears in any task log, PyAirbyte log, XCom, rendered template,
-metrics row or the command's output. The source's S3 keys reach its connector through
-`${S3_ACCESS_KEY}` / `${S3_SECRET_KEY}` in connections.yaml, the warehouse password through the
-Airflow connection."""
+metrics row or the command's output. Every generated secret is checked (settings.GENERATED_SECRETS:
+the superuser's, each role's, the S3 admin key and each stage identity's keys). The source's S3
+keys reach its connector through `${S3_EXPORTS_READER_ACCESS_KEY}` / `_SECRET_KEY` in
+connections.yaml, which the ingest task fills from the Airflow connection `shop_exports`; the
+warehouse password through the Airflow connection."""
 
 from __future__ import annotations
 

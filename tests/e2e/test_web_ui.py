@@ -13,16 +13,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
 
+from include.pipeline import settings
+from include.pipeline.private_files import write_private
 from include.pipeline.services import find_free_port
 from tests.support import REPO_ROOT
+from tests.support.environ_sample import EnvironSampler
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 RUN_DATE = "2026-01-04"
+SHELL_SECRETS = ("WAREHOUSE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD")  # Stack's, written into .env here
 
 
 def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
@@ -46,8 +51,18 @@ def airflow_up(tmp_path_factory):
     # A stack of its own: the runs made here must not change the data other tests read.
     stack = Stack(tmp_path_factory.mktemp("ui_stack"))
     port = find_free_port()
+    # The secrets in .env, as `make setup` leaves them, not in `up`'s environment: as from a shell
+    # that exported none, so every secret a process holds came from the stack (test_secrets_...).
+    write_private(stack.root / ".env", "".join(f"{k}={stack.env[k]}\n" for k in SHELL_SECRETS))
+    # The daily DAG and the secret masker's probe (secret_probe_dag.py) in a DAG folder of its own.
+    dags = stack.root / "dags"
+    dags.mkdir()
+    for dag_file in (*(REPO_ROOT / "dags").glob("*.py"), Path(__file__).with_name("secret_probe_dag.py")):
+        (dags / dag_file.name).symlink_to(dag_file)
     # No scheduled runs: unpausing would otherwise start today's run before (and beside) ours.
-    env = {**stack.env, "AIRFLOW_PORT": str(port), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+    env = {k: v for k, v in stack.env.items() if k not in SHELL_SECRETS}
+    env.update(AIRFLOW_PORT=str(port), AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+               AIRFLOW__CORE__DAGS_FOLDER=str(dags))  # fmt: skip
     log = open(stack.root / "up.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "include.pipeline.cli", "up"], cwd=REPO_ROOT, env=env,
@@ -118,12 +133,15 @@ def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
     deadline = time.monotonic() + 1200  # a 2-core box shared with other work can take this long
     state = None
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "an Airflow component died:\n" + (stack.root / "up.log").read_text()[-6000:]
-        state = call(run_url, token=token)[1].get("state")
-        if state in ("success", "failed"):
-            break
-        time.sleep(3)
+    # every process's environment, every 0.2 s, while the run goes (test_each_process_holds_...)
+    with EnvironSampler(stack_secrets(stack)) as sampler:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "an Airflow component died:\n" + (stack.root / "up.log").read_text()[-6000:]
+            state = call(run_url, token=token)[1].get("state")
+            if state in ("success", "failed"):
+                break
+            time.sleep(3)
+    SAMPLED.append(sampler)
     tis = call(f"{run_url}/taskInstances", token=token)[1].get("task_instances", [])
     states = {ti["task_id"]: ti["state"] for ti in tis}
     assert state == "success", (state, states, (stack.root / "up.log").read_text()[-6000:])
@@ -131,6 +149,85 @@ def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     # watcher mode: one dbt build, and every model still has its own task that ended green
     assert states["transform.dbt_producer_watcher"] == "success"
     assert {"transform.orders.run", "transform.orders.test", "transform.customers_snapshot.snapshot"} <= set(states)
+
+
+def stack_secrets(stack: Stack) -> dict[str, str]:
+    values = settings.read_env_file(stack.root / ".env")
+    assert set(settings.GENERATED_SECRETS) <= set(values), "every generated secret is sampled"
+    return {key: values[key] for key in settings.GENERATED_SECRETS}
+
+
+SAMPLED: list[EnvironSampler] = []  # the sampler of the run above
+ROLE_PASSWORDS = frozenset(settings.role_password_key(job) for job in settings.ROLES)
+S3_SECRETS = frozenset(key for i in settings.S3_IDENTITIES for key in settings.s3_key_names(i))
+SETUP_ONLY = frozenset(("WAREHOUSE_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD"))
+# What a process of the stack may hold in its environment, by kind (tests/support/environ_sample.py);
+# any other kind holds none. The servers keep what they were started with (their own secrets).
+MAY_HOLD = {
+    "ingest sync": {"WAREHOUSE_INGEST_PASSWORD"},
+    "dbt (Cosmos)": {"WAREHOUSE_TRANSFORM_PASSWORD"},  # a child of dbt's (multiprocessing's resource tracker)
+    "postgres": None,
+    "weed": None,
+}
+
+
+def test_each_process_holds_only_its_stages_secret_during_the_run(airflow_up):
+    """Issue 24: sampled every 0.2 s during the run above, under the scheduler: no process holds
+    the superuser's password or the S3 admin key (Postgres and SeaweedFS aside), Airflow's
+    components hold no role password and no S3 key, no process holds two roles' passwords, and
+    each stage's secret is only where its stage runs (the tasks read theirs from their
+    connections; the PyAirbyte runner gets the ingest role's password from its task)."""
+    assert SAMPLED, "the triggered run above was sampled"
+    sampler = SAMPLED[0]
+    problems = []
+    for (pid, _), held in sampler.held.items():
+        where = f"pid {pid} ({held.kind}: {held.cmdline})"
+        if MAY_HOLD.get(held.kind, set()) is None:
+            continue
+        if held.secrets & SETUP_ONLY:
+            problems.append(f"{where} holds a setup secret: {sorted(held.secrets & SETUP_ONLY)}")
+        if held.kind.startswith("airflow") and held.secrets & (ROLE_PASSWORDS | S3_SECRETS):
+            problems.append(f"{where}, an Airflow component, holds {sorted(held.secrets)}")
+        if len(held.secrets & ROLE_PASSWORDS) > 1:
+            problems.append(f"{where} holds two roles' passwords: {sorted(held.secrets & ROLE_PASSWORDS)}")
+        if extra := held.secrets - MAY_HOLD.get(held.kind, set()):
+            problems.append(f"{where} holds what its stage does not need: {sorted(extra)}")
+    kinds = sorted({h.kind for h in sampler.held.values()})
+    print(f"sampled {sampler.samples} times, {len(sampler.processes_seen)} processes; holding a secret: {kinds}")
+    assert problems == [], "\n".join(problems)
+    assert sampler.samples >= 20, "sampled through the run"
+    # the sampler sees a secret where one is: the sync's runner holds its role's password
+    assert any(h.kind == "ingest sync" and h.secrets == {"WAREHOUSE_INGEST_PASSWORD"} for h in sampler.held.values())
+
+
+def test_a_task_that_prints_its_connections_password_shows_stars_in_its_log(airflow_up):
+    """Airflow's secret masker, exercised: a task (secret_probe_dag.py) prints and logs its
+    connection's password; its real task log under the scheduler shows `***`, never the value."""
+    base, proc, stack = airflow_up
+    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
+        1
+    ]["access_token"]
+    dags = f"{base}/api/v2/dags/secret_probe"
+    deadline = time.monotonic() + 120
+    while call(dags, token=token)[0] != 200:
+        assert time.monotonic() < deadline, "the probe DAG never appeared in the API"
+        time.sleep(2)
+    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
+    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{RUN_DATE}T00:00:00Z", "conf": {}}, token)
+    assert status == 200, run
+    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    deadline = time.monotonic() + 300
+    while call(run_url, token=token)[1].get("state") not in ("success", "failed"):
+        assert time.monotonic() < deadline, "the probe run did not end in 300 s"
+        time.sleep(2)
+    assert call(run_url, token=token)[1]["state"] == "success"
+    logs = list((stack.root / ".local" / "airflow" / "logs").glob(
+        f"dag_id=secret_probe/run_id={run['dag_run_id']}/task_id=print_the_password/*.log"))  # fmt: skip
+    assert logs, "the task wrote its log under Airflow's log folder"
+    text = "".join(path.read_text() for path in logs)
+    password = settings.read_env_file(stack.root / ".env")["WAREHOUSE_READER_PASSWORD"]
+    assert "printed password: ***" in text and "logged password: ***" in text, text[-3000:]
+    assert password not in text
 
 
 def _sync_processes(stack: Stack) -> list[psutil.Process]:

@@ -8,6 +8,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from tests.support.s3 import stage_keys
 
 GOOD = """\
 version: 1
@@ -70,7 +71,7 @@ def test_the_shipped_input_schemas_are_what_the_simulator_writes_with_source_fak
     from include.pipeline.ingest.shop import SCHEMAS, input_schema
 
     source = load_connections(settings.CONNECTIONS_FILE).sources["shop"]
-    config = source.resolved_config({"S3_ENDPOINT": "http://x", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"})
+    config = source.resolved_config({"S3_ENDPOINT": "http://x", **stage_keys("a", "b")})
     faker = json.loads((settings.REPO_ROOT / "include/airbyte/catalogs/source-faker.json").read_text())
     for stream in config["streams"]:
         declared = json.loads(stream["input_schema"])  # a JSON string, as source-s3's spec asks

@@ -37,8 +37,8 @@ def test_the_shipped_declaration_lands_the_shops_streams_in_the_lake_beside_the_
     assert (s3.bucket, s3.path_prefix, s3.format, s3.path_format) == (
         "lake", "raw_history", "parquet", s3_destination.DEFAULT_PATH_FORMAT,
     )  # fmt: skip
-    assert s3.secret_access_key == "${S3_SECRET_KEY}", "keys stay references until run time"
-    assert s3.resolved().secret_access_key == exports_env["S3_SECRET_KEY"]
+    assert s3.secret_access_key == "${S3_LAKE_WRITER_SECRET_KEY}", "keys stay references until run time"
+    assert s3.resolved().secret_access_key == exports_env["S3_LAKE_WRITER_SECRET_KEY"]
 
 
 BAD = """

@@ -20,6 +20,7 @@ from tests.fakes.airbyte_api import FILE_CURSOR
 from tests.platform import test_apply, test_apply_replace, test_s3_destination_apply
 from tests.support.airbyte import by_name, declared, declared_count, warehouse_only
 from tests.support.declarations import RETURNS_CONNECTION, RETURNS_SOURCE, with_source
+from tests.support.s3 import stage_keys
 
 SHIPPED = settings.CONNECTIONS_FILE  # read before any test points the setting elsewhere
 
@@ -39,7 +40,8 @@ def s3_env(monkeypatch, tmp_path):
     """test_s3_destination_apply's environment, with the shipped file (lake included) plus the
     refunds source and connection as the declaration in use."""
     for key, value in (("S3_ENDPOINT", "http://127.0.0.1:8333"), ("S3_ACCESS_KEY", "lake-access-key-id"),
-                       ("S3_SECRET_KEY", "lake-secret-access-key-value")):  # fmt: skip
+                       ("S3_SECRET_KEY", "lake-secret-access-key-value"),
+                       *stage_keys("lake-access-key-id", "lake-secret-access-key-value").items()):  # fmt: skip
         monkeypatch.setenv(key, value)
     path = tmp_path / "connections-refunds.yaml"
     path.write_text(with_source(SHIPPED.read_text()))

@@ -16,6 +16,7 @@ from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.settings import Warehouse, read_env_file
 from tests.fakes.airbyte_api import FakeAirbyteApi
 from tests.support.airbyte import CONNECTION, by_name, declared_count, warehouse_only
+from tests.support.s3 import stage_keys
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ def write_like_the_postgres_destination(connection: dict, job: dict) -> int:
     # the source as the Airbyte server holds it (endpoint and keys applied from the stack's .env)
     source = {k: v for k, v in connection["_source"]["configuration"].items() if k != "sourceType"}
     declared = load_connections().connection(connection["name"])
-    environ = {"S3_ENDPOINT": source["endpoint"], "S3_ACCESS_KEY": "-", "S3_SECRET_KEY": "-"}
+    environ = {"S3_ENDPOINT": source["endpoint"], **stage_keys("-", "-")}
     with pytest.MonkeyPatch.context() as patch:  # `${S3_...}` resolve; the stored config wins
         for key, value in environ.items():
             patch.setenv(key, value)

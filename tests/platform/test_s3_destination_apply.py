@@ -12,6 +12,7 @@ import pytest
 from include.pipeline.ingest.airbyte_server.apply import destination_config, main
 from include.pipeline.ingest.connections import load_connections
 from tests.support.airbyte import api_spec_path, by_name, declared_count
+from tests.support.s3 import stage_keys
 
 
 def api_spec() -> Path:
@@ -30,6 +31,8 @@ def s3_env(monkeypatch):
     monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:8333")
     monkeypatch.setenv("S3_ACCESS_KEY", "lake-access-key-id")
     monkeypatch.setenv("S3_SECRET_KEY", "lake-secret-access-key-value")
+    for key, value in stage_keys("lake-access-key-id", "lake-secret-access-key-value").items():
+        monkeypatch.setenv(key, value)
 
 
 def test_the_lake_destination_is_valid_against_airbytes_destination_s3_schema(s3_env):

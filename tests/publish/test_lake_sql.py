@@ -103,8 +103,8 @@ def lake_sql_date(text: str):
 def test_make_lake_sql_runs_a_query_with_the_endpoint_and_keys_of_the_environment(pg, published):
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "LAKE_"))},
-        "S3_ENDPOINT": published.endpoint, "S3_ACCESS_KEY": published.access_key,
-        "S3_SECRET_KEY": published.secret_key, "LAKE_BUCKET": published.bucket,
+        "S3_ENDPOINT": published.endpoint, "S3_LAKE_READER_ACCESS_KEY": published.access_key,
+        "S3_LAKE_READER_SECRET_KEY": published.secret_key, "LAKE_BUCKET": published.bucket,
     }  # fmt: skip
     query = "select ds, count(*) as n, sum(orders) as orders from daily_revenue group by ds order by ds"
     run = subprocess.run(
@@ -121,8 +121,8 @@ def test_make_lake_sql_runs_a_query_with_the_endpoint_and_keys_of_the_environmen
 
 def test_lake_sql_with_a_wrong_key_says_the_server_refused(published, monkeypatch, capsys):
     monkeypatch.setenv("S3_ENDPOINT", published.endpoint)
-    monkeypatch.setenv("S3_ACCESS_KEY", published.access_key)
-    monkeypatch.setenv("S3_SECRET_KEY", "not-the-key")
+    monkeypatch.setenv("S3_LAKE_READER_ACCESS_KEY", published.access_key)
+    monkeypatch.setenv("S3_LAKE_READER_SECRET_KEY", "not-the-key")
     monkeypatch.setenv("LAKE_BUCKET", published.bucket)
     assert lake_sql.main(["--sql", "select 1"]) == 2
     err = capsys.readouterr().err

@@ -17,6 +17,7 @@ from include.pipeline import private_files, settings
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.settings import Warehouse
+from tests.support.s3 import stage_keys
 
 
 def mode(path: Path) -> int:
@@ -114,7 +115,7 @@ def task_env(monkeypatch):
         monkeypatch.setenv(key, value)
     s3 = {"S3_ENDPOINT": "http://127.0.0.1:9", "S3_ACCESS_KEY": secrets.token_hex(8)}
     s3["S3_SECRET_KEY"] = secrets.token_urlsafe(16)
-    for key, value in s3.items():
+    for key, value in {**s3, **stage_keys(s3["S3_ACCESS_KEY"], s3["S3_SECRET_KEY"])}.items():
         monkeypatch.setenv(key, value)
     return s3
 

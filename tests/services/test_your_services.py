@@ -18,6 +18,7 @@ from include.pipeline import settings
 from include.pipeline.settings import ROLES, role_password_key
 from tests.support import REPO_ROOT
 from tests.support.postgres import new_database
+from tests.support.s3 import stage_keys
 
 
 def your_env(tmp_path, postgres_server, s3_server, database: str) -> dict[str, str]:
@@ -33,6 +34,8 @@ def your_env(tmp_path, postgres_server, s3_server, database: str) -> dict[str, s
         S3_ENDPOINT=s3_server.endpoint,
         S3_ACCESS_KEY=s3_server.access_key,
         S3_SECRET_KEY=s3_server.secret_key,
+        # an S3 of your own: each stage's identity is a key it knows (here all the same one)
+        **stage_keys(s3_server.access_key, s3_server.secret_key),
         # roles belong to the whole server: keep the passwords the session's other tests log in with
         **{role_password_key(job): postgres_server.role_passwords[role] for job, role in ROLES.items()},
     )

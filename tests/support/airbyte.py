@@ -21,6 +21,7 @@ import pytest
 
 from tests.fakes.airbyte_api import FakeAirbyteApi
 from tests.support import REPO_ROOT
+from tests.support.s3 import stage_keys
 
 # The connection of the shipped include/airbyte/connections.yaml.
 CONNECTION = "shop_to_warehouse"
@@ -168,6 +169,8 @@ def platform_env(monkeypatch, airbyte_conn_env, tmp_path):
     monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("S3_ACCESS_KEY", secrets.token_hex(8))
     monkeypatch.setenv("S3_SECRET_KEY", secrets.token_urlsafe(16))
+    for key, value in stage_keys(os.environ["S3_ACCESS_KEY"], os.environ["S3_SECRET_KEY"]).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE_INGEST",
         json.dumps(

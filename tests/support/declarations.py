@@ -21,8 +21,8 @@ RETURNS_SOURCE = """\
       region_name: us-east-1
       credentials:
         auth_type: iam_user
-        aws_access_key_id: "${S3_ACCESS_KEY}"
-        aws_secret_access_key: "${S3_SECRET_KEY}"
+        aws_access_key_id: "${S3_EXPORTS_READER_ACCESS_KEY}"
+        aws_secret_access_key: "${S3_EXPORTS_READER_SECRET_KEY}"
       streams:
         - name: refunds
           globs: ["refunds/**"]

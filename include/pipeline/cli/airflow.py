@@ -15,7 +15,7 @@ from include.pipeline.services.stack import start_services
 
 
 def migrate_and_load_settings() -> None:
-    env = settings.stack_env()
+    env = settings.setup_env()  # setup: the superuser, and every secret airflow_settings.yaml names
     from include.pipeline.private_files import private_dir, tighten
 
     home = private_dir(Path(env["AIRFLOW_HOME"]))  # metadata DB, airflow.cfg, passwords.json: owner only

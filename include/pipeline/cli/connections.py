@@ -108,7 +108,7 @@ def cmd_airbyte(args: argparse.Namespace) -> int:
             "WAREHOUSE_USER / WAREHOUSE_DB for a warehouse of your own"
         )
     try:
-        env = settings.stack_env()
+        env = settings.setup_env()  # a setup command: the S3 keys connections.yaml names, from .env
         env.update(settings_connections_env(env))
     except (RuntimeError, SettingsError) as exc:  # no .env yet, or a ${VAR} of airflow_settings.yaml unset
         raise ServiceError(str(exc)) from None

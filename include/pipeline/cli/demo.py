@@ -170,7 +170,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     how = " and ".join({"full_refresh": "full refresh", "reset_ingest": "ingest reset"}[p] for p in params)
     log_path = new_log_path()
     say(f"Airflow's full log (every task's output): {log_path}")
-    env = settings.stack_env()
+    env = settings.stack_env()  # no secret: each task reads its stage's from its Airflow connection
+    # the report reads raw and the dbt schemas as the transform role, and nothing else
+    transform = settings.role_password_key("transform")
+    report_env = {**env, transform: settings.setting(transform) or ""}
     growth: dict[str, dict[str, int | None]] = {}
     worst = 0
     for day in days:  # consecutive logical dates, ending at DATE: the shop grows and changes each day
@@ -184,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code:
             say(f"`airflow dags test` exited {code}: the summary below lists what failed; each task's log: {log_path}")
         seconds = [f"{dag_seconds:.1f}", f"{time.monotonic() - started:.1f}"]
-        report = run([PY, "-m", "include.pipeline.cli.report", DAG_ID, day, *seconds], env=env, check=False)
+        report = run([PY, "-m", "include.pipeline.cli.report", DAG_ID, day, *seconds], env=report_env, check=False)
         worst = worst or code or report.returncode
         if len(days) > 1:
             growth[day] = mart_rows()

@@ -26,6 +26,7 @@ from typing import Any
 from include.pipeline.ingest.connections import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
+from include.pipeline.ingest.stage_keys import connection_names, run_environ
 from include.pipeline.settings import Warehouse
 
 _log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def sync_day(
     *,
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
+    environ: dict[str, str] | None = None,
 ) -> dict:
     """The embedded sync of one day: source-s3 reads the files that are new since its state.
     A full refresh re-reads every file (after `shop_export` replaced them with one full export)."""
@@ -83,7 +85,7 @@ def sync_day(
     log(
         f"daily data: {connection.name} for {str(logical_date)[:10]} (day {day_index(logical_date)} since {ANCHOR_DATE})"
     )
-    return sync_connection(connection, target, full_refresh=full_refresh, log=log)
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ)
 
 
 def run_embedded(
@@ -97,14 +99,16 @@ def run_embedded(
 
     log = log or _log.info
     connection = load_connections().connection(connection_name)
+    # the S3 keys the declaration names, from their Airflow connections (never os.environ)
+    environ = run_environ(connection_names(connection))
     if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
         from include.pipeline.ingest.s3_destination import sync_to_lake
 
-        return sync_to_lake(connection, full_refresh=full_refresh, log=log)
+        return sync_to_lake(connection, full_refresh=full_refresh, log=log, environ=environ)
     target = Warehouse.from_airflow_connection(connection.destination.airflow_conn_id)
     if ds:
-        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log)
-    return sync_connection(connection, target, full_refresh=full_refresh, log=log)
+        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log, environ=environ)
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ)
 
 
 # Objects that depend on a relation (deptype 'n': the ones that stop a plain DROP), with what

@@ -106,13 +106,16 @@ def connector_executable(connector: str) -> Path:
     return settings.REPO_ROOT / f".venv-{connector}" / "bin" / connector
 
 
-def build_spec(connection: Connection, warehouse: Warehouse, *, full_refresh: bool = False) -> dict:
-    """The JSON handed to embedded_runner.py (no password in it)."""
+def build_spec(
+    connection: Connection, warehouse: Warehouse, *, full_refresh: bool = False, environ: dict[str, str] | None = None
+) -> dict:
+    """The JSON handed to embedded_runner.py (no password in it; the source's config holds its
+    secrets, resolved from `environ`: ingest/stage_keys.py)."""
     return {
         "connection": connection.name,
         "connector": connection.source.connector,
         "executable": str(connector_executable(connection.source.connector)),
-        "config": connection.source.resolved_config(),
+        "config": connection.source.resolved_config(environ),
         "schema": connection.destination.schema,
         "warehouse": {
             "host": warehouse.host,
@@ -143,8 +146,10 @@ def sync_connection(
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
     config_overrides: dict | None = None,
+    environ: dict[str, str] | None = None,
 ) -> dict:
-    """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}."""
+    """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}.
+    `environ`: what the source's `${VAR}`s resolve from (default os.environ)."""
     for path, what in (
         (runtime_python(), "the PyAirbyte runtime"),
         (connector_executable(connection.source.connector), f"the connector {connection.source.connector}"),
@@ -152,7 +157,7 @@ def sync_connection(
         if not path.exists():
             raise EmbeddedSyncError(f"{what} is not installed ({path} is missing): run `make setup`")
 
-    spec = build_spec(connection, warehouse, full_refresh=full_refresh)
+    spec = build_spec(connection, warehouse, full_refresh=full_refresh, environ=environ)
     spec["config"].update(config_overrides or {})
     redact = secret_redactor(connection.source.connector, spec["config"], [warehouse.password])
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def ingest_step(connection_name: str) -> AirbyteConnectionSync:
     )
 
 
-EXPORTS_CONN_ID = "shop_exports"  # airflow_settings.yaml: the S3 service of the export files
+EXPORTS_CONN_ID = "shop_exports_writer"  # airflow_settings.yaml: the exports bucket as its writer
 
 
 def exports_client(conn_id: str = EXPORTS_CONN_ID):

@@ -30,7 +30,7 @@ def params_from_env(env: dict[str, str] | None = None) -> dict:
 
 def reader_params(env: dict[str, str] | None = None) -> dict:
     """psycopg2 connect() keywords of the dashboards' read-only role (marts and metrics only)."""
-    values = dict(env) if env is not None else settings.metrics_env()
+    values = dict(env) if env is not None else settings.metrics_env(("METRICS_READER",))
     values["METRICS_USER"], values["METRICS_PASSWORD"] = (
         values["METRICS_READER_USER"],
         values["METRICS_READER_PASSWORD"],

@@ -32,7 +32,8 @@ def main() -> int:
     if os.environ.get("STACK_DASHBOARD_NO_SERVICES") != "1":
         start_services()
     port = int(os.environ.get("DASHBOARD_PORT", "8501"))
-    env = settings.stack_env()
+    # the dashboards' own stage: the read-only role's password, no other secret
+    env = {**settings.stack_env(), **settings.metrics_env(("METRICS_READER",))}
     print(f"==> dashboard on http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
     os.execvpe(sys.executable, streamlit_command(port), env)  # noqa: S606 - becomes the Streamlit server
 

@@ -14,8 +14,8 @@ the session opens: a partition committed later is seen by the next session.
 - `<mart>`: every committed partition of the mart, with its `ds` (a date) as a column;
 - `lake_partitions`: one row per committed partition (mart, ds, rows, bytes, objects, ...).
 
-Endpoint and keys: S3_ENDPOINT (or the embedded server's in .local/services.json), S3_ACCESS_KEY,
-S3_SECRET_KEY from the environment or .env; the bucket: LAKE_BUCKET (default `lake`).
+Endpoint and keys: S3_ENDPOINT (or the embedded server's in .local/services.json), the lake's
+read-only identity S3_LAKE_READER_ACCESS_KEY / S3_LAKE_READER_SECRET_KEY from the environment or .env; the bucket: LAKE_BUCKET (default `lake`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class LakeTarget:
     def from_settings(cls) -> LakeTarget:
         from include.pipeline import settings
 
-        s3 = settings.S3.from_settings()
+        s3 = settings.S3.for_identity("lake_reader")  # read and list on the lake, nothing else
         if not s3.endpoint:
             raise LakeSqlError("no S3 endpoint: start the services (`make services`) or export S3_ENDPOINT")
         return cls(s3.endpoint, s3.access_key, s3.secret_key, lake.bucket())

@@ -3,8 +3,11 @@
 It holds the shop's daily export files that source-s3 reads (include/pipeline/ingest/shop.py).
 `weed mini` starts master, volume, filer and S3 gateway in one process; every port is chosen
 free and bound to 127.0.0.1, the parts the stack does not use (WebDAV, admin UI, Iceberg and
-Lance catalogs, telemetry) are switched off, and the S3 API requires a key: the identities file
-(mode 0600) is written from S3_ACCESS_KEY / S3_SECRET_KEY, generated into .env on first setup.
+Lance catalogs, telemetry) are switched off, and the S3 API requires a key (anonymous requests
+are refused): the identities file (mode 0600) holds the admin identity (S3_ACCESS_KEY /
+S3_SECRET_KEY: setup and `make upload` only) and one identity per stage, each allowed only its
+actions on its one bucket ("Read:<bucket>", "Write:<bucket>", "List:<bucket>": settings.S3_IDENTITIES),
+every key generated into .env on first setup.
 Like Postgres it keeps its data under its root, so a second start sees the first one's files.
 """
 
@@ -63,6 +66,8 @@ class EmbeddedS3:
     secret_key: str
     ports: dict[str, int] = field(default_factory=dict)
     buckets: tuple[str, ...] = ()
+    # one per stage: {"name", "access_key", "secret_key", "actions": ["Read:<bucket>", ...]}
+    stage_identities: tuple[dict, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -106,28 +111,42 @@ class EmbeddedS3:
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def _write_identities(self) -> None:
-        """The S3 identities file: one admin identity with the generated key, mode 0600."""
-        config = {
-            "identities": [
-                {
-                    "name": "stack",
-                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-                }
-            ]
+    def _write_identities(self) -> bool:
+        """The S3 identities file, mode 0600: the admin identity, then each stage's, limited to
+        its actions on its bucket. True when it changed (weed reads it at start only)."""
+        admin = {
+            "name": "stack",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
         }
+        stages = [
+            {
+                "name": i["name"],
+                "credentials": [{"accessKey": i["access_key"], "secretKey": i["secret_key"]}],
+                "actions": list(i["actions"]),
+            }
+            for i in self.stage_identities
+        ]
+        config = {"identities": [admin, *stages]}
+        text = json.dumps(config)
+        if self.config_file.exists() and self.config_file.read_text() == text:
+            return False
         fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump(config, fh)
+            fh.write(text)
         self.config_file.chmod(0o600)
+        return True
 
     def start(self, timeout: float = 60) -> int:
         """Start (or find running) and return the S3 port. Idempotent."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._write_identities()
+        changed = self._write_identities()
         pid = self.running_pid()
+        if pid and changed:  # new or changed identities (an older stack's single key): restart on them
+            print(f"s3: the identities changed: restarting (pid {pid})")
+            self.stop()
+            pid = None
         if pid and self.ports.get("s3.port"):
             print(f"s3: already running (pid {pid}) on {self.endpoint}")
             self._wait_ready(timeout)

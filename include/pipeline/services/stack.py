@@ -39,8 +39,39 @@ def s3() -> EmbeddedS3 | None:
     ports = settings.services_state().get("s3", {}).get("ports", {})
     from include.pipeline.publish.lake import bucket as lake_bucket
 
-    buckets = (settings.EXPORTS_BUCKET, lake_bucket())
-    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports), buckets)
+    lake = lake_bucket()
+    return EmbeddedS3(settings.LOCAL_DIR / "s3", keys.access_key, keys.secret_key, dict(ports),
+                      (settings.EXPORTS_BUCKET, lake), stage_identities(lake))  # fmt: skip
+
+
+def stage_identities(lake: str) -> tuple[dict, ...]:
+    """Each stage's S3 identity (settings.S3_IDENTITIES) with its keys from the settings and its
+    actions on its buckets only ("Read:<bucket>", ...): what EmbeddedS3 writes for weed."""
+    buckets = {"exports": [settings.EXPORTS_BUCKET], "sources": source_buckets(lake), "lake": [lake]}
+    stages = []
+    for name, (_conn_id, where, actions) in settings.S3_IDENTITIES.items():
+        stage = settings.S3.for_identity(name)
+        stages.append({"name": name, "access_key": stage.access_key, "secret_key": stage.secret_key,
+                       "actions": [f"{action}:{bucket}" for bucket in buckets[where] for action in actions]})  # fmt: skip
+    return tuple(stages)
+
+
+def source_buckets(lake: str) -> list[str]:
+    """The exports bucket and every bucket a source of connections.yaml reads (`bucket:` of its
+    config), the lake's aside: what the ingest's read-only identity may read and list. A
+    declaration that does not load yet (being edited) gives the exports bucket alone."""
+    found = {settings.EXPORTS_BUCKET}
+    try:
+        from include.pipeline.ingest.connections import load_connections
+
+        sources = load_connections().sources.values()
+    except Exception:  # noqa: BLE001 - `make check-connections` names the problem; S3 still starts
+        sources = []
+    for source in sources:
+        bucket = dict(source.config).get("bucket")
+        if isinstance(bucket, str) and bucket and not bucket.startswith("${"):
+            found.add(bucket)
+    return sorted(found - {lake})
 
 
 @contextlib.contextmanager
