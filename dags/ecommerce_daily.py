@@ -18,7 +18,8 @@ its tests right after it), every day.
 - **transform**: the dbt project in `include/dbt`, rendered by Cosmos from its manifest in
   watcher mode: `transform.dbt_producer_watcher` runs one `dbt build`; each model, snapshot and
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
-- **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
+- **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/` and staged in the
+  lake (like the build's artifacts: publish_artifacts finds them on any Celery worker).
 - **publish**: each mart to the lake as `s3://lake/marts/<mart>/ds=<ds>/` (Parquet), committed by
   a `_manifest.json` written last (include/pipeline/publish/lake.py); then **publish_artifacts**:
   the run's dbt artifacts and docs to `s3://lake/artifacts/<dag_id>/<run_id>/`.

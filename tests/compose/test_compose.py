@@ -22,7 +22,14 @@ from tests.compose.conftest import AIRFLOW_SERVICES, COMPOSE_FILE, ComposeStack
 pytestmark = [pytest.mark.compose, pytest.mark.integration]
 
 RUN_DATE = "2026-01-03"
-INIT_STEPS = {"airflow-init", "minio-volume"}
+INIT_STEPS = {"airflow-init", "minio-setup", "minio-volume"}
+# .env's secrets no long-running Airflow container may hold (each task reads its stage's from its
+# Airflow connection): the warehouse's, its roles', MinIO's root and every MinIO user's
+STAGE_SECRETS = (
+    "WAREHOUSE_PASSWORD", "WAREHOUSE_INGEST_PASSWORD", "WAREHOUSE_TRANSFORM_PASSWORD", "WAREHOUSE_METRICS_PASSWORD",
+    "WAREHOUSE_READER_PASSWORD", "S3_SECRET_KEY", "S3_EXPORTS_WRITER_SECRET_KEY", "S3_EXPORTS_READER_SECRET_KEY",
+    "S3_LAKE_WRITER_SECRET_KEY", "S3_LAKE_READER_SECRET_KEY",
+)  # fmt: skip
 
 
 def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
@@ -143,6 +150,53 @@ def test_no_container_but_the_init_steps_runs_as_root(compose_stack: ComposeStac
     assert all(states.get(s, "").startswith("Exited (0)") for s in INIT_STEPS), states
 
 
+def test_least_privilege_in_the_running_stack(compose_stack: ComposeStack):
+    """No stage secret in a long-running Airflow container's environment; the warehouse's roles
+    cannot connect to Airflow's database; each MinIO user does its stage's part and no more, and
+    anonymous requests are refused."""
+    import io
+
+    import psycopg2
+    from minio import Minio
+    from minio.error import S3Error
+
+    for c in compose_stack.containers():
+        service = c["Labels"]["com.docker.compose.service"]
+        if not service.startswith("airflow-"):
+            continue
+        env = compose_stack.podman("exec", c["Id"], "env").stdout
+        held = [key for key in STAGE_SECRETS if compose_stack.env[key] in env]
+        assert not held, f"{service} holds {held}"
+    port = int(compose_stack.env["POSTGRES_PORT"])
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(
+            host="127.0.0.1", port=port, user="warehouse_reader", dbname="airflow",
+            password=compose_stack.env["WAREHOUSE_READER_PASSWORD"], connect_timeout=10,
+        )  # fmt: skip
+
+    def s3(stage: str) -> Minio:
+        env = compose_stack.env
+        return Minio(f"127.0.0.1:{env['MINIO_PORT']}", env[f"S3_{stage}_ACCESS_KEY"], env[f"S3_{stage}_SECRET_KEY"],
+                     secure=False)  # fmt: skip
+
+    def refused(call) -> bool:
+        try:
+            call()
+        except S3Error as exc:
+            return exc.code == "AccessDenied"
+        return False
+
+    s3("LAKE_WRITER").put_object("lake", "probe/least-privilege.txt", io.BytesIO(b"x"), 1)
+    assert s3("LAKE_READER").get_object("lake", "probe/least-privilege.txt").read() == b"x"
+    assert refused(lambda: s3("LAKE_READER").put_object("lake", "probe/no.txt", io.BytesIO(b"x"), 1))
+    assert refused(lambda: list(s3("LAKE_WRITER").list_objects("shop-exports")))
+    assert refused(lambda: s3("EXPORTS_READER").put_object("shop-exports", "no.txt", io.BytesIO(b"x"), 1))
+    assert refused(lambda: list(s3("EXPORTS_WRITER").list_objects("lake")))
+    s3("LAKE_WRITER").remove_object("lake", "probe/least-privilege.txt")
+    status, _ = call(f"http://127.0.0.1:{compose_stack.env['MINIO_PORT']}/lake?list-type=2")
+    assert status == 403, status  # anonymous
+
+
 def test_ecommerce_daily_runs_green_in_containers(compose_stack: ComposeStack):
     started = time.monotonic()
     tis = run_dag(compose_stack, RUN_DATE)
@@ -172,17 +226,27 @@ def test_ecommerce_daily_runs_green_in_containers(compose_stack: ComposeStack):
 
 def test_celery_profile_runs_the_dag_on_two_workers(compose_stack: ComposeStack):
     """The same project, same images: the `celery` profile (Redis + 2 workers), CeleryExecutor."""
+    # One task slot per worker: a worker then holds one task at a time (Airflow's Celery settings:
+    # prefetch multiplier 1, late acks), so two tasks queued together run on two workers. With
+    # two slots each, one worker could take every task of the run (1 run in 4 did, measured).
     with compose_stack.env_file.open("a") as fh:
-        fh.write("AIRFLOW_EXECUTOR=CeleryExecutor\n")
+        fh.write("AIRFLOW_EXECUTOR=CeleryExecutor\nAIRFLOW_CELERY_CONCURRENCY=1\n")
     started = time.monotonic()
     compose_stack.compose("up", "-d", "--scale", "airflow-worker=2", profiles=("celery",))
     compose_stack.wait_healthy(AIRFLOW_SERVICES | {"redis", "airflow-worker"})
     compose_stack.timings["celery up"] = time.monotonic() - started
     workers = [c for c in compose_stack.containers() if c["Labels"]["com.docker.compose.service"] == "airflow-worker"]
     assert len(workers) == 2, workers
-    hostnames = {
-        compose_stack.podman("inspect", "--format", "{{.Config.Hostname}}", c["Id"]).stdout.strip() for c in workers
-    }
+    # each worker by every name Airflow may record for it (socket.getfqdn(): the container's
+    # hostname, or a name the network's DNS answers with, with or without a domain)
+    names: dict[str, str] = {}
+    for c in workers:
+        info = json.loads(compose_stack.podman("inspect", c["Id"]).stdout)[0]
+        names |= {info["Config"]["Hostname"]: c["Id"], info["Name"].lstrip("/"): c["Id"]}
+
+    def worker_of(hostname: str) -> str | None:
+        return names.get(hostname) or names.get(hostname.split(".")[0])
+
     scheduler = compose_stack.podman("exec", f"{compose_stack.project}_airflow-scheduler_1", "env").stdout
     assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in scheduler.splitlines()
     started = time.monotonic()
@@ -196,9 +260,26 @@ def test_celery_profile_runs_the_dag_on_two_workers(compose_stack: ComposeStack)
     assert without_worker <= {"RunSensor", "TestSensor", "SnapshotSensor", "SeedSensor", "EmptyOperator"}, [
         (ti["task_id"], ti["operator"]) for ti in ran if not ti["hostname"]
     ]
-    ran_on = {ti["hostname"] for ti in ran if ti["hostname"]}
-    assert ran_on == hostnames, (ran_on, hostnames)
-    assert tis["transform.dbt_producer_watcher"]["hostname"] in hostnames
+    by_host: dict[str, list[str]] = {}
+    for ti in ran:
+        if ti["hostname"]:
+            by_host.setdefault(ti["hostname"], []).append(ti["task_id"])
+    assert {worker_of(h) for h in by_host} == {c["Id"] for c in workers}, (by_host, names)
+    assert worker_of(tis["transform.dbt_producer_watcher"]["hostname"]), (by_host, names)
+    # the artifacts of the producer's dbt build and of dbt_docs were published through the lake,
+    # whichever workers ran those tasks and publish_artifacts
+    from minio import Minio
+
+    lake = Minio(f"127.0.0.1:{compose_stack.env['MINIO_PORT']}", compose_stack.env["S3_LAKE_READER_ACCESS_KEY"],
+                 compose_stack.env["S3_LAKE_READER_SECRET_KEY"], secure=False)  # fmt: skip
+    run_id = tis["publish_artifacts"]["dag_run_id"]
+    from include.pipeline.publish.artifacts import final_prefix
+
+    prefix = final_prefix("ecommerce_daily", run_id)
+    keys = {o.object_name for o in lake.list_objects("lake", prefix=prefix, recursive=True)}
+    assert {prefix + "dbt_build/run_results.json", prefix + "dbt_docs/index.html"} <= keys, (prefix, keys)
+    hosts = {t: tis[t]["hostname"] for t in ("transform.dbt_producer_watcher", "dbt_docs", "publish_artifacts")}
+    print(f"celery: artifacts made and published on {hosts}")
 
 
 def test_down_v_leaves_nothing_behind(compose_stack: ComposeStack):

@@ -55,14 +55,16 @@ def _warehouse_connection(conn_id: str = READER_CONN_ID):
     return Warehouse.from_airflow_connection(conn_id).connect(application_name="stack-publish")
 
 
-def _invocation_id(run_id: str) -> str | None:
-    """The dbt invocation id of this run's `dbt build` (kept by transform.docs.keep_build_artifacts)."""
+def _invocation_id(dag_id: str, run_id: str) -> str | None:
+    """The dbt invocation id of this run's `dbt build`: kept here by transform.docs.keep_build_artifacts
+    when the build ran on this machine, else staged in the lake (another Celery worker ran it)."""
+    from include.pipeline.publish import artifacts
     from include.pipeline.transform.docs import artifacts_dir
 
     path = artifacts_dir(run_id) / "dbt_build" / "run_results.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
+    if path.exists():
+        return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
+    return artifacts.invocation_id(lake_client(), dag_id, run_id)
 
 
 def _record(manifest: dict, dag_id: str, run_id: str) -> None:
@@ -91,7 +93,8 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     conn = _warehouse_connection()
     try:
         manifest = lake.publish_mart(
-            conn, lake_client(), relation, ds, schema=schema, invocation_id=_invocation_id(run_id), run_id=run_id,
+            conn, lake_client(), relation, ds, schema=schema, run_id=run_id,
+            invocation_id=_invocation_id(dag.dag_id if dag else "dag", run_id or "manual"),
             log=log.info,
         )  # fmt: skip
     finally:
@@ -102,16 +105,19 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
 
 @task(retries=2, retry_delay=timedelta(seconds=20))
 def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
-    """The run's dbt artifacts (the build's run_results and manifest, the docs site) to
-    s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
-    from include.pipeline.transform.docs import artifacts_dir
+    """The run's dbt artifacts (the build's run_results and manifest, the docs site), staged in the
+    lake by the tasks that made them (publish/artifacts.py), to s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
+    from include.pipeline.publish import artifacts
 
-    folder = artifacts_dir(run_id)
-    if not folder.exists():
-        raise FileNotFoundError(f"{folder} is missing: the transform and dbt_docs tasks keep the artifacts there")
-    prefix = f"artifacts/{dag.dag_id if dag else 'dag'}/{folder.name}/"
-    keys = lake.upload_folder(lake_client(), folder, prefix)
-    log.info("dbt artifacts: %d files to s3://%s/%s", len(keys), lake.bucket(), prefix)
+    dag_id, run_id = (dag.dag_id if dag else "dag"), run_id or "manual"
+    keys = artifacts.promote(lake_client(), dag_id, run_id)
+    if not keys:
+        raise FileNotFoundError(
+            f"no dbt artifacts at s3://{lake.bucket()}/{artifacts.staging_prefix(dag_id, run_id)}: the transform's "
+            "dbt build and the dbt_docs task stage them there (their logs say why they could not)"
+        )
+    prefix = artifacts.final_prefix(dag_id, run_id)
+    log.info("dbt artifacts: %d files at s3://%s/%s", len(keys), lake.bucket(), prefix)
     return {"prefix": prefix, "files": len(keys)}
 
 

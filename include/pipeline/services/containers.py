@@ -7,7 +7,8 @@ as `${VAR:?...}`: it refuses to start without them, and no default password exis
 
 `... containers init` is the `airflow-init` service: the same steps as `make settings` on the
 laptop (warehouse roles from include/sql/warehouse, `airflow db migrate`, airflow_settings.yaml,
-the metrics schema from include/sql/metrics), then the S3 buckets the DAG writes to.
+the metrics schema from include/sql/metrics). The buckets, and one MinIO user per stage with its
+policy, come before it from the `minio-setup` service (compose/minio-setup.sh, MinIO's `mc`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import base64
 import os
 import secrets
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +32,13 @@ COMPOSE_SECRETS: dict[str, Callable[[], str]] = {
     "REDIS_PASSWORD": lambda: secrets.token_urlsafe(24),
     "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
+# One MinIO user per stage (compose/minio-setup.sh makes them, airflow_settings.yaml the Airflow
+# connections that hold them): an access key of 20 characters and a secret of 40, the longest
+# MinIO accepts for every kind of key.
+S3_STAGES = ("EXPORTS_WRITER", "EXPORTS_READER", "LAKE_WRITER", "LAKE_READER")
+for _stage in S3_STAGES:
+    COMPOSE_SECRETS[f"S3_{_stage}_ACCESS_KEY"] = lambda: secrets.token_hex(10)
+    COMPOSE_SECRETS[f"S3_{_stage}_SECRET_KEY"] = lambda: secrets.token_urlsafe(30)
 
 
 def ensure_compose_env(path: Path = settings.ENV_FILE) -> list[str]:
@@ -59,36 +66,6 @@ def ensure_compose_env(path: Path = settings.ENV_FILE) -> list[str]:
         os.close(fd)
 
 
-def ensure_buckets(timeout: float = 60) -> list[str]:
-    """Create the shop-exports and lake buckets on S3_ENDPOINT (MinIO in compose) if missing."""
-    from urllib.parse import urlsplit
-
-    from minio import Minio
-
-    from include.pipeline.publish.lake import bucket as lake_bucket
-    from include.pipeline.settings import EXPORTS_BUCKET
-
-    s3 = settings.S3.from_settings()
-    url = urlsplit(s3.endpoint)
-    if not url.netloc:
-        raise RuntimeError(f"S3_ENDPOINT={s3.endpoint!r} is not a URL like http://minio:9000")
-    client = Minio(url.netloc, access_key=s3.access_key, secret_key=s3.secret_key, secure=url.scheme == "https")
-    made = []
-    deadline = time.monotonic() + timeout
-    for name in (EXPORTS_BUCKET, lake_bucket()):
-        while True:
-            try:
-                if not client.bucket_exists(name):
-                    client.make_bucket(name)
-                    made.append(name)
-                break
-            except Exception:  # the S3 server may still be starting its volume right after "ready"
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-    return made
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["env"]:
@@ -96,11 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> {settings.ENV_FILE}: " + (f"generated {', '.join(added)}" if added else "every secret is set"))
         return 0
     if args == ["init"]:
-        from include.pipeline.cli._common import say
         from include.pipeline.cli.airflow import migrate_and_load_settings
 
         migrate_and_load_settings()
-        say(f"S3 buckets on {settings.setting('S3_ENDPOINT')}: created {ensure_buckets() or 'none (all there)'}")
         return 0
     print("usage: python -m include.pipeline.services.containers env|init", file=sys.stderr)
     return 2

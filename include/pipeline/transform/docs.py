@@ -1,24 +1,42 @@
-"""dbt docs kept with the run's artifacts: `.local/artifacts/<run_id>/dbt_docs/`.
+"""dbt docs and the build's artifacts kept with the run: `.local/artifacts/<run_id>/<kind>/`, and
+staged in the lake for publish_artifacts (include/pipeline/publish/artifacts.py).
 
-Cosmos's DbtDocsLocalOperator runs `dbt docs generate` in a temporary copy of the project and then
-calls `keep_docs` with that copy's path; the files are copied before the copy is deleted. A later
-publish step (the lake) uploads this folder.
+Cosmos runs dbt in a temporary copy of the project and then calls these callbacks with that copy's
+path; the files are copied before the copy is deleted. The local copy is for a look on the machine
+that ran dbt; the staged one reaches publish_artifacts on whichever worker it runs.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from include.pipeline import settings
+from include.pipeline.publish.artifacts import run_folder
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json", "run_results.json")
 
 
 def artifacts_dir(run_id: str) -> Path:
     """Where the artifacts of one DAG run live (the run id made safe as a folder name)."""
-    return settings.LOCAL_DIR / "artifacts" / re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)
+    return settings.LOCAL_DIR / "artifacts" / run_folder(run_id)
+
+
+def stage(folder: Path, context: dict | None, kind: str) -> None:
+    """Stage `folder` in the lake (the `lake` connection) for publish_artifacts. A failure is
+    printed, not raised: dbt's work stands, and publish_artifacts then names what is missing."""
+    from include.pipeline.publish import artifacts
+    from include.pipeline.publish.tasks import lake_client
+
+    context = context or {}
+    dag = context.get("dag")
+    dag_id, run_id = (dag.dag_id if dag else "dag"), str(context.get("run_id") or "manual")
+    try:
+        keys = artifacts.stage(lake_client(), folder, dag_id, run_id, kind)
+    except Exception as exc:  # noqa: BLE001 - the lake down or refusing: said, and publish_artifacts fails on it
+        print(f"WARNING: could not stage {folder} at {artifacts.staging_prefix(dag_id, run_id)}{kind}: {exc}")
+        return
+    print(f"{len(keys)} files staged at {artifacts.staging_prefix(dag_id, run_id)}{kind}/ in the lake")
 
 
 def keep_docs(project_dir: str, context: dict | None = None, **_: object) -> Path:
@@ -34,6 +52,7 @@ def keep_docs(project_dir: str, context: dict | None = None, **_: object) -> Pat
         if (target / name).exists():
             shutil.copy2(target / name, out / name)
     print(f"dbt docs kept in {out}")
+    stage(out, context, "dbt_docs")
     return out
 
 
@@ -42,7 +61,7 @@ BUILD_FILES = ("run_results.json", "manifest.json")
 
 def keep_build_artifacts(project_dir: str, context: dict | None = None, **_: object) -> Path | None:
     """Cosmos `callback` of the transform's `dbt build`: keep its run_results.json and manifest.json
-    in .local/artifacts/<run_id>/dbt_build/ (the publish step uploads them and reads the invocation id)."""
+    in .local/artifacts/<run_id>/dbt_build/ and stage them (publish reads the invocation id there)."""
     run_id = (context or {}).get("run_id") or "manual"
     target = Path(project_dir) / "target"
     present = [name for name in BUILD_FILES if (target / name).exists()]
@@ -54,4 +73,5 @@ def keep_build_artifacts(project_dir: str, context: dict | None = None, **_: obj
     for name in present:
         shutil.copy2(target / name, out / name)
     print(f"dbt build artifacts ({', '.join(present)}) kept in {out}")
+    stage(out, context, "dbt_build")
     return out
