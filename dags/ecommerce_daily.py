@@ -20,8 +20,11 @@ its tests right after it), every day.
   model's tests keeps its own task (state, log), which turns green or red as dbt reports that node.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/`.
 - **publish**: each mart to the lake as `s3://lake/marts/<mart>/ds=<ds>/` (Parquet), committed by
-  a `_manifest.json` written last (include/pipeline/publish/lake.py); then **publish_artifacts**:
-  the run's dbt artifacts and docs to `s3://lake/artifacts/<dag_id>/<run_id>/`.
+  a `_manifest.json` written last (include/pipeline/publish/lake.py), as soon as that mart's model
+  and its tests passed (`publish.<mart>` waits for `transform.<mart>.run` and `.test` only: a
+  failing test keeps its own mart and its children out of the lake, not the others); then
+  **publish_artifacts**: the run's dbt artifacts and docs to
+  `s3://lake/artifacts/<dag_id>/<run_id>/`, also after a failed build (its run_results say why).
 
 Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
 data and a run not finished 2 h after it was queued send one message each to the Airflow
@@ -107,8 +110,9 @@ def ecommerce_daily():
 
     shop_export() >> ingest() >> FreshnessGate(task_id="freshness") >> transform
     docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
-    transform >> [docs, publish_group()]
-    docs >> publish_artifacts()
+    transform >> docs
+    publish_group(transform)  # each mart after its own model and tests (publish/tasks.py)
+    docs >> publish_artifacts()  # all_done: a failed build's run_results reach the lake too
 
 
 ecommerce_daily()

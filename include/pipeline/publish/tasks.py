@@ -2,7 +2,13 @@
 
 The marts are the dbt models under models/marts in the manifest Cosmos renders from, so a new
 mart is published without touching the DAG. Each mart is its own task (`publish.<mart>`): a
-failed upload retries that mart alone.
+failed upload retries that mart alone. It waits for its own mart's tasks in the transform group
+only (`transform.<mart>.run` and `transform.<mart>.test`), not the whole group: a mart is
+published once it and its tests passed, and a failing model or test keeps its own mart (and,
+through dbt's skipped children, theirs) out of the lake while the other marts are published.
+
+`publish_artifacts` runs whatever the transform's outcome (trigger rule all_done): a failed
+build's run_results are what one needs to read in the lake.
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     return {k: v for k, v in manifest.items() if k not in ("objects", "schema")} | {"objects": len(manifest["objects"])}
 
 
-@task(retries=2, retry_delay=timedelta(seconds=20))
+@task(retries=2, retry_delay=timedelta(seconds=20), trigger_rule="all_done")
 def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
     """The run's dbt artifacts (the build's run_results and manifest, the docs site) to
     s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
@@ -115,12 +121,27 @@ def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
     return {"prefix": prefix, "files": len(keys)}
 
 
-def publish_group():
-    """The `publish` task group: one task per mart."""
+def model_tasks(transform, model: str) -> list:
+    """The tasks of dbt model `model` in a Cosmos DbtTaskGroup: its run and its tests' task (a task
+    group per model when tests run after each model), or its one task; [] when not rendered."""
+    found = [
+        node for uid, node in transform.tasks_map.items() if uid.startswith("model.") and uid.split(".")[-1] == model
+    ]
+    tasks = []
+    for node in found:
+        children = getattr(node, "children", None)
+        tasks.extend(children.values() if children is not None else [node])
+    return tasks
+
+
+def publish_group(transform):
+    """The `publish` task group: one task per mart, after that mart's own tasks in `transform`
+    (a mart the transform did not render waits for the whole group)."""
 
     @task_group(group_id="publish")
     def publish():
         for model in mart_models():
-            publish_mart.override(task_id=model)(model)
+            task = publish_mart.override(task_id=model)(model)
+            task.set_upstream(model_tasks(transform, model) or transform)
 
     return publish()
