@@ -37,13 +37,15 @@ def recall(context: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def remember(context: Any, job_id: int) -> None:
-    """Keep `job_id` for the next try of this task instance (before the wait starts)."""
+def remember(context: Any, job_id: int) -> bool:
+    """Keep `job_id` for the next try of this task instance (before the wait starts); False when
+    there is no store to keep it in."""
     store = _store(context)
     if store is None:
         log.warning("no task_state_store in the context: a retry after a crash cannot find job %s", job_id)
-        return
+        return False
     store.set(STORE_KEY, int(job_id))
+    return True
 
 
 def forget(context: Any) -> None:

@@ -120,8 +120,9 @@ class AirbyteServerSync(AirbyteTriggerSyncOperator):
         hook = AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version)
         job = self._recover(context, api) or self._submit_or_reattach(api, hook, s.submit_tries, s.poll_seconds)
         self.job_id = job["job_id"]
-        if job["status"] not in TERMINAL:
-            job_store.remember(context, self.job_id)  # before the wait: a crash from here on is recoverable
+        if job["status"] not in TERMINAL and job_store.remember(context, self.job_id):
+            # before the wait: a retry after a crash from here on finds this job (job_store.py)
+            self.log.info("Airbyte job %s kept in the task state store for a retry", self.job_id)
         self._push(context, {**job, "connection_id": self.connection_id})
         counter = AttemptCounter(1, job["status"])
         if job["status"] in TERMINAL:
