@@ -7,8 +7,11 @@ only (`transform.<mart>.run` and `transform.<mart>.test`), not the whole group: 
 published once it and its tests passed, and a failing model or test keeps its own mart (and,
 through dbt's skipped children, theirs) out of the lake while the other marts are published.
 
-`publish_artifacts` runs whatever the transform's outcome (trigger rule all_done): a failed
-build's run_results are what one needs to read in the lake.
+`publish_artifacts` runs once the transform ran, whatever its outcome: a failed build's
+run_results are what one needs to read in the lake. Its upstream tasks are the freshness gate and
+dbt_docs, its trigger rule all_done_min_one_success: after a failed build the gate succeeded and
+dbt_docs is upstream_failed, so it runs; when the ingest or the gate failed, no dbt ran and nothing
+has succeeded, so it is upstream_failed instead of failing on artifacts that were never made.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     return {k: v for k, v in manifest.items() if k not in ("objects", "schema")} | {"objects": len(manifest["objects"])}
 
 
-@task(retries=2, retry_delay=timedelta(seconds=20), trigger_rule="all_done")
+@task(retries=2, retry_delay=timedelta(seconds=20), trigger_rule="all_done_min_one_success")
 def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
     """The run's dbt artifacts (the build's run_results and manifest, the docs site) to
     s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
