@@ -21,8 +21,12 @@ its tests right after it), every day.
 - **dbt_docs**: `dbt docs generate`, kept in `.local/artifacts/<run_id>/dbt_docs/` and staged in the
   lake (like the build's artifacts: publish_artifacts finds them on any Celery worker).
 - **publish**: each mart to the lake as `s3://lake/marts/<mart>/ds=<ds>/` (Parquet), committed by
-  a `_manifest.json` written last (include/pipeline/publish/lake.py); then **publish_artifacts**:
-  the run's dbt artifacts and docs to `s3://lake/artifacts/<dag_id>/<run_id>/`.
+  a `_manifest.json` written last (include/pipeline/publish/lake.py), as soon as that mart's model
+  and its tests passed (`publish.<mart>` waits for `transform.<mart>.run` and `.test` only: a
+  failing test keeps its own mart and its children out of the lake, not the others); then
+  **publish_artifacts**: the run's dbt artifacts and docs to
+  `s3://lake/artifacts/<dag_id>/<run_id>/` once the transform ran, also after a failed build (its
+  run_results say why).
 
 Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
 data and a run not finished 2 h after it was queued send one message each to the Airflow
@@ -106,10 +110,13 @@ def ecommerce_daily():
         },
     )
 
-    shop_export() >> ingest() >> FreshnessGate(task_id="freshness") >> transform
+    gate = FreshnessGate(task_id="freshness")
+    shop_export() >> ingest() >> gate >> transform
     docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
-    transform >> [docs, publish_group()]
-    docs >> publish_artifacts()
+    transform >> docs
+    publish_group(transform)  # each mart after its own model and tests (publish/tasks.py)
+    # once the transform ran, whatever its outcome: a failed build's run_results reach the lake too
+    [gate, docs] >> publish_artifacts()
 
 
 ecommerce_daily()

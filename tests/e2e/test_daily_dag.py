@@ -41,6 +41,7 @@ def counts(stack) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.timeout(2400)  # the shared stack's first run (when this test sets it up), a copy, three reruns
 def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(own_stack):
     stack = own_stack  # the reruns replace the day's run
     out = stack.first_run.stdout
@@ -63,17 +64,24 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(ow
     assert "task_id=shop_export" in log and "shop export 2026-01-05 (full)" in log, "the first export: the whole shop"
 
     # reliability case 11: the same interval cleared (`dags test` clears the date's task instances
-    # and replaces its run) and run again, twice: every layer identical, no duplicate key, and
-    # the same lake objects (the exports: same keys, etags and last-modified times)
-    layers, lake = every_layer(stack), lake_objects(stack)
-    assert layers["raw.users"] == (rows["users"], 0) and lake
+    # and replaces its run) and run again, three times: every layer identical, no duplicate key,
+    # the raw tables' rows byte for byte, and the same lake objects: the exports (same keys, etags
+    # and last-modified times), the raw history, and each mart's committed partition (the same
+    # objects, named by their content, with the same rows and sha256)
+    layers, lake, raw = every_layer(stack), lake_objects(stack), raw_checksums(stack)
+    history, marts = raw_history(stack), mart_partitions(stack)
+    assert layers["raw.users"] == (rows["users"], 0) and lake and history
     assert {t: d for t, (_, d) in layers.items() if d} == {}, "no duplicate key in any layer"
-    for rerun in (1, 2):
+    assert all(m["rows"] and m["objects"] for m in marts.values()), marts
+    for rerun in (1, 2, 3):
         again = stack.cli("demo", "--date", E2E_DATE)
         assert "run state: success" in again.stdout, again.stdout[-3000:]
         assert counts(stack) == first, f"rerun {rerun}: identical row counts, zero duplicate keys"
         assert every_layer(stack) == layers, f"rerun {rerun}: every layer as after the first run"
+        assert raw_checksums(stack) == raw, f"rerun {rerun}: the raw tables' rows unchanged, byte for byte"
         assert lake_objects(stack) == lake, f"rerun {rerun}: no export object rewritten or added"
+        assert raw_history(stack) == history, f"rerun {rerun}: no raw history object rewritten or added"
+        assert mart_partitions(stack) == marts, f"rerun {rerun}: every mart partition as after the first run"
         # the rerun's export rewrote no file, so source-s3 read nothing new
         again_log = stack.demo_log(again)
         assert "0 file(s) written" in again_log and "0 records: users=0, products=0, purchases=0" in again_log
@@ -102,17 +110,66 @@ def every_layer(stack) -> dict[str, tuple[int, int | None]]:
     return out
 
 
-def lake_objects(stack) -> dict[str, tuple[str, int, object]]:
-    """{key: (etag, size, last modified)} of the exports bucket of the stack's S3."""
+def s3_client(stack):
     import json
 
     from minio import Minio
 
     port = json.loads((stack.root / ".local" / "services.json").read_text())["s3"]["port"]
     env = dict(line.split("=", 1) for line in (stack.root / ".env").read_text().splitlines() if "=" in line)
-    client = Minio(f"127.0.0.1:{port}", env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], secure=False)
+    return Minio(f"127.0.0.1:{port}", env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], secure=False)
+
+
+def lake_objects(stack, prefix: str | None = None) -> dict[str, tuple[str, int, object]]:
+    """{key: (etag, size, last modified)} of the exports bucket of the stack's S3, or of the lake
+    bucket's objects under `prefix`."""
+    from include.pipeline.publish import lake
+
+    bucket = "shop-exports" if prefix is None else lake.bucket()
     return {
-        o.object_name: (o.etag, o.size, o.last_modified) for o in client.list_objects("shop-exports", recursive=True)
+        o.object_name: (o.etag, o.size, o.last_modified)
+        for o in s3_client(stack).list_objects(bucket, prefix=prefix, recursive=True)
+    }
+
+
+def raw_history(stack) -> dict[str, tuple[str, int, object]]:
+    """The lake's raw history: every sync's records as Parquet objects (the lake connection's own
+    cursor state, `_airbyte_state/`, is the connector's bookkeeping, not records)."""
+    from include.pipeline.ingest.s3_destination import STATE_FOLDER
+
+    return {k: v for k, v in lake_objects(stack, "raw_history/").items() if f"/{STATE_FOLDER}/" not in k}
+
+
+def mart_partitions(stack) -> dict[str, dict]:
+    """Each mart's committed E2E_DATE partition: its rows and its objects (key, rows, sha256), read
+    through its manifest with every checksum verified."""
+    from include.pipeline.publish import lake
+    from include.pipeline.publish.tasks import marts
+
+    client = s3_client(stack)
+    out = {}
+    for _, relation in sorted(marts().values()):
+        manifest = lake.read_manifest(client, relation, E2E_DATE)
+        assert manifest, f"{relation}: no committed partition for {E2E_DATE}"
+        table = lake.read_partition(client, relation, E2E_DATE)  # raises on a checksum that differs
+        assert table.num_rows == manifest["rows"]
+        out[relation] = {
+            "rows": manifest["rows"],
+            "objects": [(o["key"], o["rows"], o["sha256"]) for o in manifest["objects"]],
+        }
+    return out
+
+
+def raw_checksums(stack) -> dict[str, tuple[int, str]]:
+    """(rows, md5 of every row's text in a fixed order) of each raw table the declared connections
+    load into the warehouse (include/pipeline/cli/report.py `layer_tables`)."""
+    from include.pipeline.cli.report import layer_tables
+
+    query = "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} t"
+    return {
+        f"{schema}.{name}": tuple(stack.sql(sql.SQL(query).format(sql.Identifier(schema, name)))[0])
+        for layer, schema, name, _ in layer_tables()
+        if layer == "raw"
     }
 
 

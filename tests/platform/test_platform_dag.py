@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 
 import pytest
 
@@ -91,6 +92,17 @@ def test_daily_run_in_platform_mode_is_green_with_one_job_per_connection(platfor
         assert fake.jobs_by_status(conns[name]) == {"succeeded": [fake.jobs(conns[name])[0]["jobId"]]}
     assert len(fake.jobs()) == len(declared), "exactly one job per connection, none left running"
     assert fake.callback_errors == []
+    # reliability case 22: each sync kept its job id in Airflow's task state store while it ran
+    # and removed it when done, so a clear syncs again
+    log = platform_stack.demo_log(platform_stack.run)
+    for name in declared:
+        assert f"Airbyte job {fake.jobs(conns[name])[0]['jobId']} kept in the task state store" in log, name
+    db = sqlite3.connect(platform_stack.root / ".local" / "airflow" / "airflow.db")
+    try:
+        left = db.execute("select task_id, key from task_state_store where key = 'airbyte_job_id'").fetchall()
+    finally:
+        db.close()
+    assert left == [], left
     users, distinct = platform_stack.sql("select count(*), count(distinct id) from raw.users")[0]
     assert users == distinct > 0
     assert platform_stack.sql("select count(*) from marts.customers")[0][0] > 0, "dbt ran after the platform sync"
@@ -119,6 +131,7 @@ def test_a_failed_airbyte_job_fails_the_run_and_no_dbt_model_runs(platform_stack
     assert states[f"ingest.{CONNECTION}"] == "failed"
     dbt = {task: state for task, state in states.items() if task.startswith("transform.")}
     assert dbt and all(state == "upstream_failed" for state in dbt.values()), dbt
+    assert states["publish_artifacts"] == "upstream_failed", "no dbt ran: no artifacts to publish, no failure"
     # reliability case 4: one metrics row says failed, with the job's id and attempts and the engine
     rows = platform_stack.sql(
         "select connection, stream, engine, job_id, attempts, status from metrics.syncs where run_id = %s",

@@ -92,6 +92,13 @@ class S3Proxy:
                     return True
         return False
 
+    def heal(self) -> None:
+        """The link is back: nothing fails any more (a key that failed can be PUT again; the
+        publish names objects by their content, so a retry of the same rows PUTs the same key)."""
+        with self._lock:
+            self.fail_put = None
+            self.failed_keys.clear()
+
     def __enter__(self) -> S3Proxy:
         self._thread.start()
         return self

@@ -173,7 +173,8 @@ def test_one_upload_dropped_by_a_proxy_fails_the_task_and_the_retry_commits(pg, 
             assert len(leftovers) == 1, f"the failed try's first object is there, unlisted: {leftovers}"
             assert proxy.dropped >= 2, "the client retried the dropped upload itself, and failed again"
 
-            retried = run_task(ds, "run-2")  # the task's next try, through the same proxy
+            proxy.heal()  # the link is back for the task's next try, through the same proxy
+            retried = run_task(ds, "run-2")
         finally:
             reader.stop()
     assert reader.errors == [], f"a reader saw a partition that fails its manifest: {reader.errors}"

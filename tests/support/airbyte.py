@@ -242,3 +242,23 @@ def api_spec_path() -> Path:
     path = REPO_ROOT / "tests" / "fakes" / "airbyte_api_spec" / "api_sdk.yaml"
     assert path.is_file(), f"{path}: the vendored slice of Airbyte's public API spec is missing"
     return path
+
+
+class TaskStateStore:
+    """`context["task_state_store"]` of one task instance (Airflow 3.3's TaskStateStoreAccessor:
+    get/set/delete, values JSON, None refused), kept in a dict that outlives the operator objects
+    the way the metadata DB's rows outlive a crashed worker."""
+
+    def __init__(self):
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        if value is None:
+            raise ValueError("Cannot set value as None")
+        self.values[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)

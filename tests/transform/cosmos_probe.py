@@ -21,6 +21,7 @@ for t in dag.tasks:
         "operator": type(t).__name__,
         "bases": [c.__name__ for c in type(t).__mro__],
         "upstream": sorted(t.upstream_task_ids),
+        "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
         "start_from_trigger": serialized.get_task(t.task_id).start_from_trigger,
         "trigger": start.trigger_cls if start else None,
         "next_method": start.next_method if start else None,

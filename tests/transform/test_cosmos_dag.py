@@ -92,6 +92,28 @@ def test_docs_are_generated_after_the_whole_transform(rendered):
     assert f"{PRODUCER}_done" in leaves, "docs wait for the dbt build itself, not only for the sensors"
 
 
+def test_each_mart_is_published_after_its_own_model_and_tests_only(rendered, manifest):
+    """A failing test keeps its own mart (and, dbt skipping them, its children) out of the lake,
+    not every mart: `publish.<mart>` waits for that mart's run and tests tasks, nothing else."""
+    tasks = rendered["tasks"]
+    marts = [
+        n["name"] for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
+    ]  # fmt: skip
+    assert marts and {t for t in tasks if t.startswith("publish.")} == {f"publish.{m}" for m in marts}
+    for mart in marts:
+        own = [t for t in (f"transform.{mart}.run", f"transform.{mart}.test") if t in tasks]  # .test: if it has tests
+        assert tasks[f"publish.{mart}"]["upstream"] == own and own[0] == f"transform.{mart}.run"
+        assert tasks[f"publish.{mart}"]["trigger_rule"] == "all_success"
+
+
+def test_the_runs_dbt_artifacts_are_published_whatever_the_transform_did(rendered):
+    artifacts = rendered["tasks"]["publish_artifacts"]
+    # after dbt ran (the freshness gate passed), whatever dbt_docs did; not when no dbt ran at all
+    assert artifacts["upstream"] == ["dbt_docs", "freshness"]
+    assert artifacts["trigger_rule"] == "all_done_min_one_success"
+
+
 def test_each_nodes_metrics_row_is_filed_under_the_task_that_shows_the_node(rendered, manifest):
     task_of = rendered["metrics_task_of"]
     for uid, node in manifest["nodes"].items():

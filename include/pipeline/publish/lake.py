@@ -2,9 +2,10 @@
 
 A partition is committed atomically, the way a reader can check without any lock:
 
-1. the mart is read with a server-side cursor, `ROWS_PER_GROUP` rows at a time, and written as
-   Parquet row groups to a local file; every `ROWS_PER_OBJECT` rows the file is closed and uploaded
-   as `part-<attempt>-<NNNN>.parquet` (memory holds one row group, disk one object);
+1. the mart is read in a fixed order (every column, `order_by`) with a server-side cursor,
+   `ROWS_PER_GROUP` rows at a time, and written as Parquet row groups to a local file; every
+   `ROWS_PER_OBJECT` rows the file is closed and uploaded as `part-<NNNN>-<sha256 prefix>.parquet`
+   (memory holds one row group, disk one object);
 2. `_manifest.json` is written last: the objects with their rows, bytes and sha256, the schema,
    the row count, the dbt invocation id and the run id;
 3. only then are the partition's other objects deleted (an earlier run's, a failed attempt's).
@@ -12,6 +13,12 @@ A partition is committed atomically, the way a reader can check without any lock
 Readers trust only the objects the manifest lists (`read_partition`). A failed or killed attempt
 leaves at most unlisted objects behind, which nothing reads and the next commit deletes; a rerun
 of the same ds replaces the partition only when its own manifest is in place.
+
+Object names come from their content: the same rows give the same bytes (Parquet written the same
+way from rows read in the same order) and so the same key. A rerun of a day whose mart did not
+change writes the very objects its partition already has (reruns compare key for key), and
+rewriting a listed key puts the bytes it already holds, so the committed manifest stays true
+throughout; rows that changed make new keys, which no committed manifest lists.
 """
 
 from __future__ import annotations
@@ -115,6 +122,17 @@ _NATIVE = {
 }  # fmt: skip
 
 
+def order_by(columns: list[Column]):
+    """Every column, in table order, as the publish's sort: the same rows come out in the same order
+    whatever order a rebuilt table holds them in (json has no ordering: its text)."""
+    from psycopg2 import sql
+
+    return sql.SQL(", ").join(
+        sql.SQL("{}::text").format(sql.Identifier(c.name)) if c.pg_type == "json" else sql.Identifier(c.name)
+        for c in columns
+    )
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -157,15 +175,19 @@ def publish_mart(
         pg_conn.cursor(name=f"publish_{attempt}") as cur,
     ):
         cur.itersize = ROWS_PER_GROUP
-        cur.execute(sql.SQL("select * from {}.{}").format(sql.Identifier(schema), sql.Identifier(mart)))
+        cur.execute(
+            sql.SQL("select * from {}.{} order by {}").format(
+                sql.Identifier(schema), sql.Identifier(mart), order_by(columns)
+            )
+        )
         writer, path, rows_in_object = None, None, 0
 
         def finish_object() -> None:
             nonlocal writer, path, rows_in_object
             writer.close()
-            key = f"{prefix}part-{attempt}-{len(objects):04d}.parquet"
-            size = path.stat().st_size
-            entry = {"key": key, "rows": rows_in_object, "bytes": size, "sha256": _sha256(path)}
+            size, digest = path.stat().st_size, _sha256(path)
+            key = f"{prefix}part-{len(objects):04d}-{digest[:16]}.parquet"  # named by its content
+            entry = {"key": key, "rows": rows_in_object, "bytes": size, "sha256": digest}
             client.fput_object(lake_bucket, key, str(path), content_type="application/vnd.apache.parquet")
             path.unlink()
             objects.append(entry)

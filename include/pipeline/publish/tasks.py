@@ -2,7 +2,16 @@
 
 The marts are the dbt models under models/marts in the manifest Cosmos renders from, so a new
 mart is published without touching the DAG. Each mart is its own task (`publish.<mart>`): a
-failed upload retries that mart alone.
+failed upload retries that mart alone. It waits for its own mart's tasks in the transform group
+only (`transform.<mart>.run` and `transform.<mart>.test`), not the whole group: a mart is
+published once it and its tests passed, and a failing model or test keeps its own mart (and,
+through dbt's skipped children, theirs) out of the lake while the other marts are published.
+
+`publish_artifacts` runs once the transform ran, whatever its outcome: a failed build's
+run_results are what one needs to read in the lake. Its upstream tasks are the freshness gate and
+dbt_docs, its trigger rule all_done_min_one_success: after a failed build the gate succeeded and
+dbt_docs is upstream_failed, so it runs; when the ingest or the gate failed, no dbt ran and nothing
+has succeeded, so it is upstream_failed instead of failing on artifacts that were never made.
 """
 
 from __future__ import annotations
@@ -103,7 +112,7 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     return {k: v for k, v in manifest.items() if k not in ("objects", "schema")} | {"objects": len(manifest["objects"])}
 
 
-@task(retries=2, retry_delay=timedelta(seconds=20))
+@task(retries=2, retry_delay=timedelta(seconds=20), trigger_rule="all_done_min_one_success")
 def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
     """The run's dbt artifacts (the build's run_results and manifest, the docs site), staged in the
     lake by the tasks that made them (publish/artifacts.py), to s3://<bucket>/artifacts/<dag_id>/<run_id>/."""
@@ -121,12 +130,27 @@ def publish_artifacts(run_id: str | None = None, dag=None) -> dict:
     return {"prefix": prefix, "files": len(keys)}
 
 
-def publish_group():
-    """The `publish` task group: one task per mart."""
+def model_tasks(transform, model: str) -> list:
+    """The tasks of dbt model `model` in a Cosmos DbtTaskGroup: its run and its tests' task (a task
+    group per model when tests run after each model), or its one task; [] when not rendered."""
+    found = [
+        node for uid, node in transform.tasks_map.items() if uid.startswith("model.") and uid.split(".")[-1] == model
+    ]
+    tasks = []
+    for node in found:
+        children = getattr(node, "children", None)
+        tasks.extend(children.values() if children is not None else [node])
+    return tasks
+
+
+def publish_group(transform):
+    """The `publish` task group: one task per mart, after that mart's own tasks in `transform`
+    (a mart the transform did not render waits for the whole group)."""
 
     @task_group(group_id="publish")
     def publish():
         for model in mart_models():
-            publish_mart.override(task_id=model)(model)
+            task = publish_mart.override(task_id=model)(model)
+            task.set_upstream(model_tasks(transform, model) or transform)
 
     return publish()

@@ -3,6 +3,10 @@
 `AirbyteServerSync` is the provider's AirbyteTriggerSyncOperator with what users miss:
 
 - the Airbyte connection id is looked up BY NAME inside the task (never pasted, never at parse);
+- a retry first looks up the job an earlier try of the same task instance started (its id is
+  kept in Airflow's task state store, job_store.py): SUCCEEDED in between is done (its figures
+  reported, nothing submitted), PENDING/RUNNING is reattached to, FAILED/CANCELLED/unknown gets a
+  new job;
 - before submitting, the running job of that connection is looked for and REATTACHED to, so a
   retry after a crash, a 500 after the job was accepted, a client timeout or a 409
   "sync already running" never makes a second job;
@@ -31,7 +35,8 @@ from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperat
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from include.pipeline.ingest.airbyte_server.api import AirbyteApi
+from include.pipeline.ingest.airbyte_server import job_store
+from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
 from include.pipeline.ingest.airbyte_server.jobs import TERMINAL, XCOM_KEY, http_status, job_dict
 from include.pipeline.ingest.airbyte_server.triggers import AttemptCounter, PlatformSyncTrigger
 from include.pipeline.ingest.engine import PlatformSettings
@@ -113,8 +118,11 @@ class AirbyteServerSync(AirbyteTriggerSyncOperator):
         api = self._api()
         self.connection_id = self._resolve_connection_id(api, s.workspace)
         hook = AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version)
-        job = self._submit_or_reattach(api, hook, s.submit_tries, s.poll_seconds)
+        job = self._recover(context, api) or self._submit_or_reattach(api, hook, s.submit_tries, s.poll_seconds)
         self.job_id = job["job_id"]
+        if job["status"] not in TERMINAL and job_store.remember(context, self.job_id):
+            # before the wait: a retry after a crash from here on finds this job (job_store.py)
+            self.log.info("Airbyte job %s kept in the task state store for a retry", self.job_id)
         self._push(context, {**job, "connection_id": self.connection_id})
         counter = AttemptCounter(1, job["status"])
         if job["status"] in TERMINAL:
@@ -142,6 +150,36 @@ class AirbyteServerSync(AirbyteTriggerSyncOperator):
                 timeout=defer_timeout,
             )
         return self._wait(context, hook, job, counter, s.poll_seconds, end_time)
+
+    def _recover(self, context: Any, api: AirbyteApi) -> dict[str, Any] | None:
+        """The job an earlier try of this task instance left unfinished (job_store.py), when it
+        counts: succeeded (done, nothing to submit) or still active (reattach); None: submit."""
+        job_id = job_store.recall(context)
+        if job_id is None:
+            return None
+        try:
+            found = api.job(job_id)
+        except AirbyteApiError as exc:
+            if exc.status != 404:  # cannot tell: a new job might duplicate a finished one; retry later
+                raise AirflowException(
+                    f"could not look up Airbyte job {job_id}, started by an earlier try of this task: {exc}"
+                ) from exc
+            found = None
+        if found is None or found.get("connectionId") not in (None, self.connection_id):
+            self.log.warning("Airbyte job %s of an earlier try is unknown to Airbyte: submitting a new one", job_id)
+            return None
+        job = job_dict(found)
+        if job["status"] == "succeeded":
+            self.log.info(
+                "Airbyte job %s of '%s', started by an earlier try, succeeded meanwhile: reporting it, submitting nothing",
+                job_id, self.connection_name,
+            )  # fmt: skip
+            return {**job, "reattached": True}
+        if job["status"] not in TERMINAL:
+            self.log.info("reattaching to Airbyte job %s (%s), started by an earlier try", job_id, job["status"])
+            return {**job, "reattached": True}
+        self.log.warning("Airbyte job %s of an earlier try ended %s: submitting a new one", job_id, job["status"])
+        return None
 
     def _submit_or_reattach(self, api: AirbyteApi, hook: AirbyteHook, tries: int, poll: float) -> dict[str, Any]:
         """Reattach to the connection's active job if there is one, else submit; never a second job."""
@@ -256,6 +294,7 @@ class AirbyteServerSync(AirbyteTriggerSyncOperator):
             "bytes": job.get("bytes"),
         }
         self._push(context, result)
+        job_store.forget(context)  # this task instance is done with the job: a later clear syncs again
         if job["status"] != "succeeded":
             raise AirflowFailException(
                 f"Airbyte job {job['job_id']} of '{self.connection_name}' {job['status']} after {attempts} attempt(s)"
