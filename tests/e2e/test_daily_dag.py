@@ -8,6 +8,7 @@ from psycopg2 import sql
 from include.pipeline import identifiers
 from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts
+from include.pipeline.publish import artifacts as artifacts_module
 from tests.support import E2E_DATE
 
 pytestmark = pytest.mark.e2e
@@ -293,3 +294,7 @@ def test_every_mart_is_in_the_lake_with_the_warehouse_rows_and_the_run_artifacts
     assert any(k.endswith("/dbt_docs/index.html") for k in artifacts), sorted(artifacts)[:20]
     manifest = lake.read_manifest(client, "orders", E2E_DATE)
     assert manifest["dbt_invocation_id"], "the partition names the dbt build that made it"
+    build = artifacts_module.final_prefix("ecommerce_daily", manifest["run_id"]) + "dbt_build/run_results.json"
+    assert build in artifacts, sorted(artifacts)[:20]
+    run_results = json.loads(client.get_object(lake.bucket(), build).read())
+    assert manifest["dbt_invocation_id"] == run_results["metadata"]["invocation_id"]

@@ -85,3 +85,20 @@ def test_a_lake_that_refuses_does_not_fail_the_dbt_build(tmp_path, monkeypatch, 
     out = docs.keep_build_artifacts(str(dbt_target(tmp_path / "project", "inv-1")), {"run_id": "r1"})
     assert (out / "run_results.json").exists()
     assert "could not stage" in capsys.readouterr().out
+
+
+def test_publish_reads_the_build_that_made_the_mart_from_its_table_comment(warehouse, sql):
+    """publish.<mart> runs once its mart and tests passed, before the build ends and writes its
+    run_results.json: the invocation id comes from the comment the marts' post-hook writes."""
+    project = (settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text()
+    assert tasks.INVOCATION_COMMENT in project, "every mart's post-hook writes the comment publish reads"
+    sql('create schema "Marts"; create table "Marts"."my mart" (id int); create table "Marts".plain (id int)')
+    sql(f"""comment on table "Marts"."my mart" is '{tasks.INVOCATION_COMMENT}inv-7'""")
+    sql("""comment on table "Marts".plain is 'a description of its own'""")
+    conn = warehouse.connect()
+    try:
+        assert tasks._built_by(conn, "Marts", "my mart") == "inv-7"
+        assert tasks._built_by(conn, "Marts", "plain") is None  # another comment: not an invocation
+        assert tasks._built_by(conn, "Marts", "missing") is None
+    finally:
+        conn.close()

@@ -64,9 +64,22 @@ def _warehouse_connection(conn_id: str = READER_CONN_ID):
     return Warehouse.from_airflow_connection(conn_id).connect(application_name="stack-publish")
 
 
+INVOCATION_COMMENT = "dbt invocation_id="  # the marts' post-hook in dbt_project.yml
+
+
+def _built_by(conn, schema: str, relation: str) -> str | None:
+    """The dbt invocation id in the mart's table comment (a post-hook of every mart), or None."""
+    with conn.cursor() as cur:
+        cur.execute("select obj_description(to_regclass(%s), 'pg_class')", (f'"{schema}"."{relation}"',))
+        row = cur.fetchone()
+    comment = (row[0] if row else None) or ""
+    return (comment.removeprefix(INVOCATION_COMMENT) or None) if comment.startswith(INVOCATION_COMMENT) else None
+
+
 def _invocation_id(dag_id: str, run_id: str) -> str | None:
-    """The dbt invocation id of this run's `dbt build`: kept here by transform.docs.keep_build_artifacts
-    when the build ran on this machine, else staged in the lake (another Celery worker ran it)."""
+    """The dbt invocation id of this run's `dbt build` when the table has no comment naming it:
+    kept here by transform.docs.keep_build_artifacts when the build ran on this machine, else
+    staged in the lake (another Celery worker ran it)."""
     from include.pipeline.publish import artifacts
     from include.pipeline.transform.docs import artifacts_dir
 
@@ -103,7 +116,8 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     try:
         manifest = lake.publish_mart(
             conn, lake_client(), relation, ds, schema=schema, run_id=run_id,
-            invocation_id=_invocation_id(dag.dag_id if dag else "dag", run_id or "manual"),
+            invocation_id=_built_by(conn, schema, relation)
+            or _invocation_id(dag.dag_id if dag else "dag", run_id or "manual"),
             log=log.info,
         )  # fmt: skip
     finally:
