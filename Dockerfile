@@ -53,8 +53,10 @@ COPY airflow_settings.yaml ./
 COPY compose/healthcheck.py ./compose/
 # The code, the DAGs and the dbt models stay root's, read-only to the runtime user: a task cannot
 # rewrite what later tasks run (Cosmos runs dbt in a temporary copy: target/ and logs/ go there).
-# Only .local (Airflow's home, the artifacts) is the runtime user's.
+# Only .local (Airflow's home, the artifacts) is the runtime user's. Compiled here: the runtime user
+# cannot write __pycache__ next to the code.
 RUN mkdir -p "$AIRFLOW_HOME/logs" \
+ && python -m compileall -q include dags plugins \
  && chmod -R u=rwX,go=rX include dags plugins compose airflow_settings.yaml \
  && chown -R airflow: .local \
  && chmod 700 .local "$AIRFLOW_HOME"

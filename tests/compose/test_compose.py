@@ -167,6 +167,13 @@ def test_least_privilege_in_the_running_stack(compose_stack: ComposeStack):
         env = compose_stack.podman("exec", c["Id"], "env").stdout
         held = [key for key in STAGE_SECRETS if compose_stack.env[key] in env]
         assert not held, f"{service} holds {held}"
+        # the code, the DAGs and the dbt models: read-only to the runtime user (the image's)
+        writable = compose_stack.podman(
+            "exec", c["Id"], "python", "-c",
+            "import os; from pathlib import Path; print([str(p) for d in ('include', 'dags', 'plugins')"
+            " for p in [Path(d), *Path(d).rglob('*')] if os.access(p, os.W_OK)][:5])",
+        ).stdout.strip()  # fmt: skip
+        assert writable == "[]", f"{service} may write {writable}"
     port = int(compose_stack.env["POSTGRES_PORT"])
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
         psycopg2.connect(
