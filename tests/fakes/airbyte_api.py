@@ -173,6 +173,30 @@ def _not_found(resource_id: Any) -> _HttpError:
     return _problem(404, "resource-not-found", f"Could not find a resource for: {resource_id}")
 
 
+_REQUEST_SCHEMAS: dict[str, Any] = {}
+
+
+def check_against_spec(name: str, body: dict[str, Any]) -> None:
+    """`body` against components.schemas[name] of the vendored slice of Airbyte's public API
+    (airbyte_api_spec/api_sdk.yaml: ConnectionCreateRequest, ConnectionPatchRequest), as the
+    server's request validation: a value outside an enum (nonBreakingSchemaUpdatesBehavior: ...)
+    is a 400 naming it. Loaded once per process."""
+    import jsonschema
+    import yaml
+
+    from tests.support.airbyte import api_spec_path
+
+    if not _REQUEST_SCHEMAS:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        _REQUEST_SCHEMAS.update(yaml.load(api_spec_path().read_text(), Loader=loader)["components"]["schemas"])  # noqa: S506
+    schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": _REQUEST_SCHEMAS}}
+    try:
+        jsonschema.validate({k: v for k, v in body.items() if not k.startswith("_")}, schema)
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path) or "(body)"
+        raise _bad_request(f"{name}: {where}: {e.message}") from None
+
+
 def _bad_request(detail: str) -> _HttpError:
     return _problem(400, "bad-request", detail)
 
@@ -1059,6 +1083,7 @@ class FakeAirbyteApi:
         for key in ("sourceId", "destinationId"):
             if not body.get(key):
                 raise _bad_request(f"{key} is required")
+        check_against_spec("ConnectionCreateRequest", body)
         source = self._actor_or_404("source", body["sourceId"])
         destination = self._actor_or_404("destination", body["destinationId"])
         if source["workspaceId"] != destination["workspaceId"]:
@@ -1102,6 +1127,7 @@ class FakeAirbyteApi:
         return view
 
     def _patch_connection(self, connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        check_against_spec("ConnectionPatchRequest", body)
         conn = self._connection_or_404(connection_id)
         if conn["status"] == "deprecated":
             raise _not_found(connection_id)
