@@ -210,7 +210,7 @@ def sync_connection(
                 result = json.loads(line[len("RESULT ") :])
                 continue
             if line.startswith("PROBLEMS "):
-                problems = json.loads(line[len("PROBLEMS ") :])
+                problems = json.loads(redact(line[len("PROBLEMS ") :]))
                 continue
             if line.startswith("FAILURE "):
                 failure = redact(line[len("FAILURE ") :])

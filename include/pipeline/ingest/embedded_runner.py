@@ -46,6 +46,12 @@ listed in the record's `_airbyte_meta` as `{"changes": [{"field", "change": "NUL
 "DESTINATION_TYPECAST_ERROR"}]}`, as Airbyte's Postgres destination does: the sync goes on and
 dbt quarantines the record, instead of one bad value failing the whole COPY. Date and time
 columns are not checked: a value Postgres cannot parse there still fails the load, naming it.
+
+Before a stream is committed, sync_checks.py (mixed into the processor) checks what it read under
+the connection's policies: columns the declaration does not know (kept in raw by default), values
+of another type, declared columns no record carries, and files the connector could not read
+whole (a truncated gzip, a JSON line that does not parse: the stream is not committed and the sync
+fails naming the file and line, unless the connection skips bad files). Both are reported in RESULT.
 """
 
 from __future__ import annotations
@@ -89,13 +95,8 @@ def sibling(name: str) -> types.ModuleType:
     return module
 
 
-schema_changes = sibling("schema_changes")  # new columns, type changes, removed columns (its policy)
-bad_files = sibling("bad_files")  # files the connector could not read whole (on_bad_file)
-# What this sync met, reported in RESULT (or in PROBLEMS before a failure): see `report_problems`.
-SCHEMA_CHANGES: list[dict] = []
-BAD_FILES: list[dict] = []
-# The connection's policies and the source's config (set by main from the spec)
-POLICY: dict[str, Any] = {"schema": schema_changes.DEFAULT_POLICY, "bad_file": bad_files.DEFAULT_POLICY, "config": {}}
+# Schema changes and bad files, checked before each stream's commit (sync_checks.py, set up by main)
+sync_checks = sibling("sync_checks")
 
 # Sync mode -> (PyAirbyte write strategy, force full refresh)
 MODES = {
@@ -1042,7 +1043,7 @@ def copy_cache_class() -> type:
         def _write_record_dict(self, record_dict, open_file_writer) -> None:  # noqa: ANN001
             raise RuntimeError("records are written by CopyPostgresSqlProcessor.take_record")
 
-    class CopyPostgresSqlProcessor(PostgresSqlProcessor):
+    class CopyPostgresSqlProcessor(sync_checks.SyncChecks, PostgresSqlProcessor):
         """COPYs each stream into its stage while reading (StageCopy), then merges it in one transaction."""
 
         file_writer_class = StageBatchWriter
@@ -1096,11 +1097,7 @@ def copy_cache_class() -> type:
 
             for message in messages:
                 if message.type is Type.LOG and str(message.log.level.value) in ("ERROR", "FATAL"):
-                    bad = bad_files.from_log(message.log.message, message.log.stack_trace)
-                    if bad is not None:
-                        log(f"the connector could not read a file whole: {message.log.message}")
-                        watch = self._watch(bad["stream"])
-                        watch.logged_bad.append(bad)
+                    self._connector_log(message)  # a file it could not read whole (sync_checks.py)
                 if message.type is Type.TRACE and message.trace.stream_status is not None:
                     status = message.trace.stream_status
                     stage = self._stages.get(status.stream_descriptor.name)
@@ -1145,16 +1142,7 @@ def copy_cache_class() -> type:
             if casts is None:
                 casts = self._casts[stream] = self._stream_casts(stream, stream_record_handler, layout[0])
             row = record_row(layout, data, emitted_at)
-            watch = self._watches[stream]
-            watch.records += 1
-            files, url = watch.files, data.get("_ab_source_file_url")
-            files[url] = files.get(url, 0) + 1
-            if watch.checks is None:
-                watch.checks = watch.type_checks({c: i for i, c in enumerate(layout[0])})
-            if watch.checks:
-                found = watch.check_types(watch.checks, row)
-                if found:
-                    self._type_changes(watch, found)
+            self._tally(stream, data, row, layout[0])  # its file, its values' types (sync_checks.py)
             if casts:
                 fit_row(casts, row, layout[2][2], lambda column, value: self._flag(stream, column, value))
             stage = self._stages.get(stream)
@@ -1169,150 +1157,6 @@ def copy_cache_class() -> type:
                 rate = self._records_read / max(time.monotonic() - self._read_started, 1e-6)
                 counts = ", ".join(f"{n} {c}" for n, c in self._stream_counts.items())
                 log(f"read {self._records_read} records ({counts}), {rate:,.0f} records/s")
-
-        # -- schema changes (schema_changes.py) and bad files (bad_files.py) ----------------------
-        def _watch(self, stream: str) -> Any:
-            watch = self._watches.get(stream)
-            if watch is None:
-                declared = dict(self.catalog_provider.get_stream_properties(stream))
-                watch = schema_changes.StreamWatch(stream, declared, POLICY["schema"], self.normalizer.normalize)
-                watch.files, watch.checks, watch.logged_bad = {}, None, []
-                self._watches[stream] = watch
-            return watch
-
-        def _new_layout(self, stream: str, keys: tuple, data: dict, handler) -> Layout:  # noqa: ANN001
-            """The layout of a new set of keys; a key the declaration does not know meets the policy first."""
-            watch = self._watch(stream)
-            for key, column in watch.new_keys(keys):
-                if column not in handler.index_keys:
-                    self._new_column(watch, stream, key, column, data.get(key), handler)
-            layout = self._layouts[(stream, keys)] = record_layout(handler, keys)
-            return layout
-
-        def _new_column(self, watch, stream: str, key: str, column: str, value: Any, handler) -> None:  # noqa: ANN001
-            """A column the declaration does not know: stop, ignore, or add it to the stage and raw table."""
-            existing = self._raw_columns(stream)
-            policy = watch.policy
-            detail = f"not declared; first value a JSON {schema_changes.json_type(value)}"
-            if policy in schema_changes.KEEPS and column in existing:  # added to raw by an earlier sync
-                detail = None
-            if policy == "ignore" and (schema_changes.NEW_COLUMN, column) in watch.changes:
-                return
-            if detail is not None:
-                change = watch.record(schema_changes.NEW_COLUMN, column, detail, count=0)
-                change["records"] = None
-                log(schema_changes.describe(change))
-                if policy == "disable_connection":
-                    self._stop(watch, change)
-            if policy not in schema_changes.KEEPS:
-                return
-            definition = schema_changes.property_for(value)
-            if column in existing:  # the raw table's own type, so the merge's insert fits it
-                definition = {"type": ["null", existing[column]]}
-            info = self.catalog_provider.get_configured_stream_info(stream)
-            if not getattr(info, "_copied_for_changes", False):  # never alter the discovered catalog (its cache)
-                info.stream = info.stream.model_copy(deep=True)
-                object.__setattr__(info, "_copied_for_changes", True)
-            info.stream.json_schema["properties"][key] = definition
-            handler.index_keys.append(column)
-            self._layouts = {k: v for k, v in self._layouts.items() if k[0] != stream}
-            self._casts.pop(stream, None)
-            watch.checks = None
-            stage = self._stages.get(stream)
-            if stage is not None:
-                columns, _, _ = record_layout(handler, keys=())
-                sql_type = self._get_sql_column_definitions(stream)[column]
-                stage.add_column(column, str(sql_type.compile(dialect=self.get_sql_engine().dialect)),
-                                 [self.normalizer.normalize(c) for c in columns])  # fmt: skip
-
-        def _raw_columns(self, stream: str) -> dict[str, str]:
-            """The columns of the stream's raw table (name -> JSON type), or {} before its first sync."""
-            columns = self._final_columns.get(stream)
-            if columns is None:
-                kinds = {"bigint": "integer", "integer": "integer", "numeric": "number", "boolean": "boolean",
-                         "json": "object", "jsonb": "object", "double precision": "number"}  # fmt: skip
-                raw = self.get_sql_engine().raw_connection()
-                try:
-                    db = raw.cursor()
-                    db.execute(
-                        "select column_name, data_type from information_schema.columns"
-                        " where table_schema = %s and table_name = %s",
-                        (self.sql_config.schema_name, self.get_sql_table_name(stream)),
-                    )
-                    columns = {name: kinds.get(kind, "string") for name, kind in db.fetchall()}
-                finally:
-                    raw.close()
-                self._final_columns[stream] = columns
-            return columns
-
-        @staticmethod
-        def _stop(watch, change: dict) -> None:  # noqa: ANN001
-            """disable_connection: the stream's sync stops here, before anything of it is committed."""
-            SCHEMA_CHANGES.extend(watch.changes.values())
-            watch.changes = {}
-            raise schema_changes.SchemaChangeStop(
-                f"non_breaking_schema_updates_behavior is disable_connection: stream {watch.stream} not committed "
-                f"(its cursor did not move): {schema_changes.describe(change)}. Declare the column in the source's "
-                "input_schema, or choose another policy in connections.yaml, then run again"
-            )
-
-        def _type_changes(self, watch, found: list) -> None:  # noqa: ANN001
-            for column, declared, sent in found:
-                key = (schema_changes.TYPE_CHANGE, column)
-                first = key not in watch.changes
-                change = watch.record(schema_changes.TYPE_CHANGE, column, f"declared {declared}, sent {sent}")
-                if first:
-                    log(schema_changes.describe(change))
-                    if watch.policy == "disable_connection":
-                        self._stop(watch, change)
-
-        def _before_commit(self, stream: str, stage: StageCopy) -> None:
-            """The stream's last checks before its rows are committed: removed columns, bad files."""
-            watch = self._watches.get(stream)
-            if watch is None:
-                return
-            for column in watch.removed():
-                change = watch.record(schema_changes.REMOVED_COLUMN, column, "declared, in no record of this sync")
-                log(schema_changes.describe(change))
-                if watch.policy == "disable_connection":
-                    self._stop(watch, change)
-            SCHEMA_CHANGES.extend(watch.changes.values())
-            watch.changes = {}
-            found = self._bad_files(stream, watch)
-            if not found:
-                return
-            for bad in found:
-                bad["policy"] = POLICY["bad_file"]
-                bad["action"] = "file_skipped" if POLICY["bad_file"] == "skip" else "sync_failed"
-                log(bad_files.describe(bad))
-            BAD_FILES.extend(found)
-            if POLICY["bad_file"] != "skip":
-                raise bad_files.BadFileStop(
-                    f"stream {stream} not committed (its cursor did not move): "
-                    + "; ".join(bad_files.describe(b) for b in found)
-                )
-            dropped = stage.drop_files([b["file"] for b in found])
-            log(f"stream {stream}: {dropped} record(s) of the skipped file(s) left out of the commit")
-
-        def _bad_files(self, stream: str, watch) -> list[dict]:  # noqa: ANN001
-            """The files this stream read that the connector could not read whole (bad_files.py)."""
-            found = {b["file"]: b for b in watch.logged_bad}
-            config = POLICY["config"]
-            declared = {s.get("name"): s for s in config.get("streams") or [] if isinstance(s, dict)}
-            filetype = ((declared.get(stream) or {}).get("format") or {}).get("filetype")
-            if filetype == "jsonl" and config.get("bucket"):
-                client = None
-                for name, records in watch.files.items():
-                    if name is None or name in found:
-                        continue
-                    client = client or bad_files.s3_client(config)
-                    bad = bad_files.check_object(client, config["bucket"], name, records)
-                    if bad is not None:
-                        found[name] = bad
-            for bad in found.values():
-                bad["stream"] = stream
-                bad["records_read"] = watch.files.get(bad["file"], 0)
-            return list(found.values())
 
         def _table(self, name: str) -> sql.Identifier:
             """schema.table as one quoted identifier (PyAirbyte's `_fully_qualified` leaves the schema bare)."""
@@ -1701,45 +1545,6 @@ def forget_stored_state(cache: Any, spec: dict) -> None:
     log(f"full refresh: the stored state of {forgotten} stream(s) deleted; every file is read again")
 
 
-def stopped_by(error: BaseException) -> BaseException | None:
-    """The SchemaChangeStop or BadFileStop behind `error` (PyAirbyte wraps what its read loop raises)."""
-    seen = set()
-    stack = [error]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, schema_changes.SchemaChangeStop | bad_files.BadFileStop):
-            return e
-        stack += [e.__cause__, e.__context__, getattr(e, "original_exception", None)]
-    return None
-
-
-def unread_bad_files(cache: Any) -> str | None:
-    """Files the connector logged as unreadable for a stream that committed nothing (no record at all):
-    recorded, and under on_bad_file: fail the reason the sync fails (None when there are none)."""
-    processor = cache.processor
-    handled = {b["file"] for b in BAD_FILES}
-    found = [b for w in getattr(processor, "_watches", {}).values() for b in w.logged_bad if b["file"] not in handled]
-    for bad in found:
-        bad["policy"] = POLICY["bad_file"]
-        bad["action"] = "file_skipped" if POLICY["bad_file"] == "skip" else "sync_failed"
-        bad["records_read"] = 0
-        log(bad_files.describe(bad))
-    BAD_FILES.extend(found)
-    if found and POLICY["bad_file"] != "skip":
-        return "; ".join(bad_files.describe(b) for b in found)
-    return None
-
-
-def report_problems(prefix: str, cache: Any) -> None:
-    """One line `<prefix> <json>` with the schema changes and bad files met so far (a failed sync: those
-    of streams it did not reach the commit of too)."""
-    pending = [c for w in getattr(cache.processor, "_watches", {}).values() for c in w.changes.values()]
-    print(f"{prefix} " + json.dumps({"schema_changes": SCHEMA_CHANGES + pending, "bad_files": BAD_FILES}), flush=True)
-
-
 def main() -> int:
     spec = json.loads(sys.stdin.readline())  # one line; stdin then stays open (die_with_parent)
     die_with_parent()
@@ -1763,11 +1568,8 @@ def main() -> int:
         **({"cache_dir": spec["work_dir"]} if spec.get("work_dir") else {}),
     )
     streams = spec["streams"]
-    POLICY.update(
-        schema=spec.get("schema_change_policy") or schema_changes.DEFAULT_POLICY,
-        bad_file=spec.get("on_bad_file") or bad_files.DEFAULT_POLICY,
-        config=spec["config"],
-    )
+    sync_checks.setup(log_function=log, layout_function=record_layout, changes_module=sibling("schema_changes"),
+                      files_module=sibling("bad_files"), spec=spec)  # fmt: skip
     claim_streams(cache, spec)
     if spec.get("full_refresh"):
         forget_stored_state(cache, spec)
@@ -1798,15 +1600,15 @@ def main() -> int:
             try:
                 result = source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
             except Exception as e:
-                stop = stopped_by(e)
+                stop = sync_checks.stopped_by(e)
                 if stop is None:
                     raise
-                report_problems("PROBLEMS", cache)
+                sync_checks.report_problems("PROBLEMS", cache)
                 print(f"FAILURE {stop}", flush=True)
                 return 1
-        unread = unread_bad_files(cache)
+        unread = sync_checks.unread_bad_files(cache)
         if unread:
-            report_problems("PROBLEMS", cache)
+            sync_checks.report_problems("PROBLEMS", cache)
             print(f"FAILURE {unread}", flush=True)
             return 1
         tracker = getattr(result, "_progress_tracker", None)
@@ -1838,7 +1640,7 @@ def main() -> int:
     peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     log(f"peak RSS of this runner: {peak_rss_mib} MiB")
     result = {"connection": spec["connection"], "streams": figures, "runner_peak_rss_mib": peak_rss_mib}
-    result |= {"schema_changes": SCHEMA_CHANGES, "bad_files": BAD_FILES}
+    result |= sync_checks.REPORT  # schema_changes, bad_files
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
