@@ -1,6 +1,7 @@
 """A stateful, in-process fake of the Airbyte public API (Airbyte 1.x, ``/api/public/v1``).
 
-Standard library only, no Airflow imports. It speaks real HTTP on 127.0.0.1 so the Airflow
+Standard library only (and PyYAML and jsonschema, imported when a connection is created or
+patched, to check its body against the vendored API spec), no Airflow imports. It speaks real HTTP on 127.0.0.1 so the Airflow
 Airbyte provider and the ``airbyte-api`` SDK it uses can be tested end to end, and it carries
 knobs to inject the failures a scheduler has to survive.
 
@@ -31,6 +32,9 @@ classes) and the ``airbyte_api`` 1.0.1 models:
   primary key that is not a field of the stream, where its fields are known (a file-based
   stream's: its declared ``input_schema`` and source-s3's ``_ab_source_file_*`` columns, which
   ``GET /streams`` lists as ``propertyFields``).
+* Connection create and patch bodies are checked against ``ConnectionCreateRequest`` /
+  ``ConnectionPatchRequest`` of the vendored spec (``airbyte_api_spec/``): a value outside an enum
+  (``nonBreakingSchemaUpdatesBehavior``, ``status``, ...) or an unknown type is a 400 naming it.
 
 Typical use (see ``tests/fakes/conftest.py`` for the fixtures)::
 
@@ -54,6 +58,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -184,11 +189,10 @@ def check_against_spec(name: str, body: dict[str, Any]) -> None:
     import jsonschema
     import yaml
 
-    from tests.support.airbyte import api_spec_path
-
     if not _REQUEST_SCHEMAS:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        _REQUEST_SCHEMAS.update(yaml.load(api_spec_path().read_text(), Loader=loader)["components"]["schemas"])  # noqa: S506
+        text = (Path(__file__).with_name("airbyte_api_spec") / "api_sdk.yaml").read_text()
+        _REQUEST_SCHEMAS.update(yaml.load(text, Loader=loader)["components"]["schemas"])  # noqa: S506
     schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": _REQUEST_SCHEMAS}}
     try:
         jsonschema.validate({k: v for k, v in body.items() if not k.startswith("_")}, schema)
