@@ -195,3 +195,18 @@ def test_on_bad_file_skip_commits_the_rest_and_records_the_file(products_shop, w
     assert bad["file"] == bad_key and bad["action"] == "file_skipped"
     assert sql("select count(*) from raw.products where id >= 9000") == [(5,)]
     assert sql("select count(*) from raw.products where id between 5000 and 8999") == [(0,)], "no part of the bad file"
+
+
+def test_a_gzip_cut_in_its_header_fails_naming_the_file_though_no_record_came(products_shop, warehouse, sql):
+    """No record of the stream at all: the connector's ERROR log alone names the file."""
+    bucket, client = products_shop
+    key = "products/2026-01-02/part-0000.jsonl.gz"
+    put(client, bucket, key, products_file(5000, 10)[:15])
+    with pytest.raises(EmbeddedSyncError, match=rf"bad file in stream products: {key}") as failed:
+        sync(one_stream("products"), warehouse, bucket)
+    assert failed.value.problems["bad_files"][0]["found_by"] == "connector"
+    assert sql("select count(*) from raw.products where id >= 5000") == [(0,)]
+
+    put(client, bucket, key, products_file(5000, 10))
+    sync(one_stream("products"), warehouse, bucket)
+    assert sql("select count(*) from raw.products where id >= 5000") == [(10,)]

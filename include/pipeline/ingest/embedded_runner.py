@@ -1059,7 +1059,6 @@ def copy_cache_class() -> type:
             self._stages: dict[str, StageCopy] = {}
             self._running_stages: dict[str, StageCopy] = {}
             self.paused_for_room = False
-            self._watches: dict[str, Any] = {}  # stream -> schema_changes.StreamWatch
             self._final_columns: dict[str, dict[str, str]] = {}  # stream -> its raw table's columns
 
         def process_airbyte_messages(self, messages, *, write_strategy, progress_tracker) -> None:  # noqa: ANN001
@@ -1603,12 +1602,12 @@ def main() -> int:
                 stop = sync_checks.stopped_by(e)
                 if stop is None:
                     raise
-                sync_checks.report_problems("PROBLEMS", cache)
+                sync_checks.report_problems("PROBLEMS")
                 print(f"FAILURE {stop}", flush=True)
                 return 1
-        unread = sync_checks.unread_bad_files(cache)
+        unread = sync_checks.unread_bad_files()
         if unread:
-            sync_checks.report_problems("PROBLEMS", cache)
+            sync_checks.report_problems("PROBLEMS")
             print(f"FAILURE {unread}", flush=True)
             return 1
         tracker = getattr(result, "_progress_tracker", None)

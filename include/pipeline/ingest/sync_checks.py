@@ -25,6 +25,9 @@ schema_changes: Any = None
 bad_files: Any = None
 # What this sync met, reported in RESULT (or in PROBLEMS before a failure): see `report_problems`.
 REPORT: dict[str, list[dict]] = {"schema_changes": [], "bad_files": []}
+# stream -> its schema_changes.StreamWatch in this sync: one per runner, whichever of PyAirbyte's
+# processors (one per read) met the stream
+WATCHES: dict[str, Any] = {}
 # Distinct rows of types remembered per stream (nulls make a few; past this, every row is checked)
 MAX_SIGNATURES = 4096
 # The connection's policies and the source's config (set by the runner's main from the spec)
@@ -44,12 +47,11 @@ def setup(*, log_function: Any, layout_function: Any, changes_module: Any, files
 class SyncChecks:
     """The processor's side of the checks (needs PyAirbyte's SqlProcessorBase beside it)."""
 
-    _watches: dict[str, Any]
     _final_columns: dict[str, dict[str, str]]
 
     def _tally(self, stream: str, data: dict, row: list, columns: list[str]) -> None:
         """Every record: count it per file, and note values of another type than declared."""
-        watch = self._watches[stream]
+        watch = WATCHES[stream]
         watch.records += 1
         files, url = watch.files, data.get("_ab_source_file_url")
         files[url] = files.get(url, 0) + 1
@@ -75,12 +77,12 @@ class SyncChecks:
             self._watch(bad["stream"]).logged_bad.append(bad)
 
     def _watch(self, stream: str) -> Any:
-        watch = self._watches.get(stream)
+        watch = WATCHES.get(stream)
         if watch is None:
             declared = dict(self.catalog_provider.get_stream_properties(stream))
             watch = schema_changes.StreamWatch(stream, declared, POLICY["schema"], self.normalizer.normalize)
             watch.files, watch.checks, watch.logged_bad = {}, None, []
-            self._watches[stream] = watch
+            WATCHES[stream] = watch
         return watch
 
     def _new_layout(self, stream: str, keys: tuple, data: dict, handler) -> Any:  # noqa: ANN001
@@ -171,7 +173,7 @@ class SyncChecks:
 
     def _before_commit(self, stream: str, stage: Any) -> None:
         """The stream's last checks before its rows are committed: removed columns, bad files."""
-        watch = self._watches.get(stream)
+        watch = WATCHES.get(stream)
         if watch is None:
             return
         for column in watch.removed():
@@ -238,12 +240,11 @@ def stopped_by(error: BaseException) -> BaseException | None:
     return None
 
 
-def unread_bad_files(cache: Any) -> str | None:
+def unread_bad_files() -> str | None:
     """Files the connector logged as unreadable for a stream that committed nothing (no record at all):
     recorded, and under on_bad_file: fail the reason the sync fails (None when there are none)."""
-    processor = cache.processor
     handled = {b["file"] for b in REPORT["bad_files"]}
-    found = [b for w in getattr(processor, "_watches", {}).values() for b in w.logged_bad if b["file"] not in handled]
+    found = [b for w in WATCHES.values() for b in w.logged_bad if b["file"] not in handled]
     for bad in found:
         bad["policy"] = POLICY["bad_file"]
         bad["action"] = "file_skipped" if POLICY["bad_file"] == "skip" else "sync_failed"
@@ -255,9 +256,9 @@ def unread_bad_files(cache: Any) -> str | None:
     return None
 
 
-def report_problems(prefix: str, cache: Any) -> None:
+def report_problems(prefix: str) -> None:
     """One line `<prefix> <json>` with the schema changes and bad files met so far (a failed sync: those
     of streams it did not reach the commit of too)."""
-    pending = [c for w in getattr(cache.processor, "_watches", {}).values() for c in w.changes.values()]
+    pending = [c for w in WATCHES.values() for c in w.changes.values()]
     problems = {"schema_changes": REPORT["schema_changes"] + pending, "bad_files": REPORT["bad_files"]}
     print(f"{prefix} " + json.dumps(problems), flush=True)
