@@ -167,18 +167,20 @@ def test_a_truncated_gzip_fails_naming_the_file_and_loads_once_replaced(products
     assert sql("select count(*) from raw.products where id >= 5000") == [(3000,)]
 
 
-def test_a_bad_json_line_fails_naming_the_line_and_loads_once_replaced(products_shop, warehouse, sql):
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl"])
+def test_a_bad_json_line_fails_naming_the_line_and_loads_once_replaced(products_shop, warehouse, sql, suffix):
     bucket, client = products_shop
-    key = "products/2026-01-02/part-0000.jsonl.gz"
+    key = f"products/2026-01-02/part-0000{suffix}"
+    pack = gzip.compress if suffix.endswith(".gz") else bytes
     good = [json.dumps(record("products", 5000 + i)) for i in range(4)]
     broken = "\n".join([good[0], '{"id": 5001, "make": oops', *good[2:]]) + "\n"
-    put(client, bucket, key, gzip.compress(broken.encode()))
+    put(client, bucket, key, pack(broken.encode()))
     before = (sql("select count(*) from raw.products"), state_of(sql, "products"))
     with pytest.raises(EmbeddedSyncError, match=rf"{key} line 2: line 2 is not JSON"):
         sync(one_stream("products"), warehouse, bucket)
     assert (sql("select count(*) from raw.products"), state_of(sql, "products")) == before, "nothing committed"
 
-    put(client, bucket, key, gzip.compress(("\n".join(good) + "\n").encode()))
+    put(client, bucket, key, pack(("\n".join(good) + "\n").encode()))
     sync(one_stream("products"), warehouse, bucket)
     assert sql("select count(*) from raw.products where id >= 5000") == [(4,)]
 
