@@ -1,6 +1,7 @@
 """A stateful, in-process fake of the Airbyte public API (Airbyte 1.x, ``/api/public/v1``).
 
-Standard library only, no Airflow imports. It speaks real HTTP on 127.0.0.1 so the Airflow
+Standard library only (and PyYAML and jsonschema, imported when a connection is created or
+patched, to check its body against the vendored API spec), no Airflow imports. It speaks real HTTP on 127.0.0.1 so the Airflow
 Airbyte provider and the ``airbyte-api`` SDK it uses can be tested end to end, and it carries
 knobs to inject the failures a scheduler has to survive.
 
@@ -31,6 +32,9 @@ classes) and the ``airbyte_api`` 1.0.1 models:
   primary key that is not a field of the stream, where its fields are known (a file-based
   stream's: its declared ``input_schema`` and source-s3's ``_ab_source_file_*`` columns, which
   ``GET /streams`` lists as ``propertyFields``).
+* Connection create and patch bodies are checked against ``ConnectionCreateRequest`` /
+  ``ConnectionPatchRequest`` of the vendored spec (``airbyte_api_spec/``): a value outside an enum
+  (``nonBreakingSchemaUpdatesBehavior``, ``status``, ...) or an unknown type is a 400 naming it.
 
 Typical use (see ``tests/fakes/conftest.py`` for the fixtures)::
 
@@ -54,6 +58,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -171,6 +176,29 @@ def _problem(status: int, slug: str | None, detail: str | None, data: Any = None
 
 def _not_found(resource_id: Any) -> _HttpError:
     return _problem(404, "resource-not-found", f"Could not find a resource for: {resource_id}")
+
+
+_REQUEST_SCHEMAS: dict[str, Any] = {}
+
+
+def check_against_spec(name: str, body: dict[str, Any]) -> None:
+    """`body` against components.schemas[name] of the vendored slice of Airbyte's public API
+    (airbyte_api_spec/api_sdk.yaml: ConnectionCreateRequest, ConnectionPatchRequest), as the
+    server's request validation: a value outside an enum (nonBreakingSchemaUpdatesBehavior: ...)
+    is a 400 naming it. Loaded once per process."""
+    import jsonschema
+    import yaml
+
+    if not _REQUEST_SCHEMAS:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        text = (Path(__file__).with_name("airbyte_api_spec") / "api_sdk.yaml").read_text()
+        _REQUEST_SCHEMAS.update(yaml.load(text, Loader=loader)["components"]["schemas"])  # noqa: S506
+    schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": _REQUEST_SCHEMAS}}
+    try:
+        jsonschema.validate({k: v for k, v in body.items() if not k.startswith("_")}, schema)
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path) or "(body)"
+        raise _bad_request(f"{name}: {where}: {e.message}") from None
 
 
 def _bad_request(detail: str) -> _HttpError:
@@ -1059,6 +1087,7 @@ class FakeAirbyteApi:
         for key in ("sourceId", "destinationId"):
             if not body.get(key):
                 raise _bad_request(f"{key} is required")
+        check_against_spec("ConnectionCreateRequest", body)
         source = self._actor_or_404("source", body["sourceId"])
         destination = self._actor_or_404("destination", body["destinationId"])
         if source["workspaceId"] != destination["workspaceId"]:
@@ -1102,6 +1131,7 @@ class FakeAirbyteApi:
         return view
 
     def _patch_connection(self, connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        check_against_spec("ConnectionPatchRequest", body)
         conn = self._connection_or_404(connection_id)
         if conn["status"] == "deprecated":
             raise _not_found(connection_id)

@@ -264,3 +264,36 @@ def test_the_lake_reads_its_connector_through_a_widened_pipe(tmp_path):
     with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
         wide = min(8 << 20, int(f.read()))
     assert wide > 64 * 1024 and logged == [f"pipe {wide}"]
+
+
+@pytest.mark.parametrize("policy", ["propagate_columns", "ignore", "disable_connection"])
+def test_a_new_column_reaches_the_lake_from_the_next_part_or_is_recorded(s3_server, tmp_path, policy):
+    """A key the stream's schema lacks (schema_changes.py): kept as a column from the next part on
+    (a part has one schema), left out, or the sync refused before its state is saved; recorded always."""
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    client = s3_server.client()
+    client.make_bucket(bucket)
+    s3 = s3_destination.S3Settings(bucket, "raw", "parquet", s3_server.endpoint, "us-east-1", "k", "s")
+    layout = s3_destination.StreamLayout.of({"properties": {"id": {"type": "integer"}}})
+    sink = s3_destination.LakeSync(s3, "conn", client, {"users": layout}, schema_policy=policy)
+    records = [{"id": 1}, {"id": 2, "loyalty_tier": "gold"}, {"id": 3, "loyalty_tier": "silver"}]
+    messages = [{"type": "RECORD", "record": {"stream": "users", "data": r, "emitted_at": 1}} for r in records]
+    try:
+        if policy == "disable_connection":
+            with pytest.raises(s3_destination.S3DestinationError, match="disable_connection.*'loyalty_tier'"):
+                sink.consume(messages)
+            assert s3_destination.load_state(client, s3, "conn") is None
+            return
+        sink.consume(messages)
+        figures = sink.commit()
+    finally:
+        sink.close()
+    [change] = sink.schema_changes
+    assert (change["column"], change["action"]) == ("loyalty_tier", "column_added" if policy != "ignore" else "ignored")
+    rows = []
+    for n, key in enumerate(figures["users"]["keys"]):
+        client.fget_object(bucket, key, str(tmp_path / f"{n}.parquet"))
+        rows += pq.read_table(tmp_path / f"{n}.parquet").to_pylist()
+    assert [r["id"] for r in rows] == [1, 2, 3]
+    tiers = [r.get("loyalty_tier") for r in rows]
+    assert tiers == ([None, "gold", "silver"] if policy != "ignore" else [None, None, None])

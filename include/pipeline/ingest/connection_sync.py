@@ -42,8 +42,18 @@ class AirbyteConnectionSync(AirbyteServerSync):
         if engine == "embedded":
             # imported when a task runs: daily.py pulls in numpy (the shop), which the DAG's parse must not
             from include.pipeline.ingest.daily import run_embedded
+            from include.pipeline.ingest.embedded import EmbeddedSyncError
+            from include.pipeline.observe import ingest_problems
 
-            return run_embedded(self.connection_name, context.get("ds"), resets_ingest(context.get("params")))
+            try:
+                result = run_embedded(self.connection_name, context.get("ds"), resets_ingest(context.get("params")))
+            except EmbeddedSyncError as e:  # what it met before it stopped: for the metrics callback
+                if e.problems:
+                    self._push(context, e.problems, key=ingest_problems.XCOM_KEY)
+                raise
+            # schema changes and skipped files: logged, alerted, recorded; the run goes on
+            ingest_problems.alert_kept_going(context, self.connection_name, result)
+            return result
         return super().execute(context)
 
 

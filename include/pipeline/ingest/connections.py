@@ -36,6 +36,13 @@ SyncMode = Literal[
     "incremental_deduped_history",
 ]
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
+# A connection's answer to a new column, a type change or a removed column: the Airbyte API's
+# nonBreakingSchemaUpdatesBehavior (include/pipeline/ingest/schema_changes.py), and to a file the
+# connector cannot read whole (bad_files.py). The first of each is the default.
+SchemaChangePolicy = Literal["propagate_columns", "propagate_fully", "ignore", "disable_connection"]
+SCHEMA_CHANGE_POLICIES: tuple[str, ...] = get_args(SchemaChangePolicy)
+BadFilePolicy = Literal["fail", "skip"]
+BAD_FILE_POLICIES: tuple[str, ...] = get_args(BadFilePolicy)
 Engine = Literal["embedded", "platform"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 # Every name from the file reaches SQL (schemas, tables, columns), file paths (connector venvs,
@@ -451,6 +458,13 @@ class _ConnectionBlock(_Block):
     source: Annotated[str, _named("{where} source")]
     destination: Annotated[str, _named("{where} destination")]
     streams: Annotated[list[Any], BeforeValidator(_some_streams)]
+    non_breaking_schema_updates_behavior: Annotated[
+        SchemaChangePolicy,
+        _one_of(SCHEMA_CHANGE_POLICIES, "unknown non_breaking_schema_updates_behavior {value!r} in {where}"),
+    ] = "propagate_columns"
+    on_bad_file: Annotated[BadFilePolicy, _one_of(BAD_FILE_POLICIES, "unknown on_bad_file {value!r} in {where}")] = (
+        "fail"
+    )
 
 
 class Connection(BaseModel):
@@ -461,6 +475,8 @@ class Connection(BaseModel):
     source: Source
     destination: Destination
     streams: tuple[Stream, ...]
+    non_breaking_schema_updates_behavior: SchemaChangePolicy = "propagate_columns"
+    on_bad_file: BadFilePolicy = "fail"
 
 
 def _version(value: Any, info: ValidationInfo) -> Any:
@@ -837,7 +853,11 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
 
             check_connection_streams(check, c.key_lines["streams"], where, streams)
         if source and destination and streams is not None:
-            connections.append(Connection(name=cname, source=source, destination=destination, streams=streams))
+            policies = {"non_breaking_schema_updates_behavior": block.non_breaking_schema_updates_behavior}
+            policies["on_bad_file"] = block.on_bad_file
+            connections.append(
+                Connection(name=cname, source=source, destination=destination, streams=streams, **policies)
+            )
 
     if check.problems:
         raise ConnectionsConfigError(check.problems)

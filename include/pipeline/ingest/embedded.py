@@ -35,7 +35,12 @@ RUNNER = Path(__file__).with_name("embedded_runner.py")
 
 
 class EmbeddedSyncError(RuntimeError):
-    """The PyAirbyte run failed; the message carries the tail of its output."""
+    """The PyAirbyte run failed; the message carries the tail of its output, and `problems` the
+    schema changes and bad files the runner met before it stopped (schema_changes.py, bad_files.py)."""
+
+    def __init__(self, message: str, problems: dict | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or {}
 
 
 # What a connector or PyAirbyte child inherits from the task's environment: the basics of a
@@ -133,6 +138,9 @@ def build_spec(
             for s in connection.streams
         ],
         "full_refresh": full_refresh,
+        # what the runner does with a new column or a bad file (connections.yaml)
+        "schema_change_policy": connection.non_breaking_schema_updates_behavior,
+        "on_bad_file": connection.on_bad_file,
         "work_dir": str(settings.LOCAL_DIR / "airbyte" / connection.name),
         # the connector's spec and discovered catalog, kept between syncs (embedded_runner.py)
         "metadata_cache_dir": str(settings.LOCAL_DIR / "airbyte" / "connector-metadata"),
@@ -192,6 +200,8 @@ def sync_connection(
         start_new_session=True,  # its own process group, so the connector dies with it
     )
     result: dict | None = None
+    problems: dict = {}
+    failure: str | None = None
     tail: list[str] = []
     restore = _stop_on_sigterm(proc, connection.name, log)
     try:
@@ -204,6 +214,11 @@ def sync_connection(
             if line.startswith("RESULT "):
                 result = json.loads(line[len("RESULT ") :])
                 continue
+            if line.startswith("PROBLEMS "):
+                problems = json.loads(redact(line[len("PROBLEMS ") :]))
+                continue
+            if line.startswith("FAILURE "):
+                failure = redact(line[len("FAILURE ") :])
             if line.strip():
                 line = redact(line)
                 log(line)
@@ -217,7 +232,11 @@ def sync_connection(
         _close(proc.stdin)
     if code != 0 or result is None:
         why = f"stopped by signal {_signal_name(-code)}" if code < 0 else f"failed (exit {code})"
-        raise EmbeddedSyncError(f"sync of connection '{connection.name}' {why}. Last output:\n" + "\n".join(tail))
+        if failure:  # the runner stopped on purpose (a bad file, disable_connection): say why first
+            why = f"failed: {failure}"
+        raise EmbeddedSyncError(
+            f"sync of connection '{connection.name}' {why}. Last output:\n" + "\n".join(tail), problems
+        )
     result["seconds"] = round(time.monotonic() - started, 3)
     result["engine"] = "embedded"
     total = sum(s["records"] for s in result["streams"].values())

@@ -46,6 +46,12 @@ listed in the record's `_airbyte_meta` as `{"changes": [{"field", "change": "NUL
 "DESTINATION_TYPECAST_ERROR"}]}`, as Airbyte's Postgres destination does: the sync goes on and
 dbt quarantines the record, instead of one bad value failing the whole COPY. Date and time
 columns are not checked: a value Postgres cannot parse there still fails the load, naming it.
+
+Before a stream is committed, sync_checks.py (mixed into the processor) checks what it read under
+the connection's policies: columns the declaration does not know (kept in raw by default), values
+of another type, declared columns no record carries, and files the connector could not read
+whole (a truncated gzip, a JSON line that does not parse: the stream is not committed and the sync
+fails naming the file and line, unless the connection skips bad files). Both are reported in RESULT.
 """
 
 from __future__ import annotations
@@ -75,6 +81,22 @@ PROGRESS_EVERY = 25_000  # records between progress lines in the task log
 # Seconds each stream spent loading (COPY into its stage table, then stage -> final table): the
 # write path's own share of the sync, reported per stream in RESULT as `load_seconds`.
 LOAD_SECONDS: dict[str, float] = {}
+
+
+def sibling(name: str) -> types.ModuleType:
+    """A module of include/pipeline/ingest beside this file, loaded by its path under a name of its
+    own (`embedded_<name>`): the runner runs with -P, so no sibling can shadow a library's module."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"embedded_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Schema changes and bad files, checked before each stream's commit (sync_checks.py, set up by main)
+sync_checks = sibling("sync_checks")
 
 # Sync mode -> (PyAirbyte write strategy, force full refresh)
 MODES = {
@@ -953,6 +975,41 @@ class StageCopy:
             with contextlib.suppress(Exception):
                 self.processor._drop_temp_table(self.table, if_exists=True)  # noqa: SLF001
 
+    def add_column(self, column: str, sql_type: str, columns: list[str]) -> None:
+        """A column added while reading (a propagated schema change): the open COPY is committed, the
+        stage gets the column, and the next chunk's COPY names `columns`."""
+        from psycopg2 import sql
+
+        self.pause()
+        self._join()
+        if self.table is not None:
+            self._execute(
+                sql.SQL("alter table {} add column if not exists {} ").format(
+                    self.processor.stage_identifier(self.table), sql.Identifier(column)
+                )
+                + sql.SQL(sql_type)  # the SQL type PyAirbyte's type converter names: never user text
+            )
+        self.columns = columns
+
+    def drop_files(self, files: list[str]) -> int:
+        """Delete the staged rows read from `files` (on_bad_file: skip), after `finish`: how many."""
+        from psycopg2 import sql
+
+        query = sql.SQL("delete from {} where {} = any(%s)").format(
+            self.processor.stage_identifier(self.table), sql.Identifier("_ab_source_file_url")
+        )
+        return self._execute(query, (files,))
+
+    def _execute(self, query: Any, params: Any = None) -> int:
+        raw = self.processor.get_sql_engine().raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(query, params)
+            raw.commit()
+            return cursor.rowcount
+        finally:
+            raw.close()
+
     def _fail(self) -> None:
         error, self._error = self._error, None
         detail = str(getattr(error, "pgerror", None) or error).strip()
@@ -986,7 +1043,7 @@ def copy_cache_class() -> type:
         def _write_record_dict(self, record_dict, open_file_writer) -> None:  # noqa: ANN001
             raise RuntimeError("records are written by CopyPostgresSqlProcessor.take_record")
 
-    class CopyPostgresSqlProcessor(PostgresSqlProcessor):
+    class CopyPostgresSqlProcessor(sync_checks.SyncChecks, PostgresSqlProcessor):
         """COPYs each stream into its stage while reading (StageCopy), then merges it in one transaction."""
 
         file_writer_class = StageBatchWriter
@@ -1002,6 +1059,7 @@ def copy_cache_class() -> type:
             self._stages: dict[str, StageCopy] = {}
             self._running_stages: dict[str, StageCopy] = {}
             self.paused_for_room = False
+            self._final_columns: dict[str, dict[str, str]] = {}  # stream -> its raw table's columns
 
         def process_airbyte_messages(self, messages, *, write_strategy, progress_tracker) -> None:  # noqa: ANN001
             """PyAirbyte's loop, with record lines handed to `take_record` by `fast_execute` (RECORD_SINK)."""
@@ -1037,6 +1095,8 @@ def copy_cache_class() -> type:
             from airbyte_protocol.models import AirbyteStreamStatus, Type
 
             for message in messages:
+                if message.type is Type.LOG and str(message.log.level.value) in ("ERROR", "FATAL"):
+                    self._connector_log(message)  # a file it could not read whole (sync_checks.py)
                 if message.type is Type.TRACE and message.trace.stream_status is not None:
                     status = message.trace.stream_status
                     stage = self._stages.get(status.stream_descriptor.name)
@@ -1076,11 +1136,12 @@ def copy_cache_class() -> type:
             keys = tuple(data)
             layout = self._layouts.get((stream, keys))
             if layout is None:
-                layout = self._layouts[(stream, keys)] = record_layout(stream_record_handler, keys)
+                layout = self._new_layout(stream, keys, data, stream_record_handler)
             casts = self._casts.get(stream)
             if casts is None:
                 casts = self._casts[stream] = self._stream_casts(stream, stream_record_handler, layout[0])
             row = record_row(layout, data, emitted_at)
+            self._tally(stream, data, row, layout[0])  # its file, its values' types (sync_checks.py)
             if casts:
                 fit_row(casts, row, layout[2][2], lambda column, value: self._flag(stream, column, value))
             stage = self._stages.get(stream)
@@ -1136,6 +1197,7 @@ def copy_cache_class() -> type:
                 stage = StageCopy(self, stream_name, [], self._running_stages)
             try:
                 table = stage.finish()
+                self._before_commit(stream_name, stage)
             except BaseException:
                 stage.abort()  # PyAirbyte drops the stage only after this step
                 raise
@@ -1505,6 +1567,8 @@ def main() -> int:
         **({"cache_dir": spec["work_dir"]} if spec.get("work_dir") else {}),
     )
     streams = spec["streams"]
+    sync_checks.setup(log_function=log, layout_function=record_layout, changes_module=sibling("schema_changes"),
+                      files_module=sibling("bad_files"), spec=spec)  # fmt: skip
     claim_streams(cache, spec)
     if spec.get("full_refresh"):
         forget_stored_state(cache, spec)
@@ -1532,7 +1596,20 @@ def main() -> int:
         )
         with warnings.catch_warnings():  # replace without force_full_refresh: the state was deleted
             warnings.filterwarnings("ignore", category=ab.exceptions.PyAirbyteDataLossWarning)
-            result = source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
+            try:
+                result = source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
+            except Exception as e:
+                stop = sync_checks.stopped_by(e)
+                if stop is None:
+                    raise
+                sync_checks.report_problems("PROBLEMS")
+                print(f"FAILURE {stop}", flush=True)
+                return 1
+        unread = sync_checks.unread_bad_files()
+        if unread:
+            sync_checks.report_problems("PROBLEMS")
+            print(f"FAILURE {unread}", flush=True)
+            return 1
         tracker = getattr(result, "_progress_tracker", None)
         counts = dict(getattr(tracker, "stream_read_counts", {}) or {})
         seconds = round(time.monotonic() - started, 3)
@@ -1562,6 +1639,7 @@ def main() -> int:
     peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     log(f"peak RSS of this runner: {peak_rss_mib} MiB")
     result = {"connection": spec["connection"], "streams": figures, "runner_peak_rss_mib": peak_rss_mib}
+    result |= sync_checks.REPORT  # schema_changes, bad_files
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

@@ -348,6 +348,7 @@ class LakeSync:
     rows_per_group: int = ROWS_PER_GROUP
     rows_per_object: int = ROWS_PER_OBJECT
     log: Callable[[str], None] = print
+    schema_policy: str = "propagate_columns"  # the connection's non_breaking_schema_updates_behavior
 
     def __post_init__(self) -> None:
         self.sync_id = int(self.started.timestamp() * 1000)
@@ -355,6 +356,8 @@ class LakeSync:
         self.writers: dict[str, PartWriter] = {}
         self.states: dict[str, Any] = {}  # stream (or "" for a global state) -> the latest state message
         self.uploaded_bytes = 0
+        self.schema_changes: list[dict] = []  # new columns met (schema_changes.py), as the runner reports them
+        self._known_keys: set[tuple[str, tuple]] = set()
 
     def _writer(self, stream: str, namespace: str | None) -> PartWriter:
         writer = self.writers.get(stream)
@@ -384,11 +387,41 @@ class LakeSync:
             if kind == "RECORD":
                 record = message["record"]
                 writer = self._writer(record["stream"], record.get("namespace"))
-                writer.add(writer.layout.row(record.get("data") or {}, record["emitted_at"], self.sync_id, 0))
+                data = record.get("data") or {}
+                if (record["stream"], tuple(data)) not in self._known_keys:
+                    self._meet_keys(writer, data)
+                writer.add(writer.layout.row(data, record["emitted_at"], self.sync_id, 0))
             elif kind == "STATE":
                 state = message["state"]
                 descriptor = (state.get("stream") or {}).get("stream_descriptor") or {}
                 self.states[descriptor.get("name", "")] = state
+
+    def _meet_keys(self, writer: PartWriter, data: dict) -> None:
+        """A record with keys not seen yet: a key the stream's schema lacks is a new column, which the
+        policy keeps (the open part is uploaded, the next parts have the column), ignores or refuses
+        (disable_connection: the sync fails before its state is saved). Recorded either way."""
+        from include.pipeline.ingest import schema_changes
+
+        self._known_keys.add((writer.stream, tuple(data)))
+        names = {name for name, _ in writer.layout.columns}
+        for key in (k for k in data if k not in names):
+            kind = schema_changes.json_type(data[key]) if data[key] is not None else "string"
+            change = {"stream": writer.stream, "column": key, "change": schema_changes.NEW_COLUMN,
+                      "detail": f"not declared; first value a JSON {kind}", "policy": self.schema_policy,
+                      "action": schema_changes.action_of(self.schema_policy, schema_changes.NEW_COLUMN),
+                      "records": None}  # fmt: skip
+            if change not in self.schema_changes:
+                self.schema_changes.append(change)
+                self.log(f"lake: {schema_changes.describe(change)}")
+            if self.schema_policy == "disable_connection":
+                raise S3DestinationError(
+                    f"non_breaking_schema_updates_behavior is disable_connection: {schema_changes.describe(change)}; "
+                    "nothing of this sync's state was saved"
+                )
+            if self.schema_policy in schema_changes.KEEPS:
+                writer.finish_part()  # a part has one schema: the column starts with the next one
+                writer.layout.columns.append((key, kind))
+                writer.schema = writer.layout.arrow_schema()
 
     def commit(self) -> dict[str, dict]:
         """Upload every open part, then save the state, then (overwrite streams) remove older objects."""
@@ -589,7 +622,8 @@ def sync_to_lake(
         }
         overwrite = {s.name for s in connection.streams if s.sync_mode == "full_refresh_overwrite"}
         sink = LakeSync(s3, connection.name, client, layouts, overwrite, rows_per_group=rows_per_group or ROWS_PER_GROUP,
-                        rows_per_object=rows_per_object or ROWS_PER_OBJECT, log=say)  # fmt: skip
+                        rows_per_object=rows_per_object or ROWS_PER_OBJECT, log=say,
+                        schema_policy=connection.non_breaking_schema_updates_behavior)  # fmt: skip
         messages = _run_connector(executable, args, env, say, tail)
         try:
             sink.consume(messages)
@@ -610,7 +644,8 @@ def sync_to_lake(
         for s in connection.streams
     }
     return {"connection": connection.name, "streams": streams, "seconds": seconds, "engine": "embedded",
-            "destination": f"s3://{s3.bucket}/{s3.path_prefix}/", "bytes": sink.uploaded_bytes}  # fmt: skip
+            "destination": f"s3://{s3.bucket}/{s3.path_prefix}/", "bytes": sink.uploaded_bytes,
+            "schema_changes": sink.schema_changes, "bad_files": []}  # fmt: skip
 
 
 def declared_catalog(source) -> dict[str, dict] | None:

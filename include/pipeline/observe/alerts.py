@@ -48,6 +48,10 @@ EVENTS = {
     "run_failed": "DAG run failed",
     "stale_data": "raw data stale: the freshness gate timed out",
     "deadline_missed": "DAG run missed its deadline",
+    # ingest: what a sync met that its declaration did not say (observe/ingest_problems.py); a sync
+    # that went on alerts from its task, one that stopped fails the task and alerts as below
+    "schema_change": "schema change met by a sync",
+    "bad_file": "a file the sync could not read whole",
 }
 
 
@@ -168,6 +172,10 @@ def alert_from_context(context, event: str) -> Alert:
     exc = context.get("exception")
     if event == "task_failed" and exc is not None and "stale raw data" in str(exc):
         event = "stale_data"
+    elif event == "task_failed" and exc is not None and "bad file in stream" in str(exc):
+        event = "bad_file"
+    elif event == "task_failed" and exc is not None and "schema change in stream" in str(exc):
+        event = "schema_change"
     if event == "run_failed":
         failed = getattr(ti, "task_id", None)
         what = f"{context.get('reason') or 'the run failed'}" + (f"; last task: {failed}" if failed else "")

@@ -6,6 +6,8 @@
   failed try has no return value, so its figures come from the XCom `airbyte_job` the platform
   operator pushes as soon as the job is known, and its engine from the XCom `ingest_engine`
   (the engine the task run resolved once, whatever the Variable or environment say later).
+  The schema changes and bad files the sync met go to metrics.schema_changes / metrics.bad_files
+  (from the result, or from the XCom `ingest_problems` of a sync that stopped on one).
 - `record_dbt_results`: a Cosmos operator `callback` (operator_args={"callback": ...}): Cosmos
   calls it with the temporary project dir, before it raises on a dbt failure, so failed models
   and tests are recorded too. In watcher mode the producer's `dbt build` reports every node; a
@@ -21,7 +23,7 @@ import logging
 from pathlib import Path
 
 from include.pipeline import settings
-from include.pipeline.observe import writer
+from include.pipeline.observe import ingest_problems, writer
 
 log = logging.getLogger("stack.metrics")
 
@@ -135,7 +137,10 @@ def record_sync(context) -> None:
         op_args = getattr(task, "op_args", None) or []
         connection = str(getattr(task, "connection_name", None) or (op_args[0] if op_args else ti.task_id))
         what = f"sync figures of {ti.dag_id}.{ti.task_id} ({ti.run_id}, try {ti.try_number})"
-        writer.write(what, sync_statements(key, result, connection=connection, error=error, engine=engine))
+        statements = sync_statements(key, result, connection=connection, error=error, engine=engine)
+        problems = ingest_problems.of(result if error is None else _pull(ti, ingest_problems.XCOM_KEY))
+        statements += ingest_problems.statements(key, problems, connection)
+        writer.write(what, statements)
     except Exception as exc:  # noqa: BLE001 - never fail the task from its callback
         log.warning("%s sync figures not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
 

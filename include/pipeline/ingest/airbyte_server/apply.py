@@ -247,6 +247,8 @@ def make_plan(config: IngestionConfig, api: AirbyteApi, environ: dict[str, str] 
             "schedule": {"scheduleType": "manual"},  # Airflow decides when to sync
             "status": "active",
             "namespaceDefinition": "destination",
+            # what the server does with a new column, a type change, a removed column (schema_changes.py)
+            "nonBreakingSchemaUpdatesBehavior": conn.non_breaking_schema_updates_behavior,
             "configurations": {"streams": connection_streams(conn)},
         }
         refs = {"source": conn.source.name, "destination": conn.destination.name}
@@ -299,7 +301,7 @@ def make_plan(config: IngestionConfig, api: AirbyteApi, environ: dict[str, str] 
                 )
             )
             continue
-        for key in ("schedule", "status", "namespaceDefinition"):
+        for key in ("schedule", "status", "namespaceDefinition", "nonBreakingSchemaUpdatesBehavior"):
             details += _diff(
                 {key: body[key]},
                 {key: {"scheduleType": current["schedule"]["scheduleType"]} if key == "schedule" else current.get(key)},
