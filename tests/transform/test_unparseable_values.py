@@ -254,7 +254,7 @@ def test_the_quarantine_counts_reach_metrics_and_the_run_summary(built, metrics_
             rows = quarantine.counts(cur, [*relations, ("staging", "stg_not_built__quarantined_records")])
     finally:
         conn.close()
-    assert writer.write("test", quarantine.statements("ecommerce_daily", "run-1", rows), metrics_params)
+    assert writer.write("test", quarantine.statements("ecommerce_daily", "run-1", rows, relations), metrics_params)
     with psycopg2.connect(**metrics_params) as mconn, mconn.cursor() as cur:
         cur.execute(
             "select subject, value from metrics.data_quality where check_name = 'quarantined_records' order by 1"
@@ -262,7 +262,11 @@ def test_the_quarantine_counts_reach_metrics_and_the_run_summary(built, metrics_
         assert cur.fetchall() == [
             ("shop.purchases: unparseable_value (purchased_at)", 3),
             ("shop.users: unparseable_value (created_at)", 1),
+            ("shop: all streams", 4),
         ]
+    empty = quarantine.statements("d", "r", [], [("staging", "stg_helpdesk__quarantined_records")])
+    assert [params["subject"] for _, params in empty] == ["helpdesk: all streams"]
+    assert [params["value"] for _, params in empty] == [0]
     assert quarantine.lines(rows) == [
         "quarantine: 4 record(s) left out of staging (stg_<source>__quarantined_records)",
         "  shop.purchases: unparseable_value (purchased_at): 3",

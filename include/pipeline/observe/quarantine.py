@@ -4,7 +4,7 @@ Every source's quarantine model (`stg_<source>__quarantined_records`, macro quar
 lists the raw records staging leaves out: a key missing, a value Airbyte nulled, a value staging
 could not parse (`unparseable_value`, with the column). After the build, `record_dbt_results`
 counts them into metrics.data_quality (check `quarantined_records`, one row per source.stream,
-problem and column), and the run summary prints the same counts: a bad record never stops the
+problem and column, and a total per source), and the run summary prints the same counts: a bad record never stops the
 line, and never vanishes without a figure.
 """
 
@@ -62,8 +62,21 @@ def subject(row: dict) -> str:
     return f"{row['source']}.{row['stream']}: {row['problem']}{column}"
 
 
-def statements(dag_id: str, run_id: str, rows: list[dict]) -> list[tuple[str, dict]]:
-    """Upserts of metrics.data_quality, one per counted group."""
+def source_of(table: str) -> str:
+    """`shop` for stg_shop__quarantined_records."""
+    return table.removeprefix("stg_").removesuffix(SUFFIX)
+
+
+def statements(dag_id: str, run_id: str, rows: list[dict], relations: list[tuple[str, str]]) -> list[tuple[str, dict]]:
+    """Upserts of metrics.data_quality: one per counted group, and one total per source (`shop:
+    all streams`, 0 when its quarantine is empty: a run with nothing quarantined says so)."""
+    totals = dict.fromkeys((source_of(table) for _, table in relations), 0)
+    for row in rows:
+        totals[row["source"]] = totals.get(row["source"], 0) + row["records"]
+    figures = [(subject(row), row["records"]) for row in rows]
+    figures += [(f"{source}: all streams", n) for source, n in sorted(totals.items())]
+    details = "records in the quarantine after the run's dbt build"
+    key = ("dag_id", "run_id", "check_name", "subject")
     return [
         writer.upsert(
             "data_quality",
@@ -71,14 +84,14 @@ def statements(dag_id: str, run_id: str, rows: list[dict]) -> list[tuple[str, di
                 "dag_id": dag_id,
                 "run_id": run_id,
                 "check_name": CHECK,
-                "subject": subject(row),
-                "value": row["records"],
-                "details": "records in the quarantine after the run's dbt build",
-            },  # fmt: skip
-            ("dag_id", "run_id", "check_name", "subject"),
+                "subject": name,
+                "value": value,
+                "details": details,
+            },
+            key,
             overrides={"recorded_at": "now()"},
         )
-        for row in rows
+        for name, value in figures
     ]
 
 
