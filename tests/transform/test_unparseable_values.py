@@ -70,10 +70,10 @@ def built(postgres_server, tmp_path_factory) -> dict:
     # the same session time zone as a user's far from UTC: no instant may depend on it
     conn.cursor().execute("set timezone to 'Asia/Tokyo'")
 
-    def rows(query: str) -> list[tuple]:
+    def rows(query: str, params=None) -> list[tuple]:
         with conn.cursor() as cur:
-            cur.execute(query)
-            return cur.fetchall()
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
 
     yield {"proc": proc, "rows": rows, "results": dbt.run_results()["results"], "target": target, "work": dbt.work}
     conn.close()
@@ -130,26 +130,42 @@ CASES = [
     ("09/01/2026", "date", None),
     ("today", "date", None),
     ("2026-01-09T10:00:00+02:00", "timestamp", "2026-01-09 08:00:00"),
-    ("2026-01-09T10:00:00.250Z", "timestamptz", "2026-01-09 10:00:00.25+00"),
-    ("2026-01-09T10:00:00-0530", "timestamptz", "2026-01-09 15:30:00+00"),
-    ("2026-01-09", "timestamptz", "2026-01-09 00:00:00+00"),
+    ("2026-01-09T10:00:00", "timestamp", "2026-01-09 10:00:00"),
+    ("2026-01-09T10:00:00.250Z", "timestamptz", "2026-01-09 10:00:00.25"),
+    ("2026-01-09T10:00:00-0530", "timestamptz", "2026-01-09 15:30:00"),
+    ("2026-01-09T10:00:00", "timestamptz", "2026-01-09 10:00:00"),  # no offset: UTC
+    ("2026-01-09", "timestamptz", "2026-01-09 00:00:00"),
     ("epoch", "timestamptz", None),
     ("2026-13-01T00:00:00Z", "timestamptz", None),
 ]
 
 
-def test_parse_as_parses_numbers_booleans_dates_and_times_or_gives_null(built, tmp_path_factory):
+@pytest.mark.parametrize("functions", ["sql", "plpgsql"])
+def test_parse_as_parses_numbers_booleans_dates_and_times_or_gives_null(built, tmp_path_factory, functions):
     """Every type the macro takes, through the macro itself (compiled by dbt, run on the functions
-    the build's on-run-start made), in a session far from UTC."""
+    on-run-start made), in a session set to Tokyo: Postgres 16's plain SQL functions, then the
+    PL/pgSQL ones older servers get (`parse_as_plpgsql`), made by a build that selects one model."""
+    if functions == "plpgsql":
+        Dbt(built["target"], tmp_path_factory.mktemp("dbt-plpgsql"))(
+            "build", "--select", "stg_shop__quarantined_records", "--vars", "{parse_as_plpgsql: true}"
+        )
+    language = built["rows"]("select l.lanname from pg_proc as p join pg_language as l on l.oid = p.prolang"
+                             " where p.proname = 'try_cast_timestamptz'")  # fmt: skip
+    assert language == [(functions,)]
+    # the values come from a table, as in a model (a literal would be folded by the planner)
+    built["rows"]("create temp table if not exists cases (i int, v text); truncate cases")
+    for i, (v, _, _) in enumerate(CASES):
+        built["rows"]("insert into cases values (%s, %s)", (i, v))
+    shown = {"timestamptz": " at time zone 'UTC'"}  # the instant, shown in UTC
     cases = " union all ".join(
-        f"select {i} as i, ({{{{ parse_expression(\"'{v}'\", '{t}') }}}})::text as parsed"
-        for i, (v, t, _) in enumerate(CASES)
+        f"select i, ({{{{ parse_expression('v', '{t}') }}}}{shown.get(t, '')})::text from cases where i = {i}"  # noqa: S608
+        for i, (_, t, _) in enumerate(CASES)
     )
-    assert built["proc"].returncode == 0  # the build made the functions in this database
     dbt = Dbt(built["target"], tmp_path_factory.mktemp("dbt-compile"))
     compiled = dbt("compile", "--quiet", "--inline", cases, "--output", "text").stdout.strip()
-    with_utc = built["rows"]("set timezone to 'UTC'; " + compiled + " order by i")
-    assert [p for _, p in with_utc] == [expected for _, _, expected in CASES]
+    assert built["rows"]("show timezone") == [("Asia/Tokyo",)]
+    parsed = built["rows"](compiled + " order by i")
+    assert [p for _, p in parsed] == [expected for _, _, expected in CASES]
 
 
 LEDGER = scaffold.StagedStream(
