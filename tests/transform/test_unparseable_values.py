@@ -135,6 +135,10 @@ CASES = [
     ("2026-01-09T10:00:00-0530", "timestamptz", "2026-01-09 15:30:00"),
     ("2026-01-09T10:00:00", "timestamptz", "2026-01-09 10:00:00"),  # no offset: UTC
     ("2026-01-09", "timestamptz", "2026-01-09 00:00:00"),
+    (" 2026-01-09T10:00:00Z", "timestamptz", "2026-01-09 10:00:00"),
+    ("2026-01-09 10:00:00 PM", "timestamptz", "2026-01-09 22:00:00"),  # PM is no zone: UTC
+    ("2026-01-09 10:00:00 Europe/Paris", "timestamptz", "2026-01-09 09:00:00"),
+    ("09/01/2026 10:00", "timestamptz", None),  # not ISO: day or month first depends on DateStyle
     ("epoch", "timestamptz", None),
     ("2026-13-01T00:00:00Z", "timestamptz", None),
 ]
