@@ -57,6 +57,8 @@ def measure(target: Warehouse, customers: int, work: Path, project_dir: Path = s
         with conn.cursor() as cur:
             cur.execute("set max_parallel_workers_per_gather = 0")  # one plan shape, whatever the load
             for result in dbt.run_results()["results"]:
+                if not result["unique_id"].startswith("model."):  # the on-run-start hook's `do` blocks
+                    continue
                 name = result["unique_id"].split(".")[-1]
                 cur.execute(f"explain (analyze, buffers, format json) {result['compiled_code']}")
                 plan = cur.fetchone()[0][0]["Plan"]

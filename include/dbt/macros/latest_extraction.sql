@@ -1,6 +1,8 @@
 {#-
     The latest extraction of every key of a raw Airbyte table (Destinations V2), with the reason it
-    cannot be trusted (`record_problem`, macro airbyte_record_problem) or null: one row per key.
+    cannot be trusted (`record_problem`: macro airbyte_record_problem, else `unparseable_value` when
+    a column the source's yml declares `parse_as` holds a value that does not parse, macro
+    parse_as) or null: one row per key.
     `key_columns`: the stream's primary key as connections.yaml declares it, one column or a list.
 
     `distinct on` sorts the table once and keeps the first row of each key. It is plan-stable: a
@@ -15,7 +17,10 @@
     {%- set keys = quoted(key_columns) | join(', ') -%}
     select distinct on ({{ keys }})
         *,
-        ({{ airbyte_record_problem(key_columns=key_columns) }})::varchar as record_problem
+        coalesce(
+            {{ airbyte_record_problem(key_columns=key_columns) }},
+            case when ({{ unparseable(parsed_columns(relation)) }}) is not null then 'unparseable_value' end
+        )::varchar as record_problem
     from {{ relation }}
     {%- if since_column and is_incremental() %}
         where _airbyte_extracted_at >= (

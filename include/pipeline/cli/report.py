@@ -1,4 +1,5 @@
-"""The summary printed after a run: task states, rows per layer, duplicate keys, wall time.
+"""The summary printed after a run: task states, rows per layer, duplicate keys, the records in
+quarantine (per source, stream, problem and column), wall time.
 
 `python -m include.pipeline.cli.report DAG_ID DATE [DAG_SECONDS TOTAL_SECONDS]`, inside Airflow's
 environment. Exits 1 when any task of the run did not succeed (or the run is missing).
@@ -18,6 +19,7 @@ from psycopg2 import sql
 
 from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
+from include.pipeline.observe import quarantine
 
 OK_STATES = {"success", "skipped"}
 
@@ -117,6 +119,21 @@ def table_figures(rows: list[Relation]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def quarantine_lines() -> list[str]:
+    """What the quarantine models hold now, per source, stream, problem and column (read as the
+    transform role, which owns them)."""
+    relations = quarantine.manifest_models(settings.DBT_PROJECT_DIR)
+    conn = settings.Warehouse.for_role("transform").connect(connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            return quarantine.lines(quarantine.counts(cur, relations))
+    except psycopg2.Error as exc:
+        return [f"quarantine: not counted ({type(exc).__name__}: {str(exc).strip()})"]
+    finally:
+        conn.close()
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     for i, row in enumerate([header, *rows]):
@@ -147,6 +164,9 @@ def main(argv: list[str]) -> int:
         print(textwrap.indent(describe_all(cannot_retry), "  "))
     print()
     print_table(("layer", "relation", "rows", "duplicate keys"), table_figures(layer_tables()))
+    print()
+    for line in quarantine_lines():
+        print("  " + line)
     if dag_seconds:
         print(f"\n  wall time: dags test {dag_seconds} s, whole command {total_seconds} s")
     return 1 if failed or run_state != "success" else 0

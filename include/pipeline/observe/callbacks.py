@@ -12,6 +12,7 @@
   calls it with the temporary project dir, before it raises on a dbt failure, so failed models
   and tests are recorded too. In watcher mode the producer's `dbt build` reports every node; a
   retried sensor that reruns its node reports that node again under its own task and try.
+  Then it counts what the quarantine models hold (`record_quarantine`, observe/quarantine.py).
 
 Both write upserts keyed by (dag, run, task, try, stream | node): a repeated call leaves one row.
 """
@@ -23,9 +24,10 @@ import logging
 from pathlib import Path
 
 from include.pipeline import settings
-from include.pipeline.observe import ingest_problems, writer
+from include.pipeline.observe import ingest_problems, quarantine, writer
 
 log = logging.getLogger("stack.metrics")
+TRANSFORM_CONN_ID = "warehouse_transform"  # dbt's connection (the role that owns the quarantine models)
 
 
 def _ti_key(context) -> dict:
@@ -246,6 +248,31 @@ def record_dbt_results(project_dir: str, context=None, **_) -> None:
         writer.write(what, dbt_statements(_ti_key(context), json.loads(path.read_text()), task_of))
     except Exception as exc:  # noqa: BLE001
         log.warning("%s dbt results not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
+    record_quarantine(project_dir, context)
+
+
+def record_quarantine(project_dir: str, context) -> None:
+    """After a dbt command: what its quarantine models hold, per source, stream, problem and
+    column (observe/quarantine.py), into metrics.data_quality. Read as dbt's own role."""
+    try:
+        relations = quarantine.manifest_models(project_dir)
+        if not relations:
+            return
+        conn = settings.Warehouse.from_airflow_connection(TRANSFORM_CONN_ID).connect()
+        try:
+            with conn, conn.cursor() as cur:
+                rows = quarantine.counts(cur, relations)
+        finally:
+            conn.close()
+        ti = context["ti"]
+        writer.write(
+            f"quarantine counts of {ti.dag_id} ({ti.run_id})",
+            quarantine.statements(ti.dag_id, ti.run_id, rows, relations),
+        )
+        for line in quarantine.lines(rows):
+            log.info("%s", line)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("%s quarantine counts not recorded: %s: %s", writer.WARNING_PREFIX, type(exc).__name__, exc)
 
 
 # default_args of the ingest task group: every try of every sync task records its figures

@@ -7,10 +7,12 @@ the models can be written before the first sync. Under include/dbt/models/stagin
 - `_<source>__sources.yml`: the dbt source (same name as in connections.yaml) over the raw schema
   of the connection's Postgres destination, freshness on `_airbyte_extracted_at`;
 - `stg_<source>__<stream>.sql`, one per stream: the latest clean extraction of each key (macro
-  `latest_clean_records`), each column cast to the type its declaration gives, incremental, merged
-  on the key; a stream without a primary key is keyed on Airbyte's `_airbyte_raw_id`;
+  `latest_clean_records`), each column cast to the type its declaration gives (a date or time
+  string parsed with the macro `parse_as`, declared `parse_as` in the sources yml), incremental,
+  merged on the key; a stream without a primary key is keyed on Airbyte's `_airbyte_raw_id`;
 - `stg_<source>__quarantined_records.sql`: the records staging leaves out (a value the loader
-  could not fit to its declared type, flagged in `_airbyte_meta`; a missing key), with the reason;
+  could not fit to its declared type, flagged in `_airbyte_meta`; a date or time that does not
+  parse; a missing key), with the reason;
 - `_<source>__models.yml`: `unique` + `not_null` on every key, the quarantine's accepted values.
 
 It never overwrites a file: an existing one is reported as skipped, so it can be run again after a
@@ -42,6 +44,9 @@ CASTS = {
     "date-time": "timestamptz",  # a connector's catalog only: a file source's input_schema has no formats
     "date": "date",
 }
+# Types staging parses from a string with the dbt macro parse_as (null and quarantined when a value
+# does not parse, instead of failing the build); the others are typed and checked by the loader.
+PARSED = {"date-time": "timestamptz", "date": "date"}
 RAW_KEY = "_airbyte_raw_id"  # the key of a stream declared without a primary key
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Postgres words that cannot stand bare as a column name in a select list.
@@ -168,7 +173,10 @@ def staging_sql(stream: StagedStream) -> str:
     keys_first = sorted(stream.columns.items(), key=lambda item: item[0] not in stream.primary_key)
     for name, kind in keys_first:
         alias = plain(name) if name in stream.primary_key else column(name)
-        casts.append(f"{column(name)}::{CASTS.get(kind, 'varchar')} as {alias}")
+        if kind in PARSED:
+            casts.append(f"{{{{ parse_as('{name.lower()}', '{PARSED[kind]}') }}}} as {alias}")
+        else:
+            casts.append(f"{column(name)}::{CASTS.get(kind, 'varchar')} as {alias}")
     casts.append("_airbyte_extracted_at::timestamp as extracted_at")
     select = ",\n        ".join(casts)
     return f"""{{#-
@@ -241,6 +249,8 @@ def sources_yml(source: str, streams: list[StagedStream]) -> str:
             lines.append(f"            description: Declared as {kind} in connections.yaml.")
             if column(name) != name.lower():  # a SQL word or an odd name: tests must quote it
                 lines.append("            quote: true")
+            if kind in PARSED:  # a value that does not parse is quarantined (macro parse_as)
+                lines.append(f"            config: {{meta: {{parse_as: {PARSED[kind]}}}}}")
             if name in s.primary_key:  # a record without its key is quarantined: warn, go on
                 lines += [
                     "            data_tests:",
@@ -292,7 +302,7 @@ def models_yml(source: str, streams: list[StagedStream]) -> str:
         "      - name: problem",
         "        data_tests:",
         "          - accepted_values:",
-        "              arguments: {values: [missing_primary_key, airbyte_changes, airbyte_errors]}",
+        "              arguments: {values: [missing_primary_key, airbyte_changes, airbyte_errors, unparseable_value]}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -42,7 +42,8 @@ joined as (
 amounts as (
     select
         *,
-        purchased_at::date as order_date,
+        -- the day in UTC, whatever the session's time zone (purchased_at is an instant)
+        (purchased_at at time zone 'UTC')::date as order_date,
         case
             when order_status in ('purchased', 'returned') then unit_price else 0
         end::numeric(14, 2) as gross_amount,

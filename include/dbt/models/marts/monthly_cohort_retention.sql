@@ -8,7 +8,7 @@ with
 purchases as (
     select
         customer_id,
-        date_trunc('month', purchased_at)::date as activity_month
+        date_trunc('month', purchased_at at time zone 'UTC')::date as activity_month
     from {{ ref('int_purchases_enriched') }}
     where purchased_at is not null
 ),

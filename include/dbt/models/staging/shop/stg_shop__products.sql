@@ -19,8 +19,8 @@ renamed as (
         model::varchar as model_name,
         year::integer as model_year,
         price::numeric(12, 2) as price,
-        created_at::timestamp as created_at,
-        updated_at::timestamp as updated_at,
+        {{ parse_as('created_at', 'timestamptz') }} as created_at,
+        {{ parse_as('updated_at', 'timestamptz') }} as updated_at,
         _airbyte_extracted_at::timestamp as extracted_at
     from source
 )

@@ -17,11 +17,11 @@ renamed as (
         id::bigint as purchase_id,
         user_id::bigint as customer_id,
         product_id::bigint as product_id,
-        added_to_cart_at::timestamp as added_to_cart_at,
-        purchased_at::timestamp as purchased_at,
-        returned_at::timestamp as returned_at,
-        created_at::timestamp as created_at,
-        updated_at::timestamp as updated_at,
+        {{ parse_as('added_to_cart_at', 'timestamptz') }} as added_to_cart_at,
+        {{ parse_as('purchased_at', 'timestamptz') }} as purchased_at,
+        {{ parse_as('returned_at', 'timestamptz') }} as returned_at,
+        {{ parse_as('created_at', 'timestamptz') }} as created_at,
+        {{ parse_as('updated_at', 'timestamptz') }} as updated_at,
         _airbyte_extracted_at::timestamp as extracted_at
     from source
 )

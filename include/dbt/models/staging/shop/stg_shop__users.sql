@@ -29,8 +29,8 @@ renamed as (
         (address ->> 'province')::varchar as province,
         (address ->> 'postal_code')::varchar as postal_code,
         (address ->> 'country_code')::varchar as country_code,
-        created_at::timestamp as created_at,
-        updated_at::timestamp as updated_at,
+        {{ parse_as('created_at', 'timestamptz') }} as created_at,
+        {{ parse_as('updated_at', 'timestamptz') }} as updated_at,
         _airbyte_extracted_at::timestamp as extracted_at
     from source
 )
