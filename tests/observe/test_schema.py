@@ -34,7 +34,7 @@ def test_migrate_creates_every_table_once_and_a_second_run_changes_nothing(metri
         ("001", "V001__metrics_schema.sql"),
         ("002", "V002__freshness_checks.sql"),
         ("003", "V003__lake_partitions.sql"),
-        ("005", "V005__schema_changes.sql"),
+        ("004", "V004__schema_changes.sql"),
     ]
 
 
