@@ -46,6 +46,23 @@ def call(url: str, method: str = "GET", body: dict | None = None, token: str | N
         return 0, {}
 
 
+def trigger(base: str, stack: Stack, dag_id: str, logical_date: str) -> tuple[str, str, dict]:
+    """Log in, wait for the DAG to be serialized, unpause it and trigger a run of `logical_date`
+    (what the web UI does); return the token, the run's URL and the run."""
+    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
+        1
+    ]["access_token"]
+    dags = f"{base}/api/v2/dags/{dag_id}"
+    deadline = time.monotonic() + 120
+    while call(dags, token=token)[0] != 200:  # the dag processor has to serialize it first
+        assert time.monotonic() < deadline, f"the DAG {dag_id} never appeared in the API"
+        time.sleep(2)
+    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
+    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{logical_date}T00:00:00Z", "conf": {}}, token)
+    assert status == 200, run
+    return token, f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}", run
+
+
 @pytest.fixture(scope="module")
 def airflow_up(tmp_path_factory):
     # A stack of its own: the runs made here must not change the data other tests read.
@@ -119,18 +136,7 @@ def test_airflow_is_sized_to_the_machine_and_says_so(airflow_up):
 
 def test_a_run_triggered_like_the_ui_succeeds_under_the_scheduler(airflow_up):
     base, proc, stack = airflow_up
-    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
-        1
-    ]["access_token"]
-    dags = f"{base}/api/v2/dags/ecommerce_daily"
-    deadline = time.monotonic() + 120
-    while call(dags, token=token)[0] != 200:  # the dag processor has to serialize it first
-        assert time.monotonic() < deadline, "the DAG never appeared in the API"
-        time.sleep(2)
-    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
-    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{RUN_DATE}T00:00:00Z", "conf": {}}, token)
-    assert status == 200, run
-    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    token, run_url, run = trigger(base, stack, "ecommerce_daily", RUN_DATE)
     deadline = time.monotonic() + 1200  # a 2-core box shared with other work can take this long
     state = None
     # every process's environment, every 0.2 s, while the run goes (test_each_process_holds_...)
@@ -204,18 +210,7 @@ def test_a_task_that_prints_its_connections_password_shows_stars_in_its_log(airf
     """Airflow's secret masker, exercised: a task (secret_probe_dag.py) prints and logs its
     connection's password; its real task log under the scheduler shows `***`, never the value."""
     base, proc, stack = airflow_up
-    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
-        1
-    ]["access_token"]
-    dags = f"{base}/api/v2/dags/secret_probe"
-    deadline = time.monotonic() + 120
-    while call(dags, token=token)[0] != 200:
-        assert time.monotonic() < deadline, "the probe DAG never appeared in the API"
-        time.sleep(2)
-    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
-    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{RUN_DATE}T00:00:00Z", "conf": {}}, token)
-    assert status == 200, run
-    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    token, run_url, run = trigger(base, stack, "secret_probe", RUN_DATE)
     deadline = time.monotonic() + 300
     while call(run_url, token=token)[1].get("state") not in ("success", "failed"):
         assert time.monotonic() < deadline, "the probe run did not end in 300 s"
@@ -249,18 +244,7 @@ def test_an_ingest_task_marked_failed_mid_sync_leaves_no_sync_running(airflow_up
     the task runner's group, and the PyAirbyte runner and the connector, in a group of their own,
     must be gone within 15 s too."""
     base, proc, stack = airflow_up
-    token = call(f"{base}/auth/token", "POST", {"username": "admin", "password": stack.env["AIRFLOW_ADMIN_PASSWORD"]})[
-        1
-    ]["access_token"]
-    dags = f"{base}/api/v2/dags/ecommerce_daily"
-    deadline = time.monotonic() + 120
-    while call(dags, token=token)[0] != 200:
-        assert time.monotonic() < deadline, "the DAG never appeared in the API"
-        time.sleep(2)
-    assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
-    status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": "2026-01-03T00:00:00Z", "conf": {}}, token)
-    assert status == 200, run
-    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    token, run_url, run = trigger(base, stack, "ecommerce_daily", "2026-01-03")
 
     deadline = time.monotonic() + 900
     reading: list[psutil.Process] = []
