@@ -39,8 +39,12 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(own_stack,
     from include.pipeline.ingest.connections import load_connections
 
     syncs = len(load_connections().connections)  # one ingest task, and one sync row, per connection
-    # running+success per task, a sync per ingest task, dbt per task, freshness, lake partition per mart, run
-    expected = 2 * tasks + syncs + dbt_tasks + 1 + lake + 1
+    # the quarantine's counts, once per dbt build (the producer's callback: observe/quarantine.py)
+    quarantine = len({w for w in per_callback if w.startswith("quarantine counts of ")})
+    assert quarantine == 1, sorted(per_callback)
+    # running+success per task, a sync per ingest task, dbt per task, freshness, lake partition per
+    # mart, the quarantine's counts, run
+    expected = 2 * tasks + syncs + dbt_tasks + 1 + lake + quarantine + 1
     healthy, hung = dags_test_seconds(stack.first_run.stdout), dags_test_seconds(down.stdout)
     print(
         f"case 9: {tasks} tasks green, {len(warnings)} warnings for {len(per_callback)} callbacks "
