@@ -184,9 +184,15 @@ def platform_env(monkeypatch, airbyte_conn_env, tmp_path):
 @pytest.fixture
 def applied(airbyte_api, platform_env):
     """The shipped connections.yaml applied to the fake; returns the connection's id."""
+    import contextlib
+    import io
+
     from include.pipeline.ingest.airbyte_server.apply import main
 
-    assert main(["apply"]) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["apply"])
+    assert code == 0, f"apply exited {code}: {err.getvalue().strip()}"  # the cause in the summary line
     [conn] = [c for c in airbyte_api.connections() if c["name"] == CONNECTION]
     airbyte_api.reset_request_log()
     return conn["connectionId"]
