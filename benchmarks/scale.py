@@ -103,7 +103,7 @@ import json, os, sys
 from urllib.parse import urlparse
 from minio import Minio
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.daily import export_shop_day, sync_day
 s3 = settings.S3.from_settings()
 os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
@@ -122,7 +122,7 @@ print(json.dumps(sum(int(s.get("records") or 0) for s in figures["streams"].valu
 SYNC_ALONE = """
 import json, os, sys
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
 connection = load_connections().connection(sys.argv[1])

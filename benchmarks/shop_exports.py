@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from include.pipeline.ingest import shop  # noqa: E402
-from include.pipeline.ingest.connections import load_connections  # noqa: E402
 from include.pipeline.ingest.connector_pipe import widen_pipe  # noqa: E402
+from include.pipeline.ingest.declaration import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
 from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
 

@@ -200,7 +200,7 @@ def other_raw_tables(rows: int = 0) -> list[str]:
     """The raw tables of every stream connections.yaml lands in the warehouse besides the shop's
     three (a source of the user's own), each with `rows` synthetic records (a distinct key each,
     every value of its declared type): the dbt project's staging models read them."""
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
     from include.pipeline.transform.scaffold import column, raw_table_sql, warehouse_streams
 
     statements = []

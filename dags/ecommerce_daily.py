@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task_group
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.tasks import ingest_step, shop_export
 from include.pipeline.observe.alerts import PipelineNotifier, deadline_alerts
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS

@@ -95,7 +95,7 @@ def test_the_daily_dag_runs_daily(parsed):
 
 
 def test_one_ingest_task_per_declared_connection_then_one_task_per_dbt_model(parsed):
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     tasks = set(parsed["dags"]["ecommerce_daily"]["tasks"])
     for connection in load_connections().connections:

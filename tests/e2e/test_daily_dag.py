@@ -6,8 +6,8 @@ import pytest
 from psycopg2 import sql
 
 from include.pipeline import identifiers
-from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.publish import artifacts as artifacts_module
 from tests.support import E2E_DATE
 

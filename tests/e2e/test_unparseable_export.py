@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.settings import read_env_file
 from tests.support import E2E_DATE
 

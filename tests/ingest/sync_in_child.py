@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
+from include.pipeline.ingest.declaration import Connection, PostgresDestination, Source, Stream
 from include.pipeline.settings import Warehouse
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
 from tests.support.s3 import stage_keys
 
 GOOD = """\
@@ -84,7 +84,7 @@ def test_the_shipped_input_schemas_are_what_the_simulator_writes_with_source_fak
 
 
 def test_the_simulator_keys_are_the_shop_settings():
-    from include.pipeline.ingest.connections import SIMULATOR_FORMATS, SIMULATOR_KEYS
+    from include.pipeline.ingest.declaration import SIMULATOR_FORMATS, SIMULATOR_KEYS
     from include.pipeline.ingest.shop import FORMATS, ShopSettings
 
     assert SIMULATOR_KEYS == ShopSettings.KEYS and SIMULATOR_FORMATS == FORMATS

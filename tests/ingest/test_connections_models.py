@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from include.pipeline.ingest import connections as c
-from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from include.pipeline.ingest import declaration as c
+from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
 
 FILE = """\
 version: 1

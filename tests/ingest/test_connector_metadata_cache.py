@@ -17,7 +17,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
+from include.pipeline.ingest.declaration import Connection, PostgresDestination, Source, Stream
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import uuid
 import pytest
 from psycopg2.sql import SQL, Identifier
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
 from include.pipeline.ingest.shop import ShopSettings, export_day, input_schema
 

@@ -15,7 +15,7 @@ import pytest
 from psycopg2.sql import SQL, Identifier
 
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import Connection, PostgresDestination, Source, Stream
+from include.pipeline.ingest.declaration import Connection, PostgresDestination, Source, Stream
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
 
 pytestmark = pytest.mark.integration

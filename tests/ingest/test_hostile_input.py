@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline.ingest import connections as connections_module
-from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections, yaml_lines
+from include.pipeline.ingest.declaration import loader as connections_module
 
 # source-s3 has no catalog snapshot: its streams come from its config; `nocatalog` below uses a
 # connector with a requirements file and no snapshot at all (source-s3 without `streams:`).
@@ -185,7 +185,7 @@ def test_a_recursive_alias_is_refused(tmp_path):
 
 
 def test_an_oversized_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
-    monkeypatch.setattr(connections_module, "MAX_FILE_BYTES", 4096)
+    monkeypatch.setattr(yaml_lines, "MAX_FILE_BYTES", 4096)
     text = declaration() + "# padding\n" * 500
     found = problems(tmp_path, text)
     assert len(found) == 1 and "over the limit of 4,096" in found[0], found
@@ -195,4 +195,4 @@ def test_an_oversized_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch)
 def test_the_size_cap_is_generous_for_real_declarations():
     from include.pipeline import settings
 
-    assert settings.CONNECTIONS_FILE.stat().st_size * 50 < connections_module.MAX_FILE_BYTES
+    assert settings.CONNECTIONS_FILE.stat().st_size * 50 < yaml_lines.MAX_FILE_BYTES

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.pipeline.ingest import s3_destination
-from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
+from include.pipeline.ingest.declaration.s3 import DEFAULT_PATH_FORMAT
 from include.pipeline.ingest.shop import ShopSettings, export_day
 from include.pipeline.publish import lake_sql
 
@@ -35,7 +36,7 @@ def test_the_shipped_declaration_lands_the_shops_streams_in_the_lake_beside_the_
     assert {s.sync_mode for s in lake.streams} == {"incremental_append"}, "the lake keeps every version"
     s3 = lake.destination.s3
     assert (s3.bucket, s3.path_prefix, s3.format, s3.path_format) == (
-        "lake", "raw_history", "parquet", s3_destination.DEFAULT_PATH_FORMAT,
+        "lake", "raw_history", "parquet", DEFAULT_PATH_FORMAT,
     )  # fmt: skip
     assert s3.secret_access_key == "${S3_LAKE_WRITER_SECRET_KEY}", "keys stay references until run time"
     assert s3.resolved().secret_access_key == exports_env["S3_LAKE_WRITER_SECRET_KEY"]

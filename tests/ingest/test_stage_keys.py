@@ -11,7 +11,7 @@ import secrets
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.stage_keys import connection_names, run_environ
 
 

@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk import DAG
 from psycopg2 import sql as psql
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.observe import alerts, freshness
 from include.pipeline.settings import DBT_MANIFEST
 from include.pipeline.transform.scaffold import warehouse_streams

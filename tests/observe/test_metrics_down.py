@@ -36,7 +36,7 @@ def test_case_9_metrics_db_hung_for_the_whole_run_keeps_the_dag_green(own_stack,
 
     lake = len({w for w in per_callback if w.startswith("lake partition ")})
     assert lake == len(mart_models()), "one lake-partition row per published mart"
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     syncs = len(load_connections().connections)  # one ingest task, and one sync row, per connection
     # the quarantine's counts, once per dbt build (the producer's callback: observe/quarantine.py)

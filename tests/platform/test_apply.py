@@ -10,7 +10,7 @@ import pytest
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from tests.support.airbyte import CONNECTION, api_spec_path, by_name, declared, declared_count
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import STATE_LOST, main
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from tests.support.airbyte import CONNECTION, by_name
 
 

@@ -10,7 +10,7 @@ import pytest
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.api import AirbyteApiError
 from include.pipeline.ingest.airbyte_server.apply import api_from_airflow, main
-from include.pipeline.ingest.connections import SCHEMA_CHANGE_POLICIES, load_connections
+from include.pipeline.ingest.declaration import SCHEMA_CHANGE_POLICIES, load_connections
 from tests.support.airbyte import CONNECTION, by_name, declared_count
 
 
@@ -59,7 +59,7 @@ def test_every_declared_policy_is_in_the_api_enum_and_others_are_refused(airbyte
 
 
 def test_an_unknown_policy_is_named_with_its_line(tmp_path):
-    from include.pipeline.ingest.connections import ConnectionsConfigError
+    from include.pipeline.ingest.declaration import ConnectionsConfigError
 
     path = with_policy(tmp_path, "keep_everything")
     unknown = r"connections.yaml:\d+: unknown non_breaking_schema_updates_behavior 'keep_everything'"

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.settings import Warehouse, read_env_file
 from tests.fakes.airbyte_api import FakeAirbyteApi

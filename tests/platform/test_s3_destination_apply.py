@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline.ingest.airbyte_server.apply import destination_config, main
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from tests.support.airbyte import api_spec_path, by_name, declared_count
 from tests.support.s3 import stage_keys
 

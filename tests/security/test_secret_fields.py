@@ -11,7 +11,7 @@ import pytest
 from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.apply import _diff, main
-from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
 from tests.support.airbyte import api_spec_path
 
 API_SPEC = api_spec_path()

@@ -15,7 +15,7 @@ import pytest
 
 from include.pipeline import private_files, settings
 from include.pipeline.ingest import embedded
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.settings import Warehouse
 from tests.support.s3 import stage_keys
 

@@ -128,7 +128,7 @@ def declared(path: Path | str | None = None) -> dict[str, list[str]]:
     """What plan/apply manages for a declaration (settings.CONNECTIONS_FILE unless `path`), by
     kind and name: the sources and destinations its connections use, and its connections. The
     tests derive their expected counts and names from it, not from the demo's."""
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     config = load_connections(path)
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 
 PROBE = Path(__file__).with_name("cosmos_probe.py")
 PRODUCER = "transform.dbt_producer_watcher"

@@ -17,8 +17,8 @@ from psycopg2 import sql
 from benchmarks.synthetic_shop import create_other_raw_tables
 from include.pipeline import identifiers, settings
 from include.pipeline.identifiers import count_rows
-from include.pipeline.ingest.connections import load_connections
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.shop import ShopHistory, day_index
 from include.pipeline.observe import freshness
 from tests.support.dbt import Dbt

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.transform import scaffold
 
 LAYERS = ("staging", "intermediate", "marts")

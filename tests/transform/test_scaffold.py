@@ -13,7 +13,7 @@ from psycopg2 import sql
 
 from include.pipeline import settings
 from include.pipeline.cli import main as cli
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.transform import lint, scaffold
 from tests.support.dbt import Dbt
 from tests.support.declarations import write_with_source

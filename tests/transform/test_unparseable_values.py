@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.observe import quarantine, writer
 from include.pipeline.transform import scaffold
 from tests.support.dbt import Dbt

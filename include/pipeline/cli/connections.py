@@ -12,7 +12,7 @@ from include.pipeline.services import ServiceError
 
 
 def cmd_check_connections(args: argparse.Namespace) -> int:
-    from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+    from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
 
     try:
         config = load_connections(args.file)
@@ -32,7 +32,7 @@ def cmd_check_connections(args: argparse.Namespace) -> int:
 
 def cmd_catalogs(_: argparse.Namespace) -> int:
     from include.pipeline.ingest.catalog import write_snapshot
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     for source in load_connections().sources.values():
         if isinstance(source.config.get("streams"), list):
@@ -43,7 +43,7 @@ def cmd_catalogs(_: argparse.Namespace) -> int:
 
 
 def cmd_scaffold_source(args: argparse.Namespace) -> int:
-    from include.pipeline.ingest.connections import ConnectionsConfigError, load_connections
+    from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
     from include.pipeline.transform import scaffold
 
     try:

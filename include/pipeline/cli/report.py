@@ -18,7 +18,7 @@ import psycopg2
 from psycopg2 import sql
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.observe import quarantine
 
 OK_STATES = {"success", "skipped"}

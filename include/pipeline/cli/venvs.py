@@ -39,7 +39,7 @@ def cmd_setup_runtime(args: argparse.Namespace) -> int:
     added = [] if getattr(args, "no_env", False) else settings.ensure_env_file()
     if added:
         say(f"generated {', '.join(added)} into {settings.ENV_FILE} (keep it; never commit it)")
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     config = load_connections()
     req = settings.AIRBYTE_REQUIREMENTS_DIR

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from include.pipeline.ingest.connections import CATALOG_DIR, Source
+from include.pipeline.ingest.declaration import CATALOG_DIR, Source
 from include.pipeline.ingest.embedded import child_env, connector_executable
 from include.pipeline.private_files import write_private
 

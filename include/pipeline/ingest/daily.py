@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from include.pipeline.ingest.connections import Connection, Source, load_connections
+from include.pipeline.ingest.declaration import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
 from include.pipeline.ingest.stage_keys import connection_names, run_environ

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import Connection
+from include.pipeline.ingest.declaration import Connection
 from include.pipeline.settings import Warehouse
 
 RUNNER = Path(__file__).with_name("embedded_runner.py")
@@ -104,7 +104,7 @@ def runtime_python() -> Path:
 
 def connector_executable(connector: str) -> Path:
     """The connector's entry point in its venv; a name that could leave the repo is refused."""
-    from include.pipeline.ingest.connections import valid_connector
+    from include.pipeline.ingest.declaration import valid_connector
 
     if not valid_connector(connector):
         raise ValueError(f"connector name {connector!r} is not `source-<lowercase words>`: refused as a path")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from include.pipeline.ingest.connections import ENGINES
+from include.pipeline.ingest.declaration import ENGINES
 from include.pipeline.settings import DEFAULT_ENGINE, EngineSettingError, PlatformSettings
 from include.pipeline.settings import ENGINE_VARIABLE as VARIABLE
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from airflow.sdk import BaseHook, task
 
 from include.pipeline.ingest.connection_sync import AirbyteConnectionSync
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 
 log = logging.getLogger(__name__)
 

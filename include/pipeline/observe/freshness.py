@@ -90,7 +90,7 @@ def source_limits(manifest_path: Path | str | None = None) -> list[SourceLimit]:
 
 def declared_streams() -> dict[str, tuple[str, str]]:
     """schema.table -> (airflow_conn_id, connection name) of every stream in connections.yaml."""
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
 
     return {
         f"{c.destination.schema}.{s.name}": (c.destination.airflow_conn_id, c.name)

@@ -62,7 +62,7 @@ def source_buckets(lake: str) -> list[str]:
     declaration that does not load yet (being edited) gives the exports bucket alone."""
     found = {settings.EXPORTS_BUCKET}
     try:
-        from include.pipeline.ingest.connections import load_connections
+        from include.pipeline.ingest.declaration import load_connections
 
         sources = load_connections().sources.values()
     except Exception:  # noqa: BLE001 - `make check-connections` names the problem; S3 still starts

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from include.pipeline import settings
-from include.pipeline.ingest.connections import FILE_COLUMNS, IngestionConfig, load_catalog
+from include.pipeline.ingest.declaration import FILE_COLUMNS, IngestionConfig, load_catalog
 
 # JSON-schema types (connections.yaml's input_schema, a connector's catalog) -> the raw column's
 # type as both engines load it -> the staging cast.

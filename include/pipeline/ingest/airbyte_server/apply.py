@@ -21,7 +21,7 @@ from typing import Any
 from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
-from include.pipeline.ingest.connections import (
+from include.pipeline.ingest.declaration import (
     Connection,
     ConnectionsConfigError,
     IngestionConfig,
@@ -30,6 +30,7 @@ from include.pipeline.ingest.connections import (
     load_connections,
     resolve_env,
 )
+from include.pipeline.ingest.declaration.s3 import platform_config
 
 SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
 STATE_LOST = (
@@ -83,9 +84,7 @@ def source_config(source: Source, environ: dict[str, str] | None = None) -> dict
 def destination_config(destination: PostgresDestination, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The Airbyte Postgres destination: the Airflow connection's facts, then the declared overrides."""
     environ = dict(os.environ) if environ is None else environ
-    if destination.type == "s3":  # the lake: destination-s3 (include/pipeline/ingest/s3_destination.py)
-        from include.pipeline.ingest.s3_destination import platform_config
-
+    if destination.type == "s3":  # the lake: destination-s3 (include/pipeline/ingest/declaration/s3.py)
         return platform_config(destination, environ)
     conn = airflow_connection(destination.airflow_conn_id)
     config: dict[str, Any] = {

@@ -101,7 +101,7 @@ class AirbyteServerSync(AirbyteTriggerSyncOperator):
         return AirbyteApi.from_airflow_connection(BaseHook.get_connection(self.airbyte_conn_id))
 
     def _resolve_connection_id(self, api: AirbyteApi, workspace: str | None) -> str:
-        from include.pipeline.ingest.connections import load_connections
+        from include.pipeline.ingest.declaration import load_connections
 
         config = load_connections()
         config.connection(self.connection_name)  # declared? (KeyError names the file)
