@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 from include.pipeline import settings
-from include.pipeline.cli._common import PY, airflow_bin, run, say
+from include.pipeline.cli._common import airflow_bin, run, say
 from include.pipeline.cli.supervisor import stop_like_ctrl_c, stop_with_make, supervise
 from include.pipeline.services import ServiceError
+from include.pipeline.services.airflow_init import migrate_and_load_settings
 from include.pipeline.services.stack import start_services
-
-
-def migrate_and_load_settings() -> None:
-    env = settings.setup_env()  # setup: the superuser, and every secret airflow_settings.yaml names
-    from include.pipeline.private_files import private_dir, tighten
-
-    home = private_dir(Path(env["AIRFLOW_HOME"]))  # metadata DB, airflow.cfg, passwords.json: owner only
-    say("warehouse roles and grants (include/sql/warehouse)")
-    run([PY, "-m", "include.pipeline.services.warehouse"], env=env)  # the superuser's one job
-    say("airflow db migrate")
-    run([airflow_bin(), "db", "migrate"], env=env, stdout=subprocess.DEVNULL)
-    tighten(home / "airflow.db", warn=lambda _: None)  # Airflow creates it 0644 (inside the 0700 home)
-    say(f"loading {settings.AIRFLOW_SETTINGS_FILE.name}")
-    run([PY, "-m", "include.pipeline.airflow_settings", str(settings.AIRFLOW_SETTINGS_FILE)], env=env)
-    say("metrics schema (include/sql/metrics)")
-    run([PY, "-m", "include.pipeline.observe.schema"], env=env)  # only warns when the metrics DB is down
 
 
 def cmd_settings(_: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from include.pipeline import settings
 from include.pipeline.cli._common import PY, run, say
-from include.pipeline.cli.airflow import migrate_and_load_settings
+from include.pipeline.services.airflow_init import migrate_and_load_settings
 from include.pipeline.services.stack import start_services
 
 DAG_ID = settings.DAG_ID

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from include.pipeline import settings
-from include.pipeline.observe import config
+from include.pipeline.observe import config, metrics_db
 
 MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "metrics"
 _NAME = re.compile(r"^V(\d{3})__[a-z0-9_]+\.sql$")
@@ -42,9 +42,7 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
     """Apply the pending migrations; return the versions applied now (empty when up to date)."""
     from psycopg2 import sql
 
-    from include.pipeline.observe import writer
-
-    conn = writer.connect(params or config.params_from_env())
+    conn = metrics_db.connect(params or config.params_from_env())
     applied_now = []
     try:
         with conn, conn.cursor() as cur:

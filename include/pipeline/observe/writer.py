@@ -17,17 +17,14 @@ its loop for longer than that; the database then counts as down for the retry wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from include.pipeline import settings
-from include.pipeline.observe import config
+from include.pipeline.observe import config, metrics_db, schema
 
 if TYPE_CHECKING:
     from psycopg2.sql import Composable
@@ -112,82 +109,9 @@ def reset() -> None:
 
 
 def connect(params: dict | None = None, *, deadline: float | None = None):
-    """A short-lived connection (one transaction) to the metrics database, bounded on every side:
-    connect_timeout, keepalives, tcp_user_timeout, server-side statement and lock timeouts, and a
-    client-side deadline (`deadline` seconds, default STACK_METRICS_DEADLINE) for the whole use."""
-    import psycopg2
-
-    params = dict(params or connection_params())
-    params.setdefault("connect_timeout", settings.METRICS_CONNECT_TIMEOUT)
-    for key, value in KEEPALIVES.items():
-        params.setdefault(key, value)
-    conn = psycopg2.connect(
-        **params,
-        application_name="stack-metrics",
-        options="-c statement_timeout=5000 -c lock_timeout=2000",
-        connection_factory=_bounded_connection_class(),
-    )
-    conn.start_deadline(_deadline() if deadline is None else deadline)
-    return conn
-
-
-# libpq: probe an idle connection after 5 s, give up after 2 unanswered probes 2 s apart; give up
-# on data the peer has not acknowledged after 10 s (a host that vanished mid-write).
-KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 2,
-    "tcp_user_timeout": 10_000,
-}
-
-
-def _deadline() -> float:
-    return float(os.environ.get("STACK_METRICS_DEADLINE", "10"))
-
-
-_bounded_class = None
-
-
-def _bounded_connection_class():
-    """psycopg2's connection with a deadline: after it, the socket is shut down, so a query
-    blocked on a server that never answers fails at once instead of waiting forever."""
-    global _bounded_class
-    if _bounded_class is not None:
-        return _bounded_class
-    import psycopg2.extensions
-
-    class BoundedConnection(psycopg2.extensions.connection):
-        expired = False
-
-        def start_deadline(self, seconds: float) -> None:
-            self._guard = threading.Lock()
-            self._timer = threading.Timer(seconds, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
-
-        def _expire(self) -> None:
-            with self._guard:  # never after close(): the descriptor could belong to another socket
-                if self.closed:
-                    return
-                self.expired = True
-                with contextlib.suppress(Exception):  # already broken: nothing to shut down
-                    sock = socket.fromfd(self.fileno(), socket.AF_INET, socket.SOCK_STREAM)
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    finally:
-                        sock.close()  # the duplicate descriptor only
-
-        def close(self) -> None:
-            timer = getattr(self, "_timer", None)
-            if timer is None:
-                return super().close()
-            timer.cancel()
-            with self._guard:
-                super().close()
-
-    _bounded_class = BoundedConnection
-    return _bounded_class
+    """A short-lived connection to the metrics database (`connection_params()` unless `params`),
+    bounded on every side (include/pipeline/observe/metrics_db.py)."""
+    return metrics_db.connect(params or connection_params(), deadline=deadline)
 
 
 def write(
@@ -233,8 +157,6 @@ def write(
         except Exception as exc:  # the database came up after `cli demo`/`make settings` migrated nothing
             if getattr(exc, "pgcode", None) not in ("42P01", "3F000"):  # undefined_table, invalid_schema_name
                 raise
-            from include.pipeline.observe import schema
-
             log.warning("%s the metrics schema is missing on %s: creating it (%s)", WARNING_PREFIX, target, what)
             schema.migrate(p)
             _execute(conn, statements)
@@ -242,11 +164,11 @@ def write(
     except Exception as exc:  # noqa: BLE001
         if getattr(conn, "expired", False):
             _down_until = time.monotonic() + _retry_after()
-            _down_reason = f"no answer within the {_deadline():g} s deadline"
+            _down_reason = f"no answer within the {metrics_db.deadline_seconds():g} s deadline"
             log.warning(
                 "%s %s not recorded: the metrics database %s accepted the connection but did not answer within "
                 "%g s (STACK_METRICS_DEADLINE); the run goes on",
-                WARNING_PREFIX, what, target, _deadline(),
+                WARNING_PREFIX, what, target, metrics_db.deadline_seconds(),
             )  # fmt: skip
             return False
         log.warning(

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from include.pipeline import settings
 from include.pipeline.publish import lake
 
 STAGING = "artifacts/_staging"
@@ -23,6 +24,11 @@ STAGING = "artifacts/_staging"
 def run_folder(run_id: str) -> str:
     """The run id made safe as one folder or key segment."""
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)
+
+
+def artifacts_dir(run_id: str) -> Path:
+    """Where the artifacts of one DAG run live (the run id made safe as a folder name)."""
+    return settings.LOCAL_DIR / "artifacts" / run_folder(run_id)
 
 
 def staging_prefix(dag_id: str, run_id: str) -> str:

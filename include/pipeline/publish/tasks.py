@@ -81,9 +81,8 @@ def _invocation_id(dag_id: str, run_id: str) -> str | None:
     kept here by transform.docs.keep_build_artifacts when the build ran on this machine, else
     staged in the lake (another Celery worker ran it)."""
     from include.pipeline.publish import artifacts
-    from include.pipeline.transform.docs import artifacts_dir
 
-    path = artifacts_dir(run_id) / "dbt_build" / "run_results.json"
+    path = artifacts.artifacts_dir(run_id) / "dbt_build" / "run_results.json"
     if path.exists():
         return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
     return artifacts.invocation_id(lake_client(), dag_id, run_id)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> {settings.ENV_FILE}: " + (f"generated {', '.join(added)}" if added else "every secret is set"))
         return 0
     if args == ["init"]:
-        from include.pipeline.cli.airflow import migrate_and_load_settings
+        from include.pipeline.services.airflow_init import migrate_and_load_settings
 
         migrate_and_load_settings()
         return 0

@@ -11,15 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from include.pipeline import settings
-from include.pipeline.publish.artifacts import run_folder
+from include.pipeline.publish.artifacts import artifacts_dir
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json", "run_results.json")
-
-
-def artifacts_dir(run_id: str) -> Path:
-    """Where the artifacts of one DAG run live (the run id made safe as a folder name)."""
-    return settings.LOCAL_DIR / "artifacts" / run_folder(run_id)
 
 
 def stage(folder: Path, context: dict | None, kind: str) -> None:
