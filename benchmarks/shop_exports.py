@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.pipeline.ingest import shop  # noqa: E402
 from include.pipeline.ingest.connector_pipe import widen_pipe  # noqa: E402
 from include.pipeline.ingest.declaration import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
 from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
+from include.simulator import exports, shop  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:
@@ -57,7 +57,7 @@ def fmt_times(seconds: list[float], records: int) -> str:
 
 def generate(settings: shop.ShopSettings, day: int, after: int | None, kind: str) -> tuple[int, int]:
     rows = size = 0
-    for f in shop.export_files(settings, day, after, kind):
+    for f in exports.export_files(settings, day, after, kind):
         rows += f.rows
         size += len(f.data)
     return rows, size
@@ -208,7 +208,7 @@ def main() -> int:
                 settings = shop.ShopSettings(
                     customers=half, orders=half, format=fmt, bucket=f"bench-{fmt.replace('.', '-')}"
                 )
-                shop.export_day(client, settings, "2026-01-01", log=lambda _: None)
+                exports.export_day(client, settings, "2026-01-01", log=lambda _: None)
                 seconds, records = read_with_source_s3(server, fmt, args.repeat)
                 print(f"   {fmt:8s} {records:>10,} records  {fmt_times(seconds, records)}")
         finally:

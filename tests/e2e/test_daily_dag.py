@@ -27,7 +27,7 @@ LAYERS = {
 
 
 def expected() -> dict[str, int]:
-    """Raw rows for E2E_DATE: the simulated shop as of that date (ingest/shop.py)."""
+    """Raw rows for E2E_DATE: the simulated shop as of that date (include/simulator/shop.py)."""
     return expected_counts(E2E_DATE, load_connections().connection("shop_to_warehouse").source)
 
 

@@ -68,7 +68,7 @@ def test_the_shipped_input_schemas_are_what_the_simulator_writes_with_source_fak
     source-faker's field names (the dbt staging models read them)."""
     import json
 
-    from include.pipeline.ingest.shop import SCHEMAS, input_schema
+    from include.simulator.shop import SCHEMAS, input_schema
 
     source = load_connections(settings.CONNECTIONS_FILE).sources["shop"]
     config = source.resolved_config({"S3_ENDPOINT": "http://x", **stage_keys("a", "b")})
@@ -85,7 +85,7 @@ def test_the_shipped_input_schemas_are_what_the_simulator_writes_with_source_fak
 
 def test_the_simulator_keys_are_the_shop_settings():
     from include.pipeline.ingest.declaration import SIMULATOR_FORMATS, SIMULATOR_KEYS
-    from include.pipeline.ingest.shop import FORMATS, ShopSettings
+    from include.simulator.shop import FORMATS, ShopSettings
 
     assert SIMULATOR_KEYS == ShopSettings.KEYS and SIMULATOR_FORMATS == FORMATS
 

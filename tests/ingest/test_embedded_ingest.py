@@ -10,7 +10,8 @@ from psycopg2.sql import SQL, Identifier
 
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import EmbeddedSyncError, sync_connection
-from include.pipeline.ingest.shop import ShopSettings, export_day
+from include.simulator.exports import export_day
+from include.simulator.shop import ShopSettings
 
 pytestmark = pytest.mark.integration
 

@@ -100,7 +100,7 @@ def test_building_the_ingest_tasks_imports_neither_numpy_nor_the_embedded_runner
         "import sys\n"
         "from include.pipeline.ingest.tasks import ingest_step\n"
         "ingest_step('shop_to_warehouse')\n"
-        "loaded = [m for m in ('numpy', 'include.pipeline.ingest.daily', 'include.pipeline.ingest.shop') if m in sys.modules]\n"
+        "loaded = [m for m in ('numpy', 'include.pipeline.ingest.daily', 'include.simulator.shop') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import include.pipeline.ingest.connection_sync as op, inspect\n"
         "assert 'ingest.tasks' not in inspect.getsource(op), 'connection_sync.py imports tasks.py'\n"

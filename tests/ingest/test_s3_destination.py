@@ -20,8 +20,9 @@ import pytest
 from include.pipeline.ingest import s3_destination
 from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
 from include.pipeline.ingest.declaration.s3 import DEFAULT_PATH_FORMAT
-from include.pipeline.ingest.shop import ShopSettings, export_day
 from include.pipeline.publish import lake_sql
+from include.simulator.exports import export_day
+from include.simulator.shop import ShopSettings
 
 AIRBYTE_COLUMNS = ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_generation_id", "_airbyte_meta"]
 

@@ -34,9 +34,9 @@ CHECKS = [
     "tests/transform/test_scaffold.py::test_every_declared_warehouse_stream_has_its_staging_model_and_quarantine",
     "tests/transform/test_dbt_incremental.py",
     "tests/observe/test_freshness_gate.py",
-    "tests/platform/test_apply.py",
-    "tests/platform/test_apply_replace.py",
-    "tests/platform/test_s3_destination_apply.py",
+    "tests/airbyte_server/test_apply.py",
+    "tests/airbyte_server/test_apply_replace.py",
+    "tests/airbyte_server/test_s3_destination_apply.py",
 ]
 
 REFUND_TOTALS_SQL = """\

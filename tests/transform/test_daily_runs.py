@@ -19,8 +19,8 @@ from include.pipeline import identifiers, settings
 from include.pipeline.identifiers import count_rows
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.declaration import load_connections
-from include.pipeline.ingest.shop import ShopHistory, day_index
 from include.pipeline.observe import freshness
+from include.simulator.shop import ShopHistory, day_index
 from tests.support.dbt import Dbt
 from tests.support.postgres import new_database
 
@@ -168,7 +168,8 @@ def put_bad_age(client, customer_id: int) -> None:
 
     import pyarrow as pa
 
-    from include.pipeline.ingest.shop import COLUMNS, encode
+    from include.simulator.exports import encode
+    from include.simulator.shop import COLUMNS
 
     settings = shop_settings(SOURCE)
     columns = COLUMNS["users"](ShopHistory(settings, day_index(DAYS[-1])), np.array([customer_id]))

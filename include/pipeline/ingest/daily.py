@@ -5,7 +5,7 @@ source `shop`): day N's sync reads only the files that appeared since the last s
 day's new and changed records (about 2% of the demo shop, 1% new + 1% changed at the scale the
 benchmark runs), never the whole shop again.
 
-In the demo those files are written by a simulated shop (include/pipeline/ingest/shop.py), the
+In the demo those files are written by a simulated shop (include/simulator/shop.py), the
 stand-in for the shop's own export job: the DAG's first task `shop_export` calls
 `export_shop_day` for the logical date, for every source with a `simulator:` block, so both
 ingestion engines (embedded PyAirbyte, an Airbyte server) read the same files. The export of a
@@ -25,9 +25,10 @@ from typing import Any
 
 from include.pipeline.ingest.declaration import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import sync_connection
-from include.pipeline.ingest.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index, export_day
 from include.pipeline.ingest.stage_keys import connection_names, run_environ
 from include.pipeline.settings import Warehouse
+from include.simulator.exports import export_day
+from include.simulator.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index
 
 _log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def exports_client(conn_id: str = EXPORTS_CONN_ID):
 @task(execution_timeout=timedelta(minutes=30))
 def shop_export(params: dict | None = None, ds: str | None = None) -> dict:
     """Stand-in for the shop's own nightly export job: write the logical date's new and changed
-    records into the exports bucket (include/pipeline/ingest/shop.py), for every source of
+    records into the exports bucket (include/simulator/shop.py), for every source of
     connections.yaml with a `simulator:` block. Reading real exports: nothing to do (delete this
     task, or leave it: it only logs that). A reset of the ingest (param `reset_ingest`): the exports
     become one full export; a dbt full refresh (param `full_refresh`) exports the day as usual."""

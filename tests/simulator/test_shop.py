@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import pytest
 
-from include.pipeline.ingest.shop import ShopSettings, export_day
+from include.simulator.exports import export_day
+from include.simulator.shop import ShopSettings
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -45,7 +46,8 @@ EXPORT_IN_A_CHILD = """
 import json, sys
 from dataclasses import replace
 from minio import Minio
-from include.pipeline.ingest.shop import ShopSettings, export_day
+from include.simulator.shop import ShopSettings
+from include.simulator.exports import export_day
 args = json.loads(sys.argv[1])
 client = Minio(args["endpoint"], access_key=args["key"], secret_key=args["secret"], secure=False)
 settings = replace(ShopSettings(**args["shop"]), bucket=args["bucket"])

@@ -16,8 +16,8 @@ import yaml
 
 from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
+from tests.airbyte_server import test_apply, test_apply_replace, test_s3_destination_apply
 from tests.fakes.airbyte_api import FILE_CURSOR
-from tests.platform import test_apply, test_apply_replace, test_s3_destination_apply
 from tests.support.airbyte import by_name, declared, declared_count, warehouse_only
 from tests.support.declarations import RETURNS_CONNECTION, RETURNS_SOURCE, with_source
 from tests.support.s3 import stage_keys
