@@ -28,7 +28,7 @@ import numpy as np
 ANCHOR_DATE = dt.date(2026, 1, 1)  # the DAG's start_date: day 0 of the shop
 STREAMS = ("users", "products", "purchases")
 # jsonl.gz: JSON lines, gzip-compressed (source-s3 reads them as `filetype: jsonl`; the shipped
-# format: source-s3 parses JSON lines about 3x faster than Parquet, docs/benchmarks.md)
+# format: source-s3 parses JSON lines faster than Parquet, docs/benchmarks.md)
 FORMATS = ("jsonl", "jsonl.gz", "parquet")
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
@@ -199,7 +199,7 @@ def _timestamps(day: np.ndarray, h: np.ndarray, salt: int, offset_seconds: np.nd
     epoch = (ANCHOR_DATE - dt.date(1970, 1, 1)).days * 86400
     moment = pa.array(epoch + day.astype(np.int64) * 86400 + seconds, type=pa.int64()).cast(pa.timestamp("s"))
     text = pc.utf8_replace_slice(moment.cast(pa.string()), start=10, stop=11, replacement="T")
-    return pc.binary_join_element_wise(text, "+00:00", "")  # 10x faster than pc.strftime
+    return pc.binary_join_element_wise(text, "+00:00", "")  # far cheaper than pc.strftime
 
 
 def _pick(h: np.ndarray, salt: int, choices: np.ndarray):

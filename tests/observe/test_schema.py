@@ -47,6 +47,21 @@ def test_an_applied_migration_edited_afterwards_is_refused_with_the_file_named(m
         schema.migrate(metrics_params, folder)
 
 
+def test_a_comment_only_edit_listed_in_the_schema_module_is_accepted_and_recorded(metrics_params, sql):
+    """V001's comment changed after it was applied; a database that recorded the old checksum
+    takes the file's new one instead of refusing to start, and only for the listed checksum."""
+    current = sql("select checksum from metrics.schema_migrations where version = '001'")[0][0]
+    old = next(iter(schema.COMMENT_ONLY_EDITS["001"]))
+    assert current != old, "the committed V001 is the edited one"
+    sql("update metrics.schema_migrations set checksum = %s where version = '001'", (old,))
+    assert schema.migrate(metrics_params) == []
+    assert sql("select checksum from metrics.schema_migrations where version = '001'") == [(current,)]
+    sql("update metrics.schema_migrations set checksum = %s where version = '001'", ("0" * 64,))
+    with pytest.raises(schema.MigrationError, match="V001__metrics_schema.sql changed after it was applied"):
+        schema.migrate(metrics_params)
+    sql("update metrics.schema_migrations set checksum = %s where version = '001'", (current,))
+
+
 def test_a_new_migration_file_is_applied_after_the_others(metrics_params, tmp_path, sql):
     folder = tmp_path / "metrics"
     shutil.copytree(schema.MIGRATIONS_DIR, folder)

@@ -2,18 +2,17 @@
 
 The triggerer answers its triggers' API calls (the dbt part's sensors read the producer's XComs,
 transform/watcher.py) with an in-process copy of Airflow's execution API, which Airflow builds on
-the first call: Cadwyn generating its versioned routers, 7-10 s of one core here. Left to
-Airflow, the first run after `up` pays it in the middle of its dbt part, beside dbt on the same
-cores: that run's triggerer spent 14.0-16.4 s of CPU during the dbt part against 4.6 s the day
-after, and with the API built at start, 6.3 s (100k shop, docs/benchmarks.md). So it is built
-here, before Airflow starts the triggerer, and the triggerer's client is given this one.
+the first call (Cadwyn generating its versioned routers, seconds of one core). Left to Airflow,
+the first run after `up` pays it in the middle of its dbt part, beside dbt on the same cores. So
+it is built here, before Airflow starts the triggerer, and the triggerer's client is given this
+one (the figures: docs/benchmarks.md, the dbt part's steps).
 
 Its trigger loop also wakes every TRIGGERER_LOOP_SECONDS (0.5 by default) instead of Airflow's
 fixed second (`anyio.move_on_after(1)` in TriggerRunner.arun, not configurable): a sensor the
-scheduler hands over waited 1-2 s to be picked up and then up to 1 s for its event to be reported,
-~2.8 s per level of the dbt part's chain of sensors, of which the last level is paid after dbt
-ends. The trigger runner is forked from this process, so it inherits the shorter wait. 0.2 s cut
-that further but doubled the triggerer's CPU beside dbt; 1 is Airflow's own loop.
+scheduler hands over waits up to a loop to be picked up and up to another for its event to be
+reported, at every level of the dbt part's chain of sensors, the last level after dbt ends. The
+trigger runner is forked from this process, so it inherits the shorter wait. A shorter loop cuts
+that further but costs the triggerer CPU beside dbt (docs/benchmarks.md); 1 is Airflow's own.
 
 If either change does not apply (an Airflow whose triggerer no longer works this way), the
 triggerer runs stock for that part and says why.

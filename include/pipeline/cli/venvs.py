@@ -26,7 +26,7 @@ def sync_venv(venv: Path, lock: Path) -> None:
     if not (venv / "bin" / "python").exists():
         subprocess.run([*uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
     # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on CI boxes and in many images), a
-    # venv without .pyc files recompiles every module at every start (`import airbyte`: ~17 s CPU).
+    # venv without .pyc files recompiles every module at every start (`import airbyte` alone: seconds of CPU).
     subprocess.run(
         [*uv, "pip", "sync", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"), str(lock)],
         check=True,

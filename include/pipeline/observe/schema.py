@@ -25,6 +25,15 @@ _LOCK_KEY = 0x5354414B  # "STAK": the advisory lock of metrics migrations
 _CREATE_SCHEMA = re.compile(rf"^\s*create\s+schema\s+if\s+not\s+exists\s+{settings.METRICS_SCHEMA}\s*;", re.I | re.M)
 
 
+# Checksums an applied migration had before an edit of its comments only (its statements are the
+# same): such a record is brought up to the file's checksum instead of refused. Only for comment
+# edits; a changed statement is always a new V<next>__<name>.sql.
+COMMENT_ONLY_EDITS: dict[str, frozenset[str]] = {
+    # V001: its header says what an upsert guarantees rather than citing a list outside the repo
+    "001": frozenset({"9b9e9daf83fcff48ab886862778c7e24f6275296ab52e65951775ecf29406dec"}),
+}
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -67,6 +76,12 @@ def migrate(params: dict | None = None, folder: Path = MIGRATIONS_DIR) -> list[s
                 text = path.read_text()
                 checksum = hashlib.sha256(text.encode()).hexdigest()
                 if version in done:
+                    if done[version][1] in COMMENT_ONLY_EDITS.get(version, ()):
+                        cur.execute(
+                            sql.SQL("update {} set checksum = %s where version = %s").format(ledger),
+                            (checksum, version),
+                        )
+                        continue
                     if done[version][1] != checksum:
                         raise MigrationError(
                             f"{path} changed after it was applied (recorded checksum {done[version][1][:12]}); "

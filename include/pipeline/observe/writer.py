@@ -5,7 +5,7 @@ Every write is one short transaction on a fresh connection with a bounded connec
 metrics database cannot be reached, the write logs ONE warning naming what was not recorded
 and returns False; for STACK_METRICS_RETRY_AFTER seconds (default 30) later writes in the same
 process skip the connection attempt (one warning each), so a database that is down costs a
-process at most one connect timeout per window instead of one per event (reliability case 9).
+process at most one connect timeout per window instead of one per event.
 
 A database that accepts the connection and then stops answering (a frozen server, a dropped
 network path, a proxy that stalls) is bounded on this side too, since the server's own

@@ -1,6 +1,6 @@
 -- Pipeline metrics, written by include/pipeline/observe (listener plugin, callbacks, freshness check).
 -- Every table has the natural key of the event it records as its primary key, and every writer
--- upserts on it: an event delivered twice leaves one row (reliability case 10).
+-- upserts on it: an event delivered twice (a retried hook, a redelivered callback) leaves one row.
 -- Applied once by include/pipeline/observe/schema.py (recorded in metrics.schema_migrations);
 -- written so that applying it again by hand is harmless too.
 
