@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.pipeline import settings  # noqa: E402
+from include.pipeline import environments, settings  # noqa: E402
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
@@ -75,7 +75,7 @@ def main() -> int:
         if demo.returncode != 0:
             print(demo.stdout[-4000:], demo.stderr[-2000:], sep="\n")
             return demo.returncode
-    env = settings.stack_env()
+    env = environments.stack_env()
     db = Path(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
     cosmos_wall, cosmos_sum, tasks = transform_times(db, args.date)
 

@@ -43,10 +43,10 @@ from psycopg2 import sql
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from include.pipeline.endpoints import Warehouse  # noqa: E402
 from include.pipeline.ingest.declaration import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable, sync_connection  # noqa: E402
 from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
-from include.pipeline.settings import Warehouse  # noqa: E402
 
 CONNECTION = "shop_faker_to_warehouse"
 DECLARATION = Path(__file__).with_name("faker_connections.yaml")

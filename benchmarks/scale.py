@@ -103,15 +103,17 @@ import json, os, sys
 from urllib.parse import urlparse
 from minio import Minio
 from include.pipeline import settings
+from include.pipeline import environments
+from include.pipeline import endpoints
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.daily import export_shop_day, sync_day
-s3 = settings.S3.from_settings()
-os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
+s3 = endpoints.S3.from_settings()
+os.environ.update(environments.s3_env())  # the stage keys connections.yaml names
 url = urlparse(s3.endpoint)
 client = Minio(url.netloc, access_key=s3.access_key, secret_key=s3.secret_key, secure=url.scheme == "https")
 connection = load_connections().connection(sys.argv[1])
 export_shop_day(connection.source, client, sys.argv[2], log=lambda _: None)
-figures = sync_day(connection, settings.Warehouse.for_role("ingest"), sys.argv[2], log=lambda _: None)
+figures = sync_day(connection, endpoints.Warehouse.for_role("ingest"), sys.argv[2], log=lambda _: None)
 print(json.dumps(sum(int(s.get("records") or 0) for s in figures["streams"].values())))
 """
 
@@ -124,10 +126,10 @@ import json, os, sys
 from include.pipeline import settings
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
-os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
+os.environ.update(environments.s3_env())  # the stage keys connections.yaml names
 connection = load_connections().connection(sys.argv[1])
 connection = connection.model_copy(update={"destination": connection.destination.model_copy(update={"schema": "bench_sync"})})
-admin = settings.Warehouse.from_settings()
+admin = endpoints.Warehouse.from_settings()
 figures = sync_connection(connection, admin, log=lambda _: None)
 with admin.connect() as conn, conn.cursor() as cur:
     cur.execute("drop schema bench_sync cascade")
@@ -158,7 +160,7 @@ def ingest_increment(env: dict[str, str], date: str) -> int:
 
 def warehouse_env(env: dict[str, str]) -> dict[str, str]:
     """WAREHOUSE_* of the stack, as the CLI resolves them (its .env and services state)."""
-    code = "import json; from include.pipeline.settings import warehouse_env; print(json.dumps(warehouse_env()))"
+    code = "import json; from include.pipeline.environments import warehouse_env; print(json.dumps(warehouse_env()))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from include.pipeline import environments  # noqa: E402
 from include.pipeline.ingest.connector_pipe import widen_pipe  # noqa: E402
 from include.pipeline.ingest.declaration import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
@@ -82,9 +83,8 @@ def read_all_exports() -> tuple[float, int]:
     """source-s3's own read of every export file of this stack's S3 (settings from the environment,
     .env and .local/services.json, as the DAG resolves them), with the configured catalog the
     embedded sync sends (`sync_catalog`) and no state, as a first sync: (seconds, records)."""
-    from include.pipeline import settings
 
-    os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
+    os.environ.update(environments.s3_env())  # the stage keys connections.yaml names
     connection = load_connections().connection("shop_to_warehouse")
     config = connection.source.resolved_config()
     seconds, records = read_exports(config, 1, catalog=sync_catalog(connection))
@@ -110,8 +110,8 @@ def sync_catalog(connection) -> dict:  # noqa: ANN001 - a declared Connection
     """The configured catalog the embedded sync of `connection` sends with `read` (incremental
     streams, the declared cursors and keys: embedded_runner.configured_catalog), from the
     connector's cached catalog, so that the connector reads the same records the same way."""
+    from include.pipeline.endpoints import Warehouse
     from include.pipeline.ingest.embedded import RUNNER, build_spec, runtime_python
-    from include.pipeline.settings import Warehouse
 
     sync = build_spec(connection, Warehouse.from_settings())
     proc = subprocess.run([str(runtime_python()), "-P", "-c", SYNC_CATALOG, str(RUNNER)], input=json.dumps(sync),

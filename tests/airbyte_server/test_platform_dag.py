@@ -12,9 +12,10 @@ import sqlite3
 import pytest
 
 from include.pipeline import settings
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
-from include.pipeline.settings import Warehouse, read_env_file
+from include.pipeline.settings import read_env_file
 from tests.fakes.airbyte_api import FakeAirbyteApi
 from tests.support.airbyte import CONNECTION, by_name, declared_count, warehouse_only
 from tests.support.s3 import stage_keys

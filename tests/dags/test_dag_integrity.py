@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 
 # The DAG folder the stack's Airflow loads (`make demo`, `make up`), not a copy of its path.
-DAGS = Path(settings.airflow_env()["AIRFLOW__CORE__DAGS_FOLDER"])
+DAGS = Path(environments.airflow_env()["AIRFLOW__CORE__DAGS_FOLDER"])
 # Every Python file in it, found when the tests are collected: a new DAG file is checked with no
 # edit here.
 
@@ -31,7 +31,7 @@ PARSE_BUDGET_SECONDS = 2.0
 
 def probe(tmp_path: Path, extra_env: dict[str, str] | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_"))}
-    env.update(settings.airflow_env())
+    env.update(environments.airflow_env())
     env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/airflow.db")
     # No connection, variable or secret exists in this environment: a parse-time read would fail.
     env.update(extra_env or {})

@@ -121,7 +121,7 @@ def test_only_loopback_listeners_and_the_generated_login(airflow_up):
 
 
 def test_airflow_is_sized_to_the_machine_and_says_so(airflow_up):
-    from include.pipeline.settings import Sizing
+    from include.pipeline.sizing import Sizing
 
     base, proc, stack = airflow_up
     machine = Sizing.of_this_machine()

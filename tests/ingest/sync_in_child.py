@@ -15,9 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.declaration import Connection, PostgresDestination, Source, Stream
-from include.pipeline.settings import Warehouse
 
 
 def main(spec: dict) -> int:

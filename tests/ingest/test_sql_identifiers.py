@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from include.pipeline import identifiers, settings
+from include.pipeline import endpoints, identifiers
 from include.pipeline.cli import report
 from include.pipeline.observe import writer
 
@@ -24,7 +24,7 @@ def warehouse_env(warehouse, monkeypatch):
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     # the summary reads as the transform role; this fresh database has no roles: read as its owner
-    monkeypatch.setattr(settings.Warehouse, "for_role", classmethod(lambda cls, job: cls.from_settings()))
+    monkeypatch.setattr(endpoints.Warehouse, "for_role", classmethod(lambda cls, job: cls.from_settings()))
     with psycopg2.connect(
         host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
         dbname=warehouse.database,

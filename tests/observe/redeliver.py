@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from include.pipeline import settings  # noqa: E402
+from include.pipeline import environments
 
-os.environ.update(settings.stack_env())
+os.environ.update(environments.stack_env())
 
 from airflow.models import DagRun  # noqa: E402
 from airflow.utils.session import create_session  # noqa: E402

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import private_files, settings
+from include.pipeline import env_file, private_files, settings
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest import embedded
 from include.pipeline.ingest.declaration import load_connections
-from include.pipeline.settings import Warehouse
 from tests.support.s3 import stage_keys
 
 
@@ -57,7 +57,7 @@ def test_a_new_env_file_is_0600_from_its_first_byte(tmp_path, open_umask, modes_
     for key in settings.GENERATED_SECRETS:
         monkeypatch.delenv(key, raising=False)
     env = tmp_path / ".env"
-    added = settings.ensure_env_file(env)
+    added = env_file.ensure_env_file(env)
     assert set(added) == set(settings.GENERATED_SECRETS)
     assert mode(env) == 0o600
     assert modes_seen and all(m == 0o600 for _, m in modes_seen), modes_seen
@@ -70,11 +70,11 @@ def test_an_existing_looser_env_file_is_tightened_with_a_warning(tmp_path, capsy
     env = tmp_path / ".env"
     env.write_text("WAREHOUSE_PASSWORD=x\n")
     env.chmod(0o644)
-    assert settings.ensure_env_file(env) == []
+    assert env_file.ensure_env_file(env) == []
     assert mode(env) == 0o600
     err = capsys.readouterr().err
     assert f"{env} was readable by others (mode 644); set to 600" in err
-    settings.ensure_env_file(env)
+    env_file.ensure_env_file(env)
     assert capsys.readouterr().err == "", "a private file is left alone, silently"
 
 

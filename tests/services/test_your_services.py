@@ -14,7 +14,7 @@ import sys
 
 import psycopg2
 
-from include.pipeline import settings
+from include.pipeline import endpoints, settings
 from include.pipeline.settings import ROLES, role_password_key
 from tests.support import REPO_ROOT
 from tests.support.postgres import new_database
@@ -107,11 +107,11 @@ def test_the_embedded_port_is_not_taken_for_your_postgres(tmp_path, monkeypatch)
     monkeypatch.setenv("WAREHOUSE_PASSWORD", "pw")
     monkeypatch.delenv("WAREHOUSE_PORT", raising=False)
     monkeypatch.delenv("WAREHOUSE_HOST", raising=False)
-    assert (settings.Warehouse.from_settings().host, settings.Warehouse.from_settings().port) == ("127.0.0.1", 45678)
+    assert (endpoints.Warehouse.from_settings().host, endpoints.Warehouse.from_settings().port) == ("127.0.0.1", 45678)
     monkeypatch.setenv("WAREHOUSE_HOST", "db.example.internal")
-    assert settings.Warehouse.from_settings().port == 5432
+    assert endpoints.Warehouse.from_settings().port == 5432
     monkeypatch.setenv("WAREHOUSE_PORT", "6432")
-    assert settings.Warehouse.from_settings().port == 6432
+    assert endpoints.Warehouse.from_settings().port == 6432
 
 
 def test_a_setup_without_the_privileges_it_needs_says_so_in_one_line_and_changes_nothing(
@@ -147,7 +147,7 @@ def test_a_setup_without_the_privileges_it_needs_says_so_in_one_line_and_changes
         'must be able to SET ROLE "warehouse_ingest"; nothing was changed. The setup needs a superuser, or a role '
         "that owns the database, has CREATEROLE and can SET ROLE to the four warehouse_* roles (docs/your-services.md)"
     ]
-    params = {**settings.Warehouse.from_settings().params(), "user": postgres_server.superuser}
+    params = {**endpoints.Warehouse.from_settings().params(), "user": postgres_server.superuser}
     params["password"] = postgres_server.password
     with psycopg2.connect(**params) as conn, conn.cursor() as cur:
         cur.execute("select nspname from pg_namespace where nspname in ('raw', 'marts', 'metrics')")

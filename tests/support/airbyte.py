@@ -4,7 +4,7 @@ settings, and helpers that drive the engine's operator as Airflow would.
 No Airflow metadata DB and no AIRFLOW_HOME are needed: hooks, operators, sensors and triggers
 are used directly, and connections come from AIRFLOW_CONN_* variables (env secrets backend).
 AIRFLOW_HOME is deliberately left alone: Airflow reads it once at import, it is process-wide,
-and include.pipeline.settings.airflow_env() derives the e2e environment from it.
+and include.pipeline.environments.airflow_env() derives the e2e environment from it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.settings import Warehouse
+from include.pipeline.endpoints import Warehouse
 
 DBT = Path(sys.executable).with_name("dbt")
 

@@ -37,7 +37,7 @@ def metrics_warnings(caplog) -> list[str]:
 @pytest.fixture
 def point_metrics_at(monkeypatch):
     """Point the metrics writers at a database the way a deployment outside Airflow does: the
-    METRICS_* settings (settings.metrics_env), no Airflow connection to look up first."""
+    METRICS_* settings (environments.metrics_env), no Airflow connection to look up first."""
 
     def point(params: dict) -> None:
         monkeypatch.delenv("AIRFLOW_HOME", raising=False)  # outside Airflow: METRICS_* decide

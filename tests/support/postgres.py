@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.services.postgres import EmbeddedPostgres
 from include.pipeline.services.warehouse import migrate as migrate_warehouse
-from include.pipeline.settings import ROLES, Warehouse
+from include.pipeline.settings import ROLES
 
 
 def server_params(server: EmbeddedPostgres, database: str, role: str | None = None) -> dict:

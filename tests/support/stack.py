@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline.settings import Warehouse
+from include.pipeline.endpoints import Warehouse
 from tests.support import E2E_DATE, REPO_ROOT
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 from include.pipeline.ingest.declaration import load_connections
 
 PROBE = Path(__file__).with_name("cosmos_probe.py")
@@ -23,7 +23,7 @@ PRODUCER = "transform.dbt_producer_watcher"
 def rendered(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("airflow_home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_"))}
-    env.update(settings.airflow_env())
+    env.update(environments.airflow_env())
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db")
     proc = subprocess.run(
         [sys.executable, str(PROBE), str(settings.REPO_ROOT / "dags")], env=env, capture_output=True, text=True,

@@ -15,7 +15,7 @@ import pytest
 from psycopg2 import sql
 
 from benchmarks.synthetic_shop import create_other_raw_tables
-from include.pipeline import identifiers, settings
+from include.pipeline import endpoints, identifiers, settings
 from include.pipeline.identifiers import count_rows
 from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.declaration import load_connections
@@ -54,7 +54,7 @@ RAW_ORDERS = """
 
 
 class Warehouse:
-    def __init__(self, target: settings.Warehouse):
+    def __init__(self, target: endpoints.Warehouse):
         self.target = target
 
     def sql(self, query: str, params=None) -> list[tuple]:
@@ -284,8 +284,6 @@ def test_a_record_flagged_by_airbyte_is_quarantined_and_the_build_goes_on(runs):
 def test_a_contracted_mart_whose_column_type_changes_fails_and_loads_nothing(runs, tmp_path):
     """Reliability case 14: a mart's SQL starts returning text for a numeric column."""
     import shutil
-
-    from include.pipeline import settings
 
     project = tmp_path / "dbt"
     shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))

@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks.synthetic_shop import fill_shop
 from include.pipeline import settings
-from include.pipeline.settings import Warehouse
+from include.pipeline.endpoints import Warehouse
 from tests.support.dbt import Dbt
 from tests.support.postgres import new_database
 

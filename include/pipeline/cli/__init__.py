@@ -14,7 +14,7 @@ airbyte-plan / airbyte-apply   show / make the changes that bring an Airbyte ser
 One module per responsibility: venvs.py (setup-runtime), services.py, airflow.py (settings,
 airflow, up), supervisor.py (up's process supervisor), demo.py with dag_test.py, report.py and
 summary.py, connections.py. The embedded services themselves: services/stack.py; the
-environment every child gets: settings.stack_env().
+environment every child gets: environments.stack_env().
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 
 PY = sys.executable
 
@@ -17,7 +17,7 @@ def say(message: str) -> None:
 
 def run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """`cmd` from the repo root, in the stack's environment unless `env` is given."""
-    return subprocess.run(cmd, env=env or settings.stack_env(), check=check, cwd=settings.REPO_ROOT, **kw)
+    return subprocess.run(cmd, env=env or environments.stack_env(), check=check, cwd=settings.REPO_ROOT, **kw)
 
 
 def airflow_bin() -> str:

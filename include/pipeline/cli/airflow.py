@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import env_file, environments, settings, sizing
 from include.pipeline.cli._common import airflow_bin, run, say
 from include.pipeline.cli.supervisor import stop_like_ctrl_c, stop_with_make, supervise
 from include.pipeline.services import ServiceError
@@ -28,8 +28,8 @@ def cmd_up(_: argparse.Namespace) -> int:
 
     stop_like_ctrl_c()
     stop_with_make()
-    settings.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
-    env = settings.stack_env()
+    env_file.ensure_env_file()  # secrets added since this .env was made (S3_*) before anything reads them
+    env = environments.stack_env()
     owner = port_owner(int(env["AIRFLOW__API__PORT"]))
     if owner:
         raise ServiceError(
@@ -38,7 +38,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         )
     start_services()
     migrate_and_load_settings()
-    env = settings.stack_env()
+    env = environments.stack_env()
     home = Path(env["AIRFLOW_HOME"])
     password = settings.setting("AIRFLOW_ADMIN_PASSWORD")
     from include.pipeline.private_files import write_private
@@ -55,7 +55,7 @@ def cmd_up(_: argparse.Namespace) -> int:
 
 def say_sizing(env: dict[str, str]) -> None:
     """Print how many processes Airflow was sized to here, and where each figure came from."""
-    machine = settings.Sizing.of_this_machine()
+    machine = sizing.Sizing.of_this_machine()
     chosen = machine.airflow_env()
     figures = ", ".join(
         f"{key.removeprefix('AIRFLOW__').lower().replace('__', '.')}={env[key]}"

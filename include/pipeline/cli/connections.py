@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 from include.pipeline.cli._common import PY, run, say
 from include.pipeline.services import ServiceError
 
@@ -108,7 +108,7 @@ def cmd_airbyte(args: argparse.Namespace) -> int:
             "WAREHOUSE_USER / WAREHOUSE_DB for a warehouse of your own"
         )
     try:
-        env = settings.setup_env()  # a setup command: the S3 keys connections.yaml names, from .env
+        env = environments.setup_env()  # a setup command: the S3 keys connections.yaml names, from .env
         env.update(settings_connections_env(env))
     except (RuntimeError, SettingsError) as exc:  # no .env yet, or a ${VAR} of airflow_settings.yaml unset
         raise ServiceError(str(exc)) from None

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 from include.pipeline.cli._common import PY, run, say
 from include.pipeline.services.airflow_init import migrate_and_load_settings
 from include.pipeline.services.stack import start_services
@@ -170,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     how = " and ".join({"full_refresh": "full refresh", "reset_ingest": "ingest reset"}[p] for p in params)
     log_path = new_log_path()
     say(f"Airflow's full log (every task's output): {log_path}")
-    env = settings.stack_env()  # no secret: each task reads its stage's from its Airflow connection
+    env = environments.stack_env()  # no secret: each task reads its stage's from its Airflow connection
     # the report reads raw and the dbt schemas as the transform role, and nothing else
     transform = settings.role_password_key("transform")
     report_env = {**env, transform: settings.setting(transform) or ""}

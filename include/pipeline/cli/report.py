@@ -17,7 +17,7 @@ from datetime import timedelta
 import psycopg2
 from psycopg2 import sql
 
-from include.pipeline import settings
+from include.pipeline import endpoints, settings
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.observe import quarantine
 
@@ -91,7 +91,7 @@ def layer_tables() -> list[Relation]:
 
 def table_figures(rows: list[Relation]) -> list[tuple[str, str, str, str]]:
     """(layer, schema.name, rows, duplicate keys); every name is a quoted identifier, never text in SQL."""
-    wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
+    wh = endpoints.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     out = []
     conn = wh.connect(connect_timeout=5)
     # autocommit, and no `with conn`: since psycopg2 2.9 that block opens a transaction even in
@@ -123,7 +123,7 @@ def quarantine_lines() -> list[str]:
     """What the quarantine models hold now, per source, stream, problem and column (read as the
     transform role, which owns them)."""
     relations = quarantine.manifest_models(settings.DBT_PROJECT_DIR)
-    conn = settings.Warehouse.for_role("transform").connect(connect_timeout=5)
+    conn = endpoints.Warehouse.for_role("transform").connect(connect_timeout=5)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

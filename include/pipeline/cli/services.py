@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from include.pipeline import settings
+from include.pipeline import endpoints, settings
 from include.pipeline.cli._common import say
 from include.pipeline.services import stack
 
 
 def print_urls() -> None:
-    wh = settings.Warehouse.from_settings()
+    wh = endpoints.Warehouse.from_settings()
     print(f"  warehouse Postgres : {wh.uri(hide_password=True)}")
     print(
         f'                       (password: WAREHOUSE_PASSWORD in {settings.ENV_FILE}; psql "$(make -s warehouse-url)")'
     )
-    exports = settings.S3.from_settings()
+    exports = endpoints.S3.from_settings()
     print(f"  shop exports S3    : {exports.endpoint or '(not started)'}  bucket s3://{settings.EXPORTS_BUCKET}/")
     from include.pipeline.publish.lake import bucket as lake_bucket
 
@@ -27,7 +27,7 @@ def print_urls() -> None:
 def status() -> int:
     """`make status`: 0 when the warehouse is up (or is yours), 3 when the embedded one is stopped."""
     if stack.postgres_is_yours():
-        wh = settings.Warehouse.from_settings()
+        wh = endpoints.Warehouse.from_settings()
         print(f"postgres: yours (WAREHOUSE_HOST), {wh.host}:{wh.port}/{wh.database}: not started or stopped here")
         running = True
     else:
@@ -54,7 +54,7 @@ def cmd_services(args: argparse.Namespace) -> int:
         for line in stack.stop_services():
             say(line)
     elif args.action == "url":
-        print(settings.Warehouse.from_settings().uri())
+        print(endpoints.Warehouse.from_settings().uri())
     else:
         return status()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
-from include.pipeline import settings
+from include.pipeline import endpoints
 
 MARTS = ("customers", "orders", "products", "daily_revenue", "monthly_cohort_retention")
 EXTRA = {
@@ -16,7 +16,7 @@ EXTRA = {
 
 def mart_rows() -> dict[str, int | None]:
     """{mart: rows} now (None when a relation is missing), plus snapshot rows and net revenue."""
-    wh = settings.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
+    wh = endpoints.Warehouse.for_role("transform")  # the role that reads raw and every dbt schema
     queries = {m: sql.SQL("select count(*) from {}").format(sql.Identifier("marts", m)) for m in MARTS} | EXTRA
     out: dict[str, int | None] = {}
     conn = wh.connect(connect_timeout=5)

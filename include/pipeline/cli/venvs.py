@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import env_file, settings
 from include.pipeline.cli._common import PY, say
 
 
@@ -36,7 +36,7 @@ def sync_venv(venv: Path, lock: Path) -> None:
 
 def cmd_setup_runtime(args: argparse.Namespace) -> int:
     # --no-env: the container image build (Dockerfile) installs the runtime, but no secret goes in a layer
-    added = [] if getattr(args, "no_env", False) else settings.ensure_env_file()
+    added = [] if getattr(args, "no_env", False) else env_file.ensure_env_file()
     if added:
         say(f"generated {', '.join(added)} into {settings.ENV_FILE} (keep it; never commit it)")
     from include.pipeline.ingest.declaration import load_connections

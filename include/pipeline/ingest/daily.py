@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest.declaration import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.ingest.stage_keys import connection_names, run_environ
-from include.pipeline.settings import Warehouse
 from include.simulator.exports import export_day
 from include.simulator.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index
 

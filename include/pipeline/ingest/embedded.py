@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from include.pipeline import settings
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest.declaration import Connection
-from include.pipeline.settings import Warehouse
 
 RUNNER = Path(__file__).with_name("embedded_runner.py")
 

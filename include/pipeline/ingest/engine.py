@@ -9,16 +9,49 @@ from __future__ import annotations
 
 import os
 
-from include.pipeline.ingest.declaration import ENGINES
-from include.pipeline.settings import DEFAULT_ENGINE, EngineSettingError, PlatformSettings
-from include.pipeline.settings import ENGINE_VARIABLE as VARIABLE
+from pydantic import PositiveFloat, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The settings themselves (the Variable's name, the default, PlatformSettings) live in settings.py.
-__all__ = ["VARIABLE", "XCOM_KEY", "EngineSettingError", "PlatformSettings", "current_engine"]
+from include.pipeline.ingest.declaration import ENGINES
+
+VARIABLE = "airbyte_engine"  # Airflow Variable that picks the engine (then AIRBYTE_ENGINE)
+DEFAULT_ENGINE = "embedded"  # PyAirbyte inside the task, no Airbyte server
 
 # The engine a task run resolved, pushed as an XCom once, so its metrics (callbacks) record the
 # engine that really ran, not a second read of the Variable or the environment.
 XCOM_KEY = "ingest_engine"
+
+
+class EngineSettingError(ValueError):
+    """An engine setting of the environment is not one the engines can use; the message names it."""
+
+
+class PlatformSettings(BaseSettings):
+    """Knobs of the platform engine, from the environment at run time (AIRBYTE_<FIELD>; an empty
+    variable counts as unset): the Airflow connection of the Airbyte server, the workspace by
+    name (None: connections.yaml's, else the first), deferrable or blocking waits, the seconds
+    between polls, and how many times a sync's submission is tried."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRBYTE_", env_ignore_empty=True, frozen=True, extra="ignore")
+
+    conn_id: str = "airbyte_default"
+    workspace: str | None = None
+    deferrable: bool = True
+    poll_seconds: PositiveFloat = 30.0
+    submit_tries: PositiveInt = 4
+
+    @classmethod
+    def from_env(cls) -> PlatformSettings:
+        """The settings of this process's environment; EngineSettingError naming each bad variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise EngineSettingError(
+                "; ".join(
+                    f"AIRBYTE_{str(error['loc'][0]).upper()}={error.get('input')!r}: {error['msg']}"
+                    for error in exc.errors(include_url=False)
+                )
+            ) from None
 
 
 def current_engine(*, use_variable: bool = True) -> str:

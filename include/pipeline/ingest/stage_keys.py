@@ -1,13 +1,13 @@
 """The S3 keys a declared connection names (`${S3_<IDENTITY>_ACCESS_KEY}` / `_SECRET_KEY`), read
 from the Airflow connection of that identity when the ingest task runs.
 
-Airflow's components and tasks hold no S3 key in their environment (settings.stack_env); the
+Airflow's components and tasks hold no S3 key in their environment (environments.stack_env); the
 ingest task resolves connections.yaml's placeholders with a mapping of its own: the process's
 environment, plus, for each S3 identity of settings.S3_IDENTITIES that the connection names and
 the environment does not set, the login / password of its Airflow connection (the exports
 reader's is `shop_exports`, the lake writer's `lake`). Nothing is written into os.environ, so the
 connector and the PyAirbyte runner see the keys only in their config file. Outside Airflow (setup
-commands, tests) the same names come from the environment or `.env` (settings.setup_env).
+commands, tests) the same names come from the environment or `.env` (environments.setup_env).
 """
 
 from __future__ import annotations

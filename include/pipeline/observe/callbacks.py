@@ -23,7 +23,7 @@ import json
 import logging
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import endpoints, settings
 from include.pipeline.observe import ingest_problems, quarantine, writer
 
 log = logging.getLogger("stack.metrics")
@@ -258,7 +258,7 @@ def record_quarantine(project_dir: str, context) -> None:
         relations = quarantine.manifest_models(project_dir)
         if not relations:
             return
-        conn = settings.Warehouse.from_airflow_connection(TRANSFORM_CONN_ID).connect()
+        conn = endpoints.Warehouse.from_airflow_connection(TRANSFORM_CONN_ID).connect()
         try:
             with conn, conn.cursor() as cur:
                 rows = quarantine.counts(cur, relations)

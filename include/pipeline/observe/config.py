@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 
 
 def params_from_env(env: dict[str, str] | None = None) -> dict:
     """psycopg2 connect() keywords from METRICS_* (falling back to the warehouse settings)."""
-    values = dict(env) if env is not None else settings.metrics_env()
+    values = dict(env) if env is not None else environments.metrics_env()
     return {
         "host": values["METRICS_HOST"],
         "port": int(values["METRICS_PORT"]),
@@ -30,7 +30,7 @@ def params_from_env(env: dict[str, str] | None = None) -> dict:
 
 def reader_params(env: dict[str, str] | None = None) -> dict:
     """psycopg2 connect() keywords of the dashboards' read-only role (marts and metrics only)."""
-    values = dict(env) if env is not None else settings.metrics_env(("METRICS_READER",))
+    values = dict(env) if env is not None else environments.metrics_env(("METRICS_READER",))
     values["METRICS_USER"], values["METRICS_PASSWORD"] = (
         values["METRICS_READER_USER"],
         values["METRICS_READER_PASSWORD"],

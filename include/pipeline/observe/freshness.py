@@ -31,8 +31,8 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from include.pipeline import settings
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.observe import writer
-from include.pipeline.settings import Warehouse
 
 log = logging.getLogger("stack.metrics")
 

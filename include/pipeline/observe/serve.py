@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 
 APP = settings.REPO_ROOT / "dashboard" / "app.py"
 
@@ -33,7 +33,7 @@ def main() -> int:
         start_services()
     port = int(os.environ.get("DASHBOARD_PORT", "8501"))
     # the dashboards' own stage: the read-only role's password, no other secret
-    env = {**settings.stack_env(), **settings.metrics_env(("METRICS_READER",))}
+    env = {**environments.stack_env(), **environments.metrics_env(("METRICS_READER",))}
     print(f"==> dashboard on http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
     os.execvpe(sys.executable, streamlit_command(port), env)  # noqa: S606 - becomes the Streamlit server
 

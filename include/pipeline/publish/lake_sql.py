@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from include.pipeline import endpoints
 from include.pipeline.publish import lake
 
 _MANIFEST_KEY = re.compile(r"^marts/([a-z_][a-z0-9_]{0,62})/ds=(\d{4}-\d{2}-\d{2})/" + re.escape(lake.MANIFEST) + "$")
@@ -73,9 +74,8 @@ class LakeTarget:
 
     @classmethod
     def from_settings(cls) -> LakeTarget:
-        from include.pipeline import settings
 
-        s3 = settings.S3.for_identity("lake_reader")  # read and list on the lake, nothing else
+        s3 = endpoints.S3.for_identity("lake_reader")  # read and list on the lake, nothing else
         if not s3.endpoint:
             raise LakeSqlError("no S3 endpoint: start the services (`make services`) or export S3_ENDPOINT")
         return cls(s3.endpoint, s3.access_key, s3.secret_key, lake.bucket())

@@ -59,7 +59,7 @@ READER_CONN_ID = "warehouse_reader"  # publish only reads the marts: the read-on
 
 
 def _warehouse_connection(conn_id: str = READER_CONN_ID):
-    from include.pipeline.settings import Warehouse
+    from include.pipeline.endpoints import Warehouse
 
     return Warehouse.from_airflow_connection(conn_id).connect(application_name="stack-publish")
 

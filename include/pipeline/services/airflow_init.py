@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import environments, settings
 from include.pipeline.private_files import private_dir, tighten
 
 PY = sys.executable
@@ -27,7 +27,7 @@ def _run(cmd: list[str], env: dict[str, str], **kw) -> None:
 
 
 def migrate_and_load_settings() -> None:
-    env = settings.setup_env()  # setup: the superuser, and every secret airflow_settings.yaml names
+    env = environments.setup_env()  # setup: the superuser, and every secret airflow_settings.yaml names
     home = private_dir(Path(env["AIRFLOW_HOME"]))  # metadata DB, airflow.cfg, passwords.json: owner only
     _say("warehouse roles and grants (include/sql/warehouse)")
     _run([PY, "-m", "include.pipeline.services.warehouse"], env)  # the superuser's one job

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import env_file, settings
 
 # What compose needs beyond settings.GENERATED_SECRETS, and how each one is made.
 COMPOSE_SECRETS: dict[str, Callable[[], str]] = {
@@ -45,13 +45,13 @@ def ensure_compose_env(path: Path = settings.ENV_FILE) -> list[str]:
     """Add the missing secrets of `make setup` and of compose to `path`; return the keys added.
 
     Values already in the file are kept (the Postgres volume was initialised with them). Same
-    discipline as settings.ensure_env_file: one writer at a time, the file replaced whole, 0600.
+    discipline as env_file.ensure_env_file: one writer at a time, the file replaced whole, 0600.
     """
     import fcntl
 
     from include.pipeline.private_files import write_private
 
-    added = settings.ensure_env_file(path)
+    added = env_file.ensure_env_file(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

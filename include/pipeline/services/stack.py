@@ -10,7 +10,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-from include.pipeline import settings
+from include.pipeline import endpoints, env_file, settings
 from include.pipeline.services import ServiceError, exclusive
 from include.pipeline.services.postgres import EmbeddedPostgres
 from include.pipeline.services.s3 import EmbeddedS3
@@ -35,7 +35,7 @@ def s3() -> EmbeddedS3 | None:
     """The embedded S3 server, or None when S3_ENDPOINT (environment or .env) points at another one."""
     if settings.setting("S3_ENDPOINT"):
         return None
-    keys = settings.S3.from_settings()
+    keys = endpoints.S3.from_settings()
     ports = settings.services_state().get("s3", {}).get("ports", {})
     from include.pipeline.publish.lake import bucket as lake_bucket
 
@@ -50,7 +50,7 @@ def stage_identities(lake: str) -> tuple[dict, ...]:
     buckets = {"exports": [settings.EXPORTS_BUCKET], "sources": source_buckets(lake), "lake": [lake]}
     stages = []
     for name, (_conn_id, where, actions) in settings.S3_IDENTITIES.items():
-        stage = settings.S3.for_identity(name)
+        stage = endpoints.S3.for_identity(name)
         stages.append({"name": name, "access_key": stage.access_key, "secret_key": stage.secret_key,
                        "actions": [f"{action}:{bucket}" for bucket in buckets[where] for action in actions]})  # fmt: skip
     return tuple(stages)
@@ -88,11 +88,11 @@ def start_services() -> None:
 
 
 def _start_services() -> None:
-    settings.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
+    env_file.ensure_env_file()  # keys added since the first setup (S3_*) are generated too
     state = settings.services_state()
     settings.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
     if postgres_is_yours():
-        wh = settings.Warehouse.from_settings()
+        wh = endpoints.Warehouse.from_settings()
         print(
             f"postgres: WAREHOUSE_HOST is set: the warehouse is yours, {wh.host}:{wh.port}/{wh.database}; none started"
         )

@@ -1,6 +1,6 @@
 """`make upload SRC=<file or folder> DEST=s3://<bucket>/<prefix>/`: local files into the stack's S3.
 
-The S3 is the one every stage uses (settings.S3: S3_ENDPOINT, else the embedded SeaweedFS that
+The S3 is the one every stage uses (endpoints.S3: S3_ENDPOINT, else the embedded SeaweedFS that
 `make services` started, with S3_ACCESS_KEY / S3_SECRET_KEY from the environment or .env). DEST
 names a bucket and a folder in it (the prefix may be empty); the bucket is created when missing.
 A file is written as <prefix>/<its name>, a folder's files (recursively, symlinks to files
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from include.pipeline import settings
+from include.pipeline import endpoints
 from include.pipeline.services import ServiceError
 
 USAGE = "make upload SRC=<file or folder> DEST=s3://<bucket>/<prefix>/"
@@ -99,7 +99,7 @@ def files_to_upload(src: Path, dest: Destination) -> list[tuple[Path, str]]:
     return found
 
 
-def client_for(s3: settings.S3):
+def client_for(s3: endpoints.S3):
     """A `minio` client of `s3` that gives up on an unreachable server within seconds (one retry
     of a refused connection, a 5 s connect timeout), not minio's default five retries of 5 min."""
     import certifi
@@ -120,10 +120,10 @@ def client_for(s3: settings.S3):
     )
 
 
-def s3_from_settings() -> settings.S3:
+def s3_from_settings() -> endpoints.S3:
     """The stack's S3 (S3_ENDPOINT, else the embedded one), or an UploadError saying what to do."""
     try:
-        s3 = settings.S3.from_settings()
+        s3 = endpoints.S3.from_settings()
     except RuntimeError as exc:
         raise UploadError(str(exc)) from None
     if not s3.endpoint:
@@ -147,7 +147,7 @@ class UploadResult:
 
 
 def upload(
-    src: str | Path, dest: str, *, s3: settings.S3 | None = None, out: Callable[[str], None] = print
+    src: str | Path, dest: str, *, s3: endpoints.S3 | None = None, out: Callable[[str], None] = print
 ) -> UploadResult:
     """Copy `src` (a file or a folder) to `dest` (s3://bucket/prefix/) on `s3` (default: the
     stack's), printing each object written and a summary through `out`."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from include.pipeline import settings
+from include.pipeline import endpoints, settings
 from include.pipeline.observe.schema import MigrationError, migrations
 
 MIGRATIONS_DIR = settings.REPO_ROOT / "include" / "sql" / "warehouse"
@@ -83,15 +83,15 @@ def migrate(params: Mapping, passwords: Mapping[str, str] | None = None, folder:
     return applied_now
 
 
-def admin_params(wh: settings.Warehouse | None = None) -> dict:
-    wh = wh or settings.Warehouse.from_settings()
+def admin_params(wh: endpoints.Warehouse | None = None) -> dict:
+    wh = wh or endpoints.Warehouse.from_settings()
     return {"host": wh.host, "port": wh.port, "user": wh.user, "password": wh.password, "dbname": wh.database}
 
 
 def main() -> int:
     import psycopg2
 
-    wh = settings.Warehouse.from_settings()
+    wh = endpoints.Warehouse.from_settings()
     try:
         applied = migrate(admin_params(wh), role_passwords())
     except (MigrationError, RuntimeError) as exc:

@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.pipeline import settings
 from include.pipeline.ingest import secret_fields
 from include.pipeline.ingest.airbyte_server.api import AirbyteApi, AirbyteApiError
 from include.pipeline.ingest.declaration import (
@@ -31,6 +30,7 @@ from include.pipeline.ingest.declaration import (
     resolve_env,
 )
 from include.pipeline.ingest.declaration.s3 import platform_config
+from include.pipeline.ingest.engine import PlatformSettings
 
 SECRET_MASK = secret_fields.MASK  # what Airbyte shows instead of a secret
 STATE_LOST = (
@@ -40,11 +40,11 @@ STATE_LOST = (
 
 
 def airbyte_conn_id() -> str:
-    return settings.airbyte_conn_id()
+    return PlatformSettings.from_env().conn_id
 
 
 def workspace_name(config: IngestionConfig) -> str | None:
-    return settings.airbyte_workspace() or config.workspace
+    return PlatformSettings.from_env().workspace or config.workspace
 
 
 def airflow_connection(conn_id: str) -> Any:
