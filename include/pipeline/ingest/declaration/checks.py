@@ -19,6 +19,7 @@ from include.pipeline.ingest.declaration.models import (
     Stream,
 )
 from include.pipeline.ingest.declaration.problems import Problems
+from include.pipeline.ingest.declaration.s3 import SYNC_MODES as S3_SYNC_MODES
 from include.pipeline.ingest.declaration.values import COLUMN, NAME, is_env_ref
 from include.pipeline.ingest.declaration.yaml_lines import LineMap
 from include.pipeline.ingest.secret_fields import secret_values
@@ -147,3 +148,13 @@ def check_simulator_filetype(check: Problems, simulator: LineMap, streams: list,
                 f" writes {written!r} files",
                 f"write `format: {{filetype: {filetype}}}` or set the simulator's `format:` to match",
             )
+
+
+def check_connection_streams_for_s3(check: Problems, line: int, where: str, streams: tuple[Stream, ...]) -> None:
+    """A connection into an s3 destination uses only the sync modes Airbyte's S3 destination has."""
+    for stream in streams:
+        if stream.sync_mode not in S3_SYNC_MODES:
+            check.fail(
+                line, f"stream '{stream.name}' of {where} is {stream.sync_mode}, which an s3 destination cannot do",
+                f"use one of: {', '.join(S3_SYNC_MODES)} (the lake keeps history; deduplicate when reading)",
+            )  # fmt: skip

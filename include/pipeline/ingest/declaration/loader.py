@@ -18,6 +18,7 @@ import yaml
 
 from include.pipeline import settings
 from include.pipeline.ingest.declaration.checks import (
+    check_connection_streams_for_s3,
     check_secrets,
     check_simulator_filetype,
     check_streams,
@@ -35,7 +36,6 @@ from include.pipeline.ingest.declaration.models import (
     plain,
 )
 from include.pipeline.ingest.declaration.problems import Problems
-from include.pipeline.ingest.declaration.s3 import check_connection_streams, check_destination
 from include.pipeline.ingest.declaration.values import ConnectionsConfigError, valid_connector
 from include.pipeline.ingest.declaration.yaml_lines import LineMap, load_yaml
 
@@ -85,17 +85,17 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
         if not check.name(dname, line, "destination") or check.mapping(d, line, where) is None:
             continue
         declared.add(("destination", dname))
-        if d.get("type") == "s3":  # the lake (Airbyte's S3 destination): its own keys and checks
-            if (lake_destination := check_destination(check, dname, d, where)) is not None:
-                destinations[dname] = lake_destination
-            continue
+        lake = d.get("type") == "s3"  # the lake: its keys and secrets hold its S3 credentials
+        if lake:
+            check_secrets(check, "destination-s3", d, where, d.line)
         keys = destination_keys(d.get("type"))
         destination = check.block(DESTINATION.validate_python, keys, d, where, {"name": dname})
-        if destination is None:
-            continue
-        overrides = d.get("airbyte") or LineMap()
-        check_secrets(check, f"destination-{destination.type}", overrides, f"{where} airbyte", overrides.line)
-        destinations[dname] = destination
+        overrides = d.get("airbyte")
+        if isinstance(overrides, LineMap) and (destination is not None or lake):
+            kind = destination.type if destination is not None else "s3"
+            check_secrets(check, f"destination-{kind}", overrides, f"{where} airbyte", overrides.line)
+        if destination is not None:
+            destinations[dname] = destination
 
     sources: dict[str, Source] = {}
     catalogs: dict[str, dict[str, dict]] = {}
@@ -167,7 +167,7 @@ def load_connections(path: Path | str | None = None) -> IngestionConfig:
             )
         streams = check_streams(check, c, where, catalogs.get(block.source, {}))
         if destination and destination.type == "s3" and streams:
-            check_connection_streams(check, c.key_lines["streams"], where, streams)
+            check_connection_streams_for_s3(check, c.key_lines["streams"], where, streams)
         if source and destination and streams is not None:
             policies = {"non_breaking_schema_updates_behavior": block.non_breaking_schema_updates_behavior}
             policies["on_bad_file"] = block.on_bad_file

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationInfo
 from pydantic import model_validator as _model_validator
 
+from include.pipeline.ingest.declaration.s3 import S3Destination
 from include.pipeline.ingest.declaration.values import (
     BAD_FILE_POLICIES,
     COLUMN,
@@ -26,6 +27,7 @@ from include.pipeline.ingest.declaration.values import (
     SYNC_MODES,
     BadFilePolicy,
     Block,
+    DestinationBlock,
     SchemaChangePolicy,
     SyncMode,
     label_of,
@@ -223,13 +225,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-class DestinationBlock(Block):
-    """What every destination has: its name (its key in the file) and its `type`."""
-
-    INJECTED = ("name",)
-    name: Annotated[str, named("destination")]
-
-
 with warnings.catch_warnings():
     # `schema` is the key of the file and the attribute every caller reads; the only thing it
     # hides is BaseModel's deprecated `schema()` classmethod (pydantic warns about that).
@@ -250,19 +245,6 @@ with warnings.catch_warnings():
         # Platform engine only: settings of the Airbyte server's destination that differ from the
         # Airflow connection (e.g. the host as seen from inside Airbyte's cluster). `${ENV}` allowed.
         airbyte: Annotated[dict[str, Any], mapping("{where} airbyte")] = Field(default_factory=dict)
-
-    class S3Destination(DestinationBlock):
-        """Airbyte's S3 destination: the streams as Parquet files in a bucket (the lake's raw history).
-
-        Its keys (bucket, path_prefix, format, endpoint, region, keys, path_format) are checked line
-        by line in include/pipeline/ingest/declaration/s3.py, which builds this model; `s3` holds
-        them. It has no warehouse schema and no Airflow connection (empty strings)."""
-
-        type: Literal["s3"] = "s3"
-        s3: Any
-        airbyte: dict[str, Any] = Field(default_factory=dict)
-        schema: str = ""
-        airflow_conn_id: str = ""
 
 
 # Every kind of destination, told apart by `type`. Another kind: a model like PostgresDestination

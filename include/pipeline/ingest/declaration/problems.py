@@ -36,22 +36,6 @@ class Problems:
             return None
         return value
 
-    def keys(self, m: LineMap, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> bool:
-        """Unknown and missing keys of a block checked by hand (the s3 destination's, see
-        declaration/s3.py), with the same messages as the models'."""
-        ok = True
-        for key in m:
-            if key not in required + optional:
-                self.fail(
-                    m.key_lines[key], f"unknown key {key!r} in {where}", f"use one of: {', '.join(required + optional)}"
-                )
-                ok = False
-        for key in required:
-            if key not in m:
-                self.fail(m.line, f"{where} is missing the key {key!r}", f"add `{key}:` to {where}")
-                ok = False
-        return ok
-
     def name(self, value: Any, line: int, where: str) -> bool:
         if not isinstance(value, str) or not NAME.match(value):
             self.fail(

@@ -1,6 +1,8 @@
-"""The `type: s3` destination of connections.yaml (the lake's raw history, as Parquet): its keys
-and their checks, its settings, and its `destination-s3` configuration for an Airbyte server.
+"""The `type: s3` destination of connections.yaml (the lake's raw history, as Parquet): its model,
+its settings, and its `destination-s3` configuration for an Airbyte server.
 
+Each key is validated by the model like every other block's (declaration/problems.py turns a
+failure into 'file:line: what. Fix: how'); secrets are checked by the loader as for any block.
 The platform engine sends `platform_config` to Airbyte's public API (api_sdk.yaml
 `destination-s3`: bucket, bucket path, region, endpoint, keys, Parquet format, `s3_path_format`);
 the embedded engine writes the same layout itself (include/pipeline/ingest/s3_destination.py).
@@ -11,21 +13,24 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from include.pipeline.ingest.declaration.checks import check_secrets
-from include.pipeline.ingest.declaration.models import S3Destination, Stream
-from include.pipeline.ingest.declaration.problems import Problems
-from include.pipeline.ingest.declaration.values import MissingEnvironmentVariable, resolve_env
-from include.pipeline.ingest.declaration.yaml_lines import LineMap
+from pydantic import BeforeValidator, Field, ValidationInfo
+
+from include.pipeline.ingest.declaration.values import (
+    DestinationBlock,
+    MissingEnvironmentVariable,
+    label_of,
+    mapping,
+    problem,
+    resolve_env,
+)
 
 DEFAULT_PATH_FORMAT = "${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_"
 FORMATS = ("parquet",)
 COMPRESSION = "SNAPPY"  # the Parquet codec, both engines (destination-s3's compression_codec)
 # Airbyte's S3 destination supports these; the deduplicating modes need a warehouse to merge in.
 SYNC_MODES = ("full_refresh_overwrite", "full_refresh_append", "incremental_append")
-KEYS = ("type", "bucket", "path_prefix", "format", "endpoint", "region", "access_key_id", "secret_access_key")
-OPTIONAL_KEYS = ("path_format", "airbyte")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PREFIX = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*(/[A-Za-z0-9_][A-Za-z0-9_.=-]*)*$")
 VARIABLE = re.compile(r"\$\{([A-Z_]+)\}")
@@ -59,73 +64,86 @@ class S3Settings:
             raise S3DestinationError(str(exc)) from exc
 
 
-def check_destination(check: Problems, name: str, d: LineMap, where: str) -> S3Destination | None:
-    """Validate a `type: s3` destination of connections.yaml (problems go to `check`, the loader's
-    line-aware collector); return its Destination, or None when it has a problem."""
-    if not check.keys(d, where, KEYS, OPTIONAL_KEYS):
-        return None
-    ok = True
-
-    def fail(key: str, what: str, fix: str) -> None:
-        nonlocal ok
-        check.fail(d.key_lines.get(key, d.line), f"{where} {what}", fix)
-        ok = False
-
-    if not isinstance(d["bucket"], str) or not BUCKET.match(d["bucket"]):
-        fail(
-            "bucket", f"bucket {d['bucket']!r} is not an S3 bucket name", "use 3-63 lowercase letters, digits, . and -"
+# -- the keys' validators: each problem in the words of the file --------------------------------
+def _bucket(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not BUCKET.match(value):
+        where = label_of("{where}", info)
+        raise problem(
+            f"{where} bucket {value!r} is not an S3 bucket name", "use 3-63 lowercase letters, digits, . and -"
         )
-    prefix = d["path_prefix"]
-    if not isinstance(prefix, str) or not PREFIX.match(prefix) or ".." in prefix.split("/"):
-        fail(
-            "path_prefix", f"path_prefix {prefix!r} is not a plain folder path",
+    return value
+
+
+def _prefix(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not PREFIX.match(value) or ".." in value.split("/"):
+        raise problem(
+            f"{label_of('{where}', info)} path_prefix {value!r} is not a plain folder path",
             "write folders of letters, digits, _ . = - separated by / (no leading /, no ..), e.g. `raw_history`",
-        )  # fmt: skip
-    if d["format"] not in FORMATS:
-        fail("format", f"format {d['format']!r} is not supported", "use `format: parquet`")
-    for key in ("endpoint", "region", "access_key_id", "secret_access_key"):
-        if not isinstance(d[key], str) or not d[key].strip():
-            fail(
-                key,
-                f"{key} is empty",
-                f'write `{key}: "${{ENV_VAR}}"`' + (f" ({REGIONS_HINT})" if key == "region" else ""),
-            )
-    path_format = d.get("path_format", DEFAULT_PATH_FORMAT)
-    unknown = [v for v in VARIABLE.findall(path_format or "") if v not in PATH_VARIABLES]
-    if not isinstance(path_format, str) or not path_format.strip() or unknown or ".." in path_format.split("/"):
-        fail(
-            "path_format", f"path_format {path_format!r} is not an s3_path_format of Airbyte's S3 destination",
-            f"use the variables {', '.join('${' + v + '}' for v in PATH_VARIABLES)}, e.g. `{DEFAULT_PATH_FORMAT}`",
-        )  # fmt: skip
-    overrides = d.get("airbyte") or {}
-    if not isinstance(overrides, dict):
-        fail(
-            "airbyte", "airbyte must be a mapping", "write `airbyte:` with `key: value` lines (destination-s3 settings)"
         )
-        overrides = {}
-    check_secrets(check, "destination-s3", d, where, d.line)
-    if overrides:
-        check_secrets(check, "destination-s3", overrides, f"{where} airbyte", getattr(overrides, "line", d.line))
-    if not ok:
-        return None
-    settings = S3Settings(
-        d["bucket"], prefix.strip("/"), d["format"], d["endpoint"], d["region"], d["access_key_id"],
-        d["secret_access_key"], path_format,
-    )  # fmt: skip
-    return S3Destination(name=name, s3=settings, airbyte=dict(overrides))
+    return value
 
 
-def check_connection_streams(check: Problems, line: int, where: str, streams: tuple[Stream, ...]) -> None:
-    """A connection into an s3 destination uses only the sync modes Airbyte's S3 destination has."""
-    for stream in streams:
-        if stream.sync_mode not in SYNC_MODES:
-            check.fail(
-                line, f"stream '{stream.name}' of {where} is {stream.sync_mode}, which an s3 destination cannot do",
-                f"use one of: {', '.join(SYNC_MODES)} (the lake keeps history; deduplicate when reading)",
-            )  # fmt: skip
+def _format(value: Any, info: ValidationInfo) -> Any:
+    if value not in FORMATS:
+        raise problem(f"{label_of('{where}', info)} format {value!r} is not supported", "use `format: parquet`")
+    return value
 
 
-# -- platform engine -----------------------------------------------------------------------------
+def _filled(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        key = info.field_name
+        hint = f" ({REGIONS_HINT})" if key == "region" else ""
+        raise problem(f"{label_of('{where}', info)} {key} is empty", f'write `{key}: "${{ENV_VAR}}"`{hint}')
+    return value
+
+
+def _path_format(value: Any, info: ValidationInfo) -> Any:
+    unknown = [v for v in VARIABLE.findall(value) if v not in PATH_VARIABLES] if isinstance(value, str) else []
+    if not isinstance(value, str) or not value.strip() or unknown or ".." in value.split("/"):
+        raise problem(
+            f"{label_of('{where}', info)} path_format {value!r} is not an s3_path_format of Airbyte's S3 destination",
+            f"use the variables {', '.join('${' + v + '}' for v in PATH_VARIABLES)}, e.g. `{DEFAULT_PATH_FORMAT}`",
+        )
+    return value
+
+
+Filled = Annotated[str, BeforeValidator(_filled)]
+
+
+class S3Destination(DestinationBlock):
+    """Airbyte's S3 destination: the streams as Parquet files in a bucket (the lake's raw history).
+
+    It has no warehouse schema and no Airflow connection (`schema` and `airflow_conn_id` are
+    empty); `s3` is its settings, `${ENV_VAR}` references kept until run time."""
+
+    type: Literal["s3"] = "s3"
+    bucket: Annotated[str, BeforeValidator(_bucket)]
+    path_prefix: Annotated[str, BeforeValidator(_prefix)]
+    format: Annotated[str, BeforeValidator(_format)]
+    endpoint: Filled
+    region: Filled
+    access_key_id: Filled
+    secret_access_key: Filled
+    path_format: Annotated[str, BeforeValidator(_path_format)] = DEFAULT_PATH_FORMAT
+    # destination-s3 settings for an Airbyte server that differ from the above; `${ENV}` allowed
+    airbyte: Annotated[dict[str, Any], mapping("{where} airbyte")] = Field(default_factory=dict)
+
+    @property
+    def s3(self) -> S3Settings:
+        return S3Settings(
+            self.bucket, self.path_prefix.strip("/"), self.format, self.endpoint, self.region, self.access_key_id,
+            self.secret_access_key, self.path_format,
+        )  # fmt: skip
+
+    @property
+    def schema(self) -> str:  # type: ignore[override]  # (BaseModel's deprecated schema() classmethod)
+        return ""
+
+    @property
+    def airflow_conn_id(self) -> str:
+        return ""
+
+
 def platform_config(destination: S3Destination, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The `destination-s3` configuration for Airbyte's public API, then the declared overrides."""
     environ = dict(os.environ) if environ is None else environ

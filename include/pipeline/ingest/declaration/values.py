@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -165,3 +165,10 @@ class Block(BaseModel):
     def keys(cls) -> tuple[str, ...]:
         """The keys a block may have in the file, in the order the errors list them."""
         return tuple(name for name in cls.model_fields if name not in cls.INJECTED)
+
+
+class DestinationBlock(Block):
+    """What every destination has: its name (its key in the file) and its `type`."""
+
+    INJECTED = ("name",)
+    name: Annotated[str, named("destination")]
