@@ -1,6 +1,6 @@
 """The fake Airbyte public API, exercised through the real Airflow Airbyte provider.
 
-Each test talks real HTTP to a fresh fake on 127.0.0.1 (fixtures in conftest.py): the
+Each test talks real HTTP to a fresh fake on 127.0.0.1 (fixtures in tests/support/airbyte.py): the
 provider's AirbyteHook / AirbyteTriggerSyncOperator / AirbyteJobSensor / AirbyteSyncTrigger,
 which go through the airbyte-api SDK (OAuth client-credentials token, httpx).
 """

@@ -1,4 +1,4 @@
-"""The fake Airbyte public API (tests/fakes/airbyte_api.py) as fixtures, the platform engine's
+"""The fake Airbyte public API (tests/fakes/airbyte_api/) as fixtures, the platform engine's
 settings, and helpers that drive the engine's operator as Airflow would.
 
 No Airflow metadata DB and no AIRFLOW_HOME are needed: hooks, operators, sensors and triggers
