@@ -56,7 +56,7 @@ class Connections:
         with self._lock:
             return self._connection_view(self._connections[connection_id])
 
-    # ---------------------------------------------------------------- jobs: scripting & control
+    # ---------------------------------------------------------------- internals (lock held)
     @staticmethod
     def _normalize_schedule(schedule: Any) -> dict[str, Any]:
         if schedule is None:

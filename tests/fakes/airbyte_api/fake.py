@@ -177,8 +177,6 @@ class FakeAirbyteApi(Faults, Tokens, Workspaces, Actors, Streams, Connections, J
         conn.update(overrides)
         return conn
 
-    # ---------------------------------------------------------------- fault injection
-    # ================================================================ HTTP routing
     def _dispatch(self, method: str, route: str, params: dict[str, str], query: dict[str, list[str]], body: Any):
         """Returns (status, render) where render() -> JSON-able body (or None), evaluated under
         the lock after success callbacks ran."""

@@ -142,5 +142,3 @@ class JobControl:
     def attempts(self, job_id: int) -> int:
         with self._lock:
             return len(self._jobs[job_id]["attempts"])
-
-    # ================================================================ internals (lock held)

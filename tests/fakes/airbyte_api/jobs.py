@@ -39,7 +39,6 @@ def _parse_iso(value: str) -> float:
 class Jobs:
     """Jobs of the fake (mixed into FakeAirbyteApi)."""
 
-    # -- jobs ------------------------------------------------------------------------------
     def _create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         connection_id = body.get("connectionId")
         job_type = body.get("jobType")
