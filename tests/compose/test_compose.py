@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from include.pipeline.settings import Warehouse
 from tests.compose.conftest import AIRFLOW_SERVICES, COMPOSE_FILE, ComposeStack
 from tests.support.http import call
 
@@ -33,12 +34,8 @@ STAGE_SECRETS = (
 
 
 def warehouse_rows(stack: ComposeStack, query: str) -> list[tuple]:
-    import psycopg2
-
-    conn = psycopg2.connect(
-        host="127.0.0.1", port=int(stack.env["POSTGRES_PORT"]), user="postgres",
-        password=stack.env["WAREHOUSE_PASSWORD"], dbname="warehouse", connect_timeout=10,
-    )  # fmt: skip
+    conn = Warehouse("127.0.0.1", int(stack.env["POSTGRES_PORT"]), "postgres", stack.env["WAREHOUSE_PASSWORD"],
+                     "warehouse").connect()  # fmt: skip
     try:
         with conn.cursor() as cur:
             cur.execute(query)
@@ -160,10 +157,8 @@ def test_least_privilege_in_the_running_stack(compose_stack: ComposeStack):
         assert writable == "[]", f"{service} may write {writable}"
     port = int(compose_stack.env["POSTGRES_PORT"])
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
-        psycopg2.connect(
-            host="127.0.0.1", port=port, user="warehouse_reader", dbname="airflow",
-            password=compose_stack.env["WAREHOUSE_READER_PASSWORD"], connect_timeout=10,
-        )  # fmt: skip
+        Warehouse("127.0.0.1", port, "warehouse_reader", compose_stack.env["WAREHOUSE_READER_PASSWORD"],
+                  "airflow").connect()  # fmt: skip
 
     def s3(stage: str) -> Minio:
         env = compose_stack.env
