@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
 from include.pipeline.ingest.declaration import load_connections
 from tests.support.airbyte import CONNECTION, api_spec_path, by_name, declared, declared_count
+from tests.support.declarations import declaration, edited, write
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -73,9 +73,7 @@ def test_apply_creates_by_name_then_a_second_apply_changes_nothing(airbyte_api, 
 def test_a_changed_stream_is_planned_then_patched_in_place(airbyte_api, platform_env, tmp_path, capsys):
     assert main(["apply"]) == 0
     before = by_name(airbyte_api.connections(), CONNECTION)
-    changed = tmp_path / "connections.yaml"
-    text = settings.CONNECTIONS_FILE.read_text()
-    changed.write_text(text.replace("bucket: shop-exports", "bucket: shop-exports-v2", 1))
+    changed = write(tmp_path, edited(declaration(), ("bucket: shop-exports", "bucket: shop-exports-v2")))
     capsys.readouterr()
     airbyte_api.reset_request_log()
     assert main(["plan", "--file", str(changed)]) == 0
@@ -113,7 +111,7 @@ connections:
 def _every_mode_of_the_shipped_file() -> str:
     """The shipped source-s3 declaration with a full-refresh overwrite, a full-refresh append and
     an incremental append stream (source-s3 defines the cursor: the file's last-modified time)."""
-    text = settings.CONNECTIONS_FILE.read_text()
+    text = declaration()
     head, streams = text.split("    streams:\n      - name: users\n        sync_mode", 1)
     return head + (
         "    streams:\n"
@@ -158,8 +156,8 @@ def test_every_sync_mode_applies_once_and_a_second_apply_changes_nothing(
     assert writes(airbyte_api) == 0
 
     # a real change of a sync mode is still seen and applied, and then settles too
-    path.write_text(path.read_text().replace("name: users, sync_mode: full_refresh_overwrite",
-                                             "name: users, sync_mode: full_refresh_append"))  # fmt: skip
+    write(tmp_path, edited(path.read_text(), ("name: users, sync_mode: full_refresh_overwrite",
+                                              "name: users, sync_mode: full_refresh_append")))  # fmt: skip
     assert main(["apply", "--file", str(path)]) == 0
     out = capsys.readouterr().out
     assert "streams.users.syncMode: 'full_refresh_overwrite' -> 'full_refresh_append'" in out
@@ -171,11 +169,8 @@ def test_every_sync_mode_applies_once_and_a_second_apply_changes_nothing(
 def test_a_cursor_other_than_the_source_defined_one_is_refused_like_the_server_does(airbyte_api, platform_env,
                                                                                       tmp_path, capsys):  # fmt: skip
     """source-s3 defines its cursor: Airbyte answers 400 to another one; apply names the error."""
-    text = settings.CONNECTIONS_FILE.read_text().replace(
-        "cursor_field: _ab_source_file_last_modified", "cursor_field: updated_at", 1
-    )
-    path = tmp_path / "connections.yaml"
-    path.write_text(text)
+    text = edited(declaration(), ("cursor_field: _ab_source_file_last_modified", "cursor_field: updated_at"))
+    path = write(tmp_path, text)
     assert main(["apply", "--file", str(path)]) == 2
     assert "is already defined by source for stream: users" in capsys.readouterr().err
     assert airbyte_api.connections() == []
@@ -226,16 +221,12 @@ BAD = {
 
 
 def test_case16_a_bad_declaration_names_the_lines_and_applies_nothing(airbyte_api, platform_env, tmp_path, capsys):
-    text = settings.CONNECTIONS_FILE.read_text()
-    bad = text
-    for old, new, _ in BAD.values():
-        assert old in bad
-        bad = bad.replace(old, new, 1)
+    text = declaration()
+    bad = edited(text, *((old, new) for old, new, _ in BAD.values()))
     # a duplicate connection name
     block = text[text.index("  - name: shop_to_warehouse") :]
     bad = bad + "\n" + block
-    path: Path = tmp_path / "connections.yaml"
-    path.write_text(bad)
+    path: Path = write(tmp_path, bad)
     assert main(["apply", "--file", str(path)]) == 2
     err = capsys.readouterr().err
     assert "nothing was applied" in err

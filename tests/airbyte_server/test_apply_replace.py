@@ -3,21 +3,16 @@ old connection, and its sync state, in place; the plan says what state a replace
 
 from __future__ import annotations
 
-from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import STATE_LOST, main
 from include.pipeline.ingest.declaration import load_connections
 from tests.support.airbyte import CONNECTION, by_name
+from tests.support.declarations import declaration, edited, write
 
 
 def moved_source(tmp_path):
     """The shipped declaration with its source renamed: the connection must move to a new source."""
-    text = settings.CONNECTIONS_FILE.read_text()
-    assert "sources:\n  shop:\n" in text and "    source: shop\n" in text
-    path = tmp_path / "connections.yaml"
-    path.write_text(text.replace("sources:\n  shop:\n", "sources:\n  shop_v2:\n").replace(
-        "    source: shop\n", "    source: shop_v2\n"
-    ))  # fmt: skip
-    return path
+    return write(tmp_path, edited(declaration(), ("sources:\n  shop:\n", "sources:\n  shop_v2:\n"),
+                                  ("    source: shop\n", "    source: shop_v2\n"), count=0))  # fmt: skip
 
 
 def test_a_replaced_connection_is_created_before_the_old_one_is_deleted(airbyte_api, applied, tmp_path, capsys):

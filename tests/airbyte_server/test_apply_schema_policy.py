@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import pytest
 
-from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.api import AirbyteApiError
 from include.pipeline.ingest.airbyte_server.apply import api_from_airflow, main
 from include.pipeline.ingest.declaration import SCHEMA_CHANGE_POLICIES, load_connections
 from tests.support.airbyte import CONNECTION, by_name, declared_count
+from tests.support.declarations import declaration, edited, write
 
 
 def with_policy(tmp_path, policy: str):
     """The shipped declaration with `policy` on the connection CONNECTION."""
-    path = tmp_path / "connections.yaml"
-    text = settings.CONNECTIONS_FILE.read_text()
     marker = f"  - name: {CONNECTION}\n"
-    assert marker in text, f"{CONNECTION} is declared in {settings.CONNECTIONS_FILE}"
-    path.write_text(text.replace(marker, marker + f"    non_breaking_schema_updates_behavior: {policy}\n", 1))
-    return path
+    return write(
+        tmp_path, edited(declaration(), (marker, marker + f"    non_breaking_schema_updates_behavior: {policy}\n"))
+    )
 
 
 def test_the_policy_is_created_then_patched_when_it_changes(airbyte_api, platform_env, tmp_path, capsys):
@@ -65,9 +63,9 @@ def test_an_unknown_policy_is_named_with_its_line(tmp_path):
     unknown = r"connections.yaml:\d+: unknown non_breaking_schema_updates_behavior 'keep_everything'"
     with pytest.raises(ConnectionsConfigError, match=unknown):
         load_connections(path)
-    path.write_text(path.read_text().replace("keep_everything", "ignore").replace(
+    write(tmp_path, edited(path.read_text(), ("keep_everything", "ignore"), (
         "    non_breaking_schema_updates_behavior: ignore\n",
         "    non_breaking_schema_updates_behavior: ignore\n    on_bad_file: retry\n",
-    ))  # fmt: skip
+    ), count=0))  # fmt: skip
     with pytest.raises(ConnectionsConfigError, match=r"unknown on_bad_file 'retry'.*use one of: fail, skip"):
         load_connections(path)

@@ -11,7 +11,8 @@ import pytest
 
 from include.pipeline import settings
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.support.airbyte import declared_count, warehouse_only
+from tests.support.airbyte import declared_count
+from tests.support.declarations import warehouse_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ from include.pipeline import settings
 from include.pipeline.ingest.airbyte_server.apply import main
 from tests.airbyte_server import test_apply, test_apply_replace, test_s3_destination_apply
 from tests.fakes.airbyte_api import FILE_CURSOR
-from tests.support.airbyte import by_name, declared, declared_count, warehouse_only
-from tests.support.declarations import RETURNS_CONNECTION, RETURNS_SOURCE, with_source
+from tests.support.airbyte import by_name, declared, declared_count
+from tests.support.declarations import RETURNS_CONNECTION, RETURNS_SOURCE, warehouse_only, with_source
 from tests.support.s3 import stage_keys
 
 SHIPPED = settings.CONNECTIONS_FILE  # read before any test points the setting elsewhere

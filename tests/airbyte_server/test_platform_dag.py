@@ -17,7 +17,8 @@ from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 from include.pipeline.settings import read_env_file
 from tests.fakes.airbyte_api import FakeAirbyteApi
-from tests.support.airbyte import CONNECTION, by_name, declared_count, warehouse_only
+from tests.support.airbyte import CONNECTION, by_name, declared_count
+from tests.support.declarations import warehouse_only
 from tests.support.s3 import stage_keys
 from tests.support.stack import Stack
 

@@ -10,14 +10,15 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 
 import psutil
 import pytest
 
+from include.pipeline.settings import Warehouse
 from tests.compose.conftest import AIRFLOW_SERVICES, COMPOSE_FILE, ComposeStack
+from tests.support.http import call
 
 pytestmark = [pytest.mark.compose, pytest.mark.integration]
 
@@ -32,29 +33,9 @@ STAGE_SECRETS = (
 )  # fmt: skip
 
 
-def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-        url, method=method, data=json.dumps(body).encode() if body is not None else None
-    )
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http://127.0.0.1 only
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {"error": exc.read().decode(errors="replace")[:2000]}
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-        return 0, {"error": str(exc)}
-
-
 def warehouse_rows(stack: ComposeStack, query: str) -> list[tuple]:
-    import psycopg2
-
-    conn = psycopg2.connect(
-        host="127.0.0.1", port=int(stack.env["POSTGRES_PORT"]), user="postgres",
-        password=stack.env["WAREHOUSE_PASSWORD"], dbname="warehouse", connect_timeout=10,
-    )  # fmt: skip
+    conn = Warehouse("127.0.0.1", int(stack.env["POSTGRES_PORT"]), "postgres", stack.env["WAREHOUSE_PASSWORD"],
+                     "warehouse").connect()  # fmt: skip
     try:
         with conn.cursor() as cur:
             cur.execute(query)
@@ -79,7 +60,7 @@ def run_dag(stack: ComposeStack, logical_date: str, timeout: float = 1500) -> di
     assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
     status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{logical_date}T00:00:00Z", "conf": {}}, token)
     assert status == 200, run
-    run_url = f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    run_url = f"{dags}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
     deadline = time.monotonic() + timeout
     state = None
     while time.monotonic() < deadline:
@@ -176,10 +157,8 @@ def test_least_privilege_in_the_running_stack(compose_stack: ComposeStack):
         assert writable == "[]", f"{service} may write {writable}"
     port = int(compose_stack.env["POSTGRES_PORT"])
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
-        psycopg2.connect(
-            host="127.0.0.1", port=port, user="warehouse_reader", dbname="airflow",
-            password=compose_stack.env["WAREHOUSE_READER_PASSWORD"], connect_timeout=10,
-        )  # fmt: skip
+        Warehouse("127.0.0.1", port, "warehouse_reader", compose_stack.env["WAREHOUSE_READER_PASSWORD"],
+                  "airflow").connect()  # fmt: skip
 
     def s3(stage: str) -> Minio:
         env = compose_stack.env

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import yaml
 
-from include.pipeline.settings import ROLES, role_password_key
+from include.pipeline.settings import ROLES, Warehouse, role_password_key
 from tests.compose.conftest import COMPOSE_FILE, REPO
 
 SECRET_REF = re.compile(r"\$\{(\w*(?:PASSWORD|SECRET|KEY)\w*)")
@@ -134,9 +134,7 @@ def test_postgres_init_revokes_public_connect_and_shows_no_password(tmp_path, po
         migrate(server_params(server, "warehouse"), role_passwords)
 
         def connect(user: str, password: str, db: str):
-            return psycopg2.connect(
-                host="127.0.0.1", port=server.port, user=user, password=password, dbname=db, connect_timeout=5
-            ).close()
+            return Warehouse("127.0.0.1", server.port, user, password, db).connect(connect_timeout=5).close()
 
         connect("airflow", airflow_password, "airflow")  # Airflow's own database, its password
         for role, password in role_passwords.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import environments, settings
+from tests.support.declarations import declaration, edited, write
 
 # The DAG folder the stack's Airflow loads (`make demo`, `make up`), not a copy of its path.
 DAGS = Path(environments.airflow_env()["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -111,12 +112,7 @@ def test_one_ingest_task_per_declared_connection_then_one_task_per_dbt_model(par
 
 
 def test_a_broken_declaration_hides_no_error(tmp_path):
-    bad = tmp_path / "connections.yaml"
-    bad.write_text(
-        settings.CONNECTIONS_FILE.read_text().replace(
-            "cursor_field: _ab_source_file_last_modified", "cursor: updated_at", 1
-        )
-    )
+    bad = write(tmp_path, edited(declaration(), ("cursor_field: _ab_source_file_last_modified", "cursor: updated_at")))
     result = probe(tmp_path / "home", {"AIRBYTE_CONNECTIONS_FILE": str(bad)})
     errors = "\n".join(result["import_errors"].values())
     assert "unknown key 'cursor'" in errors and f"{bad}:" in errors, errors

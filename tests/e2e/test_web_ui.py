@@ -4,15 +4,13 @@ goes green under the scheduler, with every listener and plugin loaded as in prod
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 
 import psutil
@@ -23,27 +21,12 @@ from include.pipeline.private_files import write_private
 from include.pipeline.services import find_free_port
 from tests.support import REPO_ROOT
 from tests.support.environ_sample import EnvironSampler
+from tests.support.http import call
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 RUN_DATE = "2026-01-04"
 SHELL_SECRETS = ("WAREHOUSE_PASSWORD", "AIRFLOW_ADMIN_PASSWORD")  # Stack's, written into .env here
-
-
-def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-        url, method=method, data=json.dumps(body).encode() if body is not None else None
-    )
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http://127.0.0.1 only
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, {}
 
 
 def trigger(base: str, stack: Stack, dag_id: str, logical_date: str) -> tuple[str, str, dict]:
@@ -60,7 +43,7 @@ def trigger(base: str, stack: Stack, dag_id: str, logical_date: str) -> tuple[st
     assert call(dags, "PATCH", {"is_paused": False}, token)[0] == 200
     status, run = call(f"{dags}/dagRuns", "POST", {"logical_date": f"{logical_date}T00:00:00Z", "conf": {}}, token)
     assert status == 200, run
-    return token, f"{dags}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}", run
+    return token, f"{dags}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}", run
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The fake Airbyte public API, exercised through the real Airflow Airbyte provider.
 
-Each test talks real HTTP to a fresh fake on 127.0.0.1 (fixtures in conftest.py): the
+Each test talks real HTTP to a fresh fake on 127.0.0.1 (fixtures in tests/support/airbyte.py): the
 provider's AirbyteHook / AirbyteTriggerSyncOperator / AirbyteJobSensor / AirbyteSyncTrigger,
 which go through the airbyte-api SDK (OAuth client-credentials token, httpx).
 """
@@ -8,10 +8,7 @@ which go through the airbyte-api SDK (OAuth client-credentials token, httpx).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -21,6 +18,8 @@ from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperat
 from airflow.providers.airbyte.sensors.airbyte import AirbyteJobSensor
 from airflow.providers.airbyte.triggers.airbyte import AirbyteSyncTrigger
 from airflow.providers.common.compat.sdk import AirflowException
+
+from tests.support.http import request
 
 from .airbyte_api import ENDPOINTS, PROBLEM_BASE, FakeAirbyteApi
 
@@ -37,20 +36,10 @@ def _raw(
     content_type: str = "application/json",
     data: bytes | None = None,
 ) -> tuple[int, str, Any]:
-    """A plain urllib call (no SDK), returning (status, content type, parsed body)."""
-    if data is None and body is not None:
-        data = json.dumps(body).encode()
-    req = urllib.request.Request(fake.api_url + path, data=data, method=method)  # noqa: S310 - http://127.0.0.1
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
-            status, ctype, raw = resp.status, resp.headers.get("Content-Type", ""), resp.read()
-    except urllib.error.HTTPError as err:
-        status, ctype, raw = err.code, err.headers.get("Content-Type", ""), err.read()
-    return status, ctype, (json.loads(raw) if raw else None)
+    """A plain HTTP call (no SDK), returning (status, content type, parsed body)."""
+    reply = request(fake.api_url + path, method, body, data=data, token=token, content_type=content_type, timeout=5)
+    assert reply.status, f"{method} {path}: no answer ({reply.error})"
+    return reply.status, reply.content_type, reply.body
 
 
 def _token(fake: FakeAirbyteApi) -> str:

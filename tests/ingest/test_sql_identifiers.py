@@ -5,7 +5,6 @@ second line of defence, the SQL itself, against a real Postgres."""
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 
 from include.pipeline import endpoints, identifiers
@@ -25,10 +24,7 @@ def warehouse_env(warehouse, monkeypatch):
         monkeypatch.setenv(key, value)
     # the summary reads as the transform role; this fresh database has no roles: read as its owner
     monkeypatch.setattr(endpoints.Warehouse, "for_role", classmethod(lambda cls, job: cls.from_settings()))
-    with psycopg2.connect(
-        host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
-        dbname=warehouse.database,
-    ) as conn, conn.cursor() as cur:  # fmt: skip
+    with warehouse.connect() as conn, conn.cursor() as cur:
         cur.execute("create schema marts; create table marts.keep (id int); insert into marts.keep values (1), (1)")
         cur.execute('create schema "odd""schema"; create table "odd""schema"."t; x" ("k""ey" int)')
         cur.execute('insert into "odd""schema"."t; x" values (1), (2), (2)')
@@ -54,10 +50,7 @@ def test_the_run_summary_quotes_every_name(warehouse_env, sql):
 
 def test_metrics_upserts_quote_table_and_columns(warehouse_env, sql):
     statement, row = writer.upsert("t; drop schema marts cascade", {"a": 1, 'b"': 2}, ("a",))
-    with psycopg2.connect(
-        host=warehouse_env.host, port=warehouse_env.port, user=warehouse_env.user,
-        password=warehouse_env.password, dbname=warehouse_env.database,
-    ) as conn, conn.cursor() as cur:  # fmt: skip
+    with warehouse_env.connect() as conn, conn.cursor() as cur:
         text = statement.as_string(cur)
         assert text.startswith('insert into "metrics"."t; drop schema marts cascade" as t ("a", "b""")'), text
         cur.execute(

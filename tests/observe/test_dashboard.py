@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from include.pipeline.observe import dashboards
 from include.pipeline.services import find_free_port
 from tests.support import REPO_ROOT
+from tests.support.http import request
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +40,8 @@ def dashboard_url(stack):
     deadline = time.monotonic() + 90
     try:
         while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310 - http://127.0.0.1
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
+            if request(f"{url}/_stcore/health", timeout=2).body == "ok":
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
                 out = proc.stdout.read() if proc.poll() is not None else ""
                 raise AssertionError(f"`make dashboard` did not come up on {url}:\n{out[-3000:]}")

@@ -11,7 +11,6 @@ import decimal
 import json
 import uuid
 
-import psycopg2
 import pytest
 
 from include.pipeline.publish import lake
@@ -20,12 +19,9 @@ ROWS = 2_500
 
 
 @pytest.fixture
-def pg(warehouse):
-    conn = psycopg2.connect(
-        host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
-        dbname=warehouse.database,
-    )  # fmt: skip
-    with conn, conn.cursor() as cur:
+def pg(pg):
+    """The test database (tests/support/postgres.py `pg`) with the mart this module publishes."""
+    with pg, pg.cursor() as cur:
         cur.execute("create schema marts")
         cur.execute(
             "create table marts.orders (order_id bigint primary key, customer text, amount numeric(12, 2),"
@@ -41,8 +37,7 @@ def pg(warehouse):
             " from generate_series(1, %s) g",
             (ROWS,),
         )
-    yield conn
-    conn.close()
+    return pg
 
 
 @pytest.fixture

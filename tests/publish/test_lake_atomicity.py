@@ -14,7 +14,6 @@ import secrets
 import threading
 import uuid
 
-import psycopg2
 import pytest
 
 from include.pipeline.publish import lake, tasks
@@ -26,17 +25,13 @@ MART = "orders"
 
 
 @pytest.fixture
-def pg(warehouse):
-    conn = psycopg2.connect(
-        host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
-        dbname=warehouse.database,
-    )  # fmt: skip
-    with conn, conn.cursor() as cur:
+def pg(pg):
+    """The test database (tests/support/postgres.py `pg`) with the mart this module publishes."""
+    with pg, pg.cursor() as cur:
         cur.execute("create schema marts")
         cur.execute("create table marts.orders (order_id bigint primary key, customer text, qty integer)")
         cur.execute("insert into marts.orders select g, 'cust ' || g, g %% 100 from generate_series(1, %s) g", (ROWS,))
-    yield conn
-    conn.close()
+    return pg
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import uuid
 
-import psycopg2
 import pytest
 
 from include.pipeline.publish import lake, lake_sql
@@ -20,12 +19,9 @@ from include.pipeline.settings import REPO_ROOT
 
 
 @pytest.fixture
-def pg(warehouse):
-    conn = psycopg2.connect(
-        host=warehouse.host, port=warehouse.port, user=warehouse.user, password=warehouse.password,
-        dbname=warehouse.database,
-    )  # fmt: skip
-    with conn, conn.cursor() as cur:
+def pg(pg):
+    """The test database (tests/support/postgres.py `pg`) with the mart this module publishes."""
+    with pg, pg.cursor() as cur:
         cur.execute("create schema marts")
         cur.execute(
             "create table marts.daily_revenue (day date primary key, orders bigint, revenue numeric(14, 2), note text)"
@@ -34,8 +30,7 @@ def pg(warehouse):
             "insert into marts.daily_revenue select date '2026-01-01' + g, g * 3, g * 10.25,"
             " case when g % 4 = 0 then null else 'd' || g end from generate_series(0, 299) g"
         )
-    yield conn
-    conn.close()
+    return pg
 
 
 @pytest.fixture

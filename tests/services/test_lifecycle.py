@@ -16,7 +16,7 @@ import pytest
 
 from include.pipeline.services import port_owner
 from include.pipeline.services.postgres import EmbeddedPostgres
-from include.pipeline.settings import read_env_file
+from include.pipeline.settings import Warehouse, read_env_file
 from tests.support import REPO_ROOT
 from tests.support.stack import Stack
 
@@ -119,5 +119,4 @@ def test_a_stale_pid_file_naming_another_postgres_is_not_taken_for_ours(tmp_path
     finally:
         server.stop()
     assert psutil.pid_exists(other_pid), "the other server was left alone"
-    with psycopg2.connect(host="127.0.0.1", port=other_port, user="postgres", password=postgres_server.password):
-        pass
+    Warehouse("127.0.0.1", other_port, "postgres", postgres_server.password, "postgres").connect().close()

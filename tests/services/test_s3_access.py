@@ -8,14 +8,14 @@ unknown key are refused, and the refused write leaves no object.
 from __future__ import annotations
 
 import io
-import urllib.error
-import urllib.request
 import uuid
 
 import psutil
 import pytest
 from minio import Minio
 from minio.error import S3Error
+
+from tests.support.http import request
 
 
 def test_every_listener_of_the_s3_server_is_on_127_0_0_1(s3_server):
@@ -37,12 +37,9 @@ def stored(s3_server) -> tuple[str, str]:
 
 
 def anonymous(method: str, url: str, body: bytes | None = None) -> int:
-    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - http://127.0.0.1 only
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    reply = request(url, method, data=body, content_type=None)
+    assert reply.status, f"{method} {url}: no answer ({reply.error})"
+    return reply.status
 
 
 @pytest.mark.parametrize(

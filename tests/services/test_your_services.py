@@ -11,8 +11,7 @@ import json
 import os
 import subprocess
 import sys
-
-import psycopg2
+from dataclasses import replace
 
 from include.pipeline import endpoints, settings
 from include.pipeline.settings import ROLES, role_password_key
@@ -50,7 +49,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 def test_services_start_leaves_your_postgres_and_s3_alone_and_setup_runs_on_them(tmp_path, postgres_server, s3_server):
     wh = new_database(postgres_server)
-    with psycopg2.connect(**wh.params()) as conn, conn.cursor() as cur:  # data of yours, in a schema of yours
+    with wh.connect() as conn, conn.cursor() as cur:  # data of yours, in a schema of yours
         cur.execute("create schema sales; create table sales.orders (id int); insert into sales.orders values (1)")
     env = your_env(tmp_path, postgres_server, s3_server, wh.database)
 
@@ -86,7 +85,7 @@ def test_services_start_leaves_your_postgres_and_s3_alone_and_setup_runs_on_them
     setup = cli(env, "include.pipeline.services.warehouse")  # what `make settings` runs first
     assert setup.returncode == 0, setup.stdout + setup.stderr
     assert setup.stdout.startswith(f"warehouse roles on 127.0.0.1:{postgres_server.port}/{wh.database}: applied 001")
-    with psycopg2.connect(**wh.params()) as conn, conn.cursor() as cur:
+    with wh.connect() as conn, conn.cursor() as cur:
         cur.execute(
             "select n.nspname, pg_get_userbyid(n.nspowner) from pg_namespace n"
             " where n.nspname in ('sales', 'raw', 'marts') order by 1"
@@ -147,9 +146,8 @@ def test_a_setup_without_the_privileges_it_needs_says_so_in_one_line_and_changes
         'must be able to SET ROLE "warehouse_ingest"; nothing was changed. The setup needs a superuser, or a role '
         "that owns the database, has CREATEROLE and can SET ROLE to the four warehouse_* roles (docs/your-services.md)"
     ]
-    params = {**endpoints.Warehouse.from_settings().params(), "user": postgres_server.superuser}
-    params["password"] = postgres_server.password
-    with psycopg2.connect(**params) as conn, conn.cursor() as cur:
+    superuser = replace(endpoints.Warehouse.from_settings(), user=postgres_server.superuser)
+    with replace(superuser, password=postgres_server.password).connect() as conn, conn.cursor() as cur:
         cur.execute("select nspname from pg_namespace where nspname in ('raw', 'marts', 'metrics')")
         assert cur.fetchall() == []
         cur.execute("select to_regclass('public.warehouse_migrations')")

@@ -1,4 +1,4 @@
-"""The fake Airbyte public API (tests/fakes/airbyte_api.py) as fixtures, the platform engine's
+"""The fake Airbyte public API (tests/fakes/airbyte_api/) as fixtures, the platform engine's
 settings, and helpers that drive the engine's operator as Airflow would.
 
 No Airflow metadata DB and no AIRFLOW_HOME are needed: hooks, operators, sensors and triggers
@@ -21,6 +21,7 @@ import pytest
 
 from tests.fakes.airbyte_api import FakeAirbyteApi
 from tests.support import REPO_ROOT
+from tests.support.declarations import warehouse_only
 from tests.support.s3 import stage_keys
 
 # The connection of the shipped include/airbyte/connections.yaml.
@@ -66,62 +67,6 @@ def airbyte_conn_env(monkeypatch: pytest.MonkeyPatch, airbyte_api: FakeAirbyteAp
 
     configure()
     return configure
-
-
-def warehouse_only(text: str) -> str:
-    """connections.yaml without its `type: s3` destinations and the connections into them.
-
-    The apply tests drive create/update/replace on the warehouse connection and count its
-    resources; the lake's connection (Airbyte's S3 destination) is applied from the shipped file
-    in test_s3_destination_apply.py.
-
-    Works on the parsed document: the nodes to drop are found in YAML's node tree, and their
-    lines (a connection's comment lines right above it included) are cut from the text, so every
-    other line, comment and layout stays as written (the tests edit the result as text). The cut
-    text must parse to the parsed declaration minus those blocks, else (flow style, anchors,
-    several blocks on a line) that declaration is written out as plain YAML instead."""
-    import yaml
-
-    doc = yaml.safe_load(text)
-    destinations = doc.get("destinations") or {}
-    lakes = {name for name, d in destinations.items() if (d or {}).get("type") == "s3"}
-    kept = {
-        **doc,
-        "destinations": {n: d for n, d in destinations.items() if n not in lakes},
-        "connections": [c for c in doc.get("connections") or [] if c.get("destination") not in lakes],
-    }
-    if not lakes and len(kept["connections"]) == len(doc.get("connections") or []):
-        return text
-    lines = text.splitlines(keepends=True)
-    cut: set[int] = set()  # 0-based line numbers
-    root = yaml.compose(text)
-    top = {key.value: value for key, value in root.value}
-    for key, value in top["destinations"].value:
-        if key.value in lakes:
-            cut.update(range(key.start_mark.line, _end_line(value, lines)))
-    for item in top.get("connections", yaml.SequenceNode("", [])).value:
-        fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
-        if "destination" in fields and fields["destination"].value in lakes:
-            first = item.start_mark.line  # the item's "- " line; and the comment lines right above it
-            while first > 0 and lines[first - 1].strip().startswith("#"):
-                first -= 1
-            cut.update(range(first, _end_line(item, lines)))
-    result = "".join(line for i, line in enumerate(lines) if i not in cut)
-    try:
-        if yaml.safe_load(result) == kept:
-            return result
-    except yaml.YAMLError:
-        pass
-    return yaml.safe_dump(kept, sort_keys=False)
-
-
-def _end_line(node, lines: list[str]) -> int:
-    """The 0-based line after a block node's last line: its end mark sits at the next token (the
-    next key, `- ` item or dedent), or just past the node's last character on its own line."""
-    end = node.end_mark
-    if end.line >= len(lines) or not lines[end.line][: end.column].strip():
-        return end.line
-    return end.line + 1
 
 
 def declared(path: Path | str | None = None) -> dict[str, list[str]]:

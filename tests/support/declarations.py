@@ -1,12 +1,17 @@
-"""connections.yaml variants for tests: the shipped declaration plus a source of a user's own.
+"""The one builder of connections.yaml variants for tests.
 
-A user adds a source by appending a block under `sources:` and a connection at the end, as
-docs/your-data.md shows; tests that must keep passing after such a change use this one builder.
+`declaration()` is the text the settings point at (the shipped file unless a fixture points
+elsewhere); `edited` changes it by exact text, failing when a piece is not there (a test must not
+run on an unchanged file because the shipped one moved on); `write` puts it in a folder;
+`with_source` appends a source of a user's own as docs/your-data.md shows; `warehouse_only` drops
+the lake's destinations and their connections.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import yaml
 
 from include.pipeline import settings
 
@@ -74,3 +79,78 @@ def write_with_source(folder: Path) -> Path:
     path = folder / "connections.yaml"
     path.write_text(with_source(settings.CONNECTIONS_FILE.read_text()))
     return path
+
+
+def declaration() -> str:
+    """The declaration the settings point at (settings.CONNECTIONS_FILE, read now)."""
+    return settings.CONNECTIONS_FILE.read_text()
+
+
+def edited(text: str, *edits: tuple[str, str], count: int = 1) -> str:
+    """`text` with each (old, new) of `edits` replaced in turn, `count` times (0: every one); an
+    `old` that is not in the text fails, naming it."""
+    for old, new in edits:
+        assert old in text, f"the declaration has no {old!r} to replace: has connections.yaml changed?"
+        text = text.replace(old, new, count or -1)
+    return text
+
+
+def write(folder: Path, text: str, name: str = "connections.yaml") -> Path:
+    """`text` as `folder`/`name`; returns its path."""
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def warehouse_only(text: str) -> str:
+    """connections.yaml without its `type: s3` destinations and the connections into them.
+
+    The apply tests drive create/update/replace on the warehouse connection and count its
+    resources; the lake's connection (Airbyte's S3 destination) is applied from the shipped file
+    in test_s3_destination_apply.py.
+
+    Works on the parsed document: the nodes to drop are found in YAML's node tree, and their
+    lines (a connection's comment lines right above it included) are cut from the text, so every
+    other line, comment and layout stays as written (the tests edit the result as text). The cut
+    text must parse to the parsed declaration minus those blocks, else (flow style, anchors,
+    several blocks on a line) that declaration is written out as plain YAML instead."""
+    doc = yaml.safe_load(text)
+    destinations = doc.get("destinations") or {}
+    lakes = {name for name, d in destinations.items() if (d or {}).get("type") == "s3"}
+    kept = {
+        **doc,
+        "destinations": {n: d for n, d in destinations.items() if n not in lakes},
+        "connections": [c for c in doc.get("connections") or [] if c.get("destination") not in lakes],
+    }
+    if not lakes and len(kept["connections"]) == len(doc.get("connections") or []):
+        return text
+    lines = text.splitlines(keepends=True)
+    cut: set[int] = set()  # 0-based line numbers
+    root = yaml.compose(text)
+    top = {key.value: value for key, value in root.value}
+    for key, value in top["destinations"].value:
+        if key.value in lakes:
+            cut.update(range(key.start_mark.line, _end_line(value, lines)))
+    for item in top.get("connections", yaml.SequenceNode("", [])).value:
+        fields = {k.value: v for k, v in item.value} if isinstance(item, yaml.MappingNode) else {}
+        if "destination" in fields and fields["destination"].value in lakes:
+            first = item.start_mark.line  # the item's "- " line; and the comment lines right above it
+            while first > 0 and lines[first - 1].strip().startswith("#"):
+                first -= 1
+            cut.update(range(first, _end_line(item, lines)))
+    result = "".join(line for i, line in enumerate(lines) if i not in cut)
+    try:
+        if yaml.safe_load(result) == kept:
+            return result
+    except yaml.YAMLError:
+        pass
+    return yaml.safe_dump(kept, sort_keys=False)
+
+
+def _end_line(node, lines: list[str]) -> int:
+    """The 0-based line after a block node's last line: its end mark sits at the next token (the
+    next key, `- ` item or dedent), or just past the node's last character on its own line."""
+    end = node.end_mark
+    if end.line >= len(lines) or not lines[end.line][: end.column].strip():
+        return end.line
+    return end.line + 1

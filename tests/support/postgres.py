@@ -50,16 +50,29 @@ def warehouse(postgres_server: EmbeddedPostgres) -> Warehouse:
 
 
 @pytest.fixture
+def pg(warehouse: Warehouse):
+    """An open connection (`Warehouse.connect()`) to the test's fresh database, closed after the
+    test. A module that needs tables in it overrides `pg` with a fixture of the same name that
+    takes this one, creates them and returns it."""
+    conn = warehouse.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def query(warehouse: Warehouse, statement: str, params=None) -> list[tuple]:
+    """Run one statement on `warehouse` in its own connection (committed, closed); all rows."""
+    conn = warehouse.connect()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+@pytest.fixture
 def sql(warehouse: Warehouse):
     """Run a query on the test database and return all rows."""
-    import psycopg2
-
-    def run(query: str, params=None):
-        with psycopg2.connect(
-            host=warehouse.host, port=warehouse.port, user=warehouse.user,
-            password=warehouse.password, dbname=warehouse.database,
-        ) as conn, conn.cursor() as cur:  # fmt: skip
-            cur.execute(query, params)
-            return cur.fetchall() if cur.description else []
-
-    return run
+    return lambda statement, params=None: query(warehouse, statement, params)

@@ -16,6 +16,7 @@ import pytest
 
 from include.pipeline.endpoints import Warehouse
 from tests.support import E2E_DATE, REPO_ROOT
+from tests.support.postgres import query
 
 
 class Stack:
@@ -57,15 +58,8 @@ class Stack:
         port = json.loads((self.root / ".local" / "services.json").read_text())["postgres"]["port"]
         return Warehouse("127.0.0.1", port, "postgres", self.env["WAREHOUSE_PASSWORD"], "warehouse")
 
-    def sql(self, query: str, params=None):
-        import psycopg2
-
-        wh = self.warehouse()
-        with psycopg2.connect(
-            host=wh.host, port=wh.port, user=wh.user, password=wh.password, dbname=wh.database
-        ) as conn, conn.cursor() as cur:  # fmt: skip
-            cur.execute(query, params)
-            return cur.fetchall() if cur.description else []
+    def sql(self, statement: str, params=None):
+        return query(self.warehouse(), statement, params)
 
     def clone(self, root: Path) -> Stack:
         """A copy of this stack's whole state under `root` (warehouse, lake, Airflow's metadata DB,

@@ -10,7 +10,6 @@ _airbyte_meta, goes to quarantine, and the build goes on."""
 from __future__ import annotations
 
 import numpy as np
-import psycopg2
 import pytest
 from psycopg2 import sql
 
@@ -59,9 +58,7 @@ class Warehouse:
 
     def sql(self, query: str, params=None) -> list[tuple]:
         t = self.target
-        with psycopg2.connect(
-            host=t.host, port=t.port, user=t.user, password=t.password, dbname=t.database
-        ) as conn, conn.cursor() as cur:  # fmt: skip
+        with t.connect() as conn, conn.cursor() as cur:
             cur.execute(query, params)
             return cur.fetchall() if cur.description else []
 
@@ -150,8 +147,7 @@ def runs(postgres_server, s3_server, exports_env, tmp_path_factory) -> dict:
     put_bad_age(client, 5)
     out["flag_sync"] = sync_day(connection, target, DAYS[-1], log=quiet)
     out["raw_5"] = wh.sql("select age, _airbyte_meta::jsonb -> 'changes' from raw.users where id = 5")
-    with psycopg2.connect(host=target.host, port=target.port, user=target.user, password=target.password,
-                          dbname=target.database) as conn, conn.cursor() as cur:  # fmt: skip
+    with target.connect() as conn, conn.cursor() as cur:
         out["type_errors"] = freshness.measure(cur, "raw.users")["type_errors"]
     out["quarantine_build"] = dbt("build", check=False)
     out["quarantine"] = wh.sql(

@@ -9,7 +9,6 @@ records into staging, and a key whose newest extraction is flagged left staging 
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 from psycopg2 import sql
 
@@ -37,9 +36,7 @@ def contents(conn, relation: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def builds(postgres_server, tmp_path_factory) -> dict:
     target = new_database(postgres_server)
-    conn = psycopg2.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password, dbname=target.database
-    )
+    conn = target.connect()
     conn.autocommit = True  # no open transaction may hold a lock while dbt swaps tables
     dbt = Dbt(target, tmp_path_factory.mktemp("dbt-incremental"))
     size = fill_shop(conn, CUSTOMERS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from benchmarks.synthetic_shop import fill_shop
@@ -37,9 +36,7 @@ def plan_work(node: dict) -> int:
 
 
 def connect(target: Warehouse):
-    return psycopg2.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password, dbname=target.database
-    )
+    return target.connect()
 
 
 def measure(target: Warehouse, customers: int, work: Path, project_dir: Path = settings.DBT_PROJECT_DIR) -> dict:

@@ -49,9 +49,7 @@ def purchase(pid: int, **times) -> dict:
 @pytest.fixture(scope="module")
 def built(postgres_server, tmp_path_factory) -> dict:
     target = new_database(postgres_server)
-    conn = psycopg2.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password, dbname=target.database
-    )
+    conn = target.connect()
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("create schema raw")

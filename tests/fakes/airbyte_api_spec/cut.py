@@ -27,7 +27,7 @@ TARGET = HERE / "api_sdk.yaml"
 # (destination-s3), tests/security/test_secret_fields.py (destination-postgres's secrets) and
 # the source-faker declaration of tests/airbyte_server/test_apply.py.
 FULL = ("source-s3", "destination-s3", "destination-postgres", "source-faker")
-# the connection bodies apply.py sends (tests/fakes/airbyte_api.py checks them against these)
+# the connection bodies apply.py sends (tests/fakes/airbyte_api/spec.py checks them against these)
 REQUESTS = ("ConnectionCreateRequest", "ConnectionPatchRequest")
 COMBINATORS = ("oneOf", "anyOf", "allOf")
 HEADER = """\
