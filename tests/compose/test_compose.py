@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from include.pipeline.settings import Warehouse
+from include.pipeline.endpoints import Warehouse
 from tests.compose.conftest import AIRFLOW_SERVICES, COMPOSE_FILE, ComposeStack
 from tests.support.http import call
 

@@ -16,7 +16,8 @@ import psycopg2
 import pytest
 import yaml
 
-from include.pipeline.settings import ROLES, Warehouse, role_password_key
+from include.pipeline.endpoints import Warehouse
+from include.pipeline.settings import ROLES, role_password_key
 from tests.compose.conftest import COMPOSE_FILE, REPO
 
 SECRET_REF = re.compile(r"\$\{(\w*(?:PASSWORD|SECRET|KEY)\w*)")

@@ -14,9 +14,10 @@ import psutil
 import psycopg2
 import pytest
 
+from include.pipeline.endpoints import Warehouse
 from include.pipeline.services import port_owner
 from include.pipeline.services.postgres import EmbeddedPostgres
-from include.pipeline.settings import Warehouse, read_env_file
+from include.pipeline.settings import read_env_file
 from tests.support import REPO_ROOT
 from tests.support.stack import Stack
 
