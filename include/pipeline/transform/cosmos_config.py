@@ -60,6 +60,13 @@ execution_config = ExecutionConfig(
 # holds no worker slot.
 SENSOR_ARGS = {"poke_interval": 1, "deferrable": True}
 
+# Cosmos would add an Asset per dbt model named by OpenLineage's dataset URI, which carries the
+# warehouse's host and port (`postgres://127.0.0.1:55191/...`: the embedded server's port changes at
+# every start, so each restart made a new set of Assets). The DAG's Assets are the raw tables and
+# the lake's marts, in a logical namespace (include/pipeline/assets.py); the models' lineage is in
+# the OpenLineage events.
+ASSET_ARGS = {"emit_datasets": False}
+
 render_config = RenderConfig(
     load_method=LoadMode.DBT_MANIFEST,
     test_behavior=TestBehavior.AFTER_EACH,
