@@ -364,6 +364,9 @@ def airflow_env() -> dict[str, str]:
     Sized to the machine (see `Sizing`): Airflow's default parallelism of 32 starts 32
     LocalExecutor workers, 4.6 GB RSS idle on a 2-core box. The AIRFLOW__... variables win.
     """
+    from include.pipeline.lineage.config import airflow_env as lineage_airflow_env
+    from include.pipeline.transform.docs_site import airflow_env as dbt_docs_airflow_env
+
     airflow_home = Path(os.environ.get("AIRFLOW_HOME", LOCAL_DIR / "airflow"))
     api_port = os.environ.get("AIRFLOW_PORT", "8080")
     env = {
@@ -391,6 +394,8 @@ def airflow_env() -> dict[str, str]:
         "AIRBYTE_OFFLINE_MODE": "1",
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
         **Sizing.of_this_machine().airflow_env(),
+        **lineage_airflow_env(LOCAL_DIR, setting),  # OpenLineage: .local/lineage/ or LINEAGE_TRANSPORT
+        **dbt_docs_airflow_env(LOCAL_DIR),  # the newest dbt docs in the web UI (Browse > dbt Docs)
     }
     # Values from the environment win, so CI or a user can point Airflow elsewhere.
     return {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}
