@@ -101,7 +101,6 @@ def ecommerce_daily():
         operator_args={
             "full_refresh": "{{ params.full_refresh }}",
             **cosmos_config.SENSOR_ARGS,
-            **cosmos_config.ASSET_ARGS,
             # per-node run_results (status, time, rows, failures) into metrics.dbt_nodes; the
             # build's run_results and manifest kept with the run's artifacts (uploaded to the lake)
             "callback": [

@@ -15,7 +15,14 @@ import json
 import os
 from pathlib import Path
 
-EXTRACTORS = "include.pipeline.lineage.extractors.IngestExtractor;include.pipeline.lineage.extractors.TaskExtractor"
+EXTRACTORS = ";".join(
+    (
+        "include.pipeline.lineage.extractors.IngestExtractor",
+        "include.pipeline.lineage.extractors.TaskExtractor",
+        "include.pipeline.lineage.dbt.DbtNodeExtractor",
+        "include.pipeline.lineage.dbt.DbtBuildExtractor",
+    )
+)
 
 
 def transport(value: str | None, local_dir: Path) -> dict | None:
@@ -42,9 +49,6 @@ def airflow_env(local_dir: Path, setting=os.environ.get) -> dict[str, str]:
     config = transport(setting("LINEAGE_TRANSPORT"), local_dir)
     env = {
         "AIRFLOW__OPENLINEAGE__NAMESPACE": setting("LINEAGE_NAMESPACE") or "ecommerce",
-        # dbt tests on snapshots have no model node: openlineage's dbt processor logs a multi-kB
-        # warning for each in every dbt task's log; the events are complete without them
-        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "openlineage.common.provider.dbt=ERROR",
     }
     if config is None:
         return env | {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
