@@ -29,10 +29,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
-from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
-from cosmos.operators._watcher.base import _DBT_EVENT_ALLOWLIST, BaseConsumerSensor
+from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.state import (
     PRODUCER_FINAL_STATES,
     ProducerTaskState,
@@ -51,6 +50,7 @@ from cosmos.operators.watcher import (
 )
 
 from include.pipeline.transform import failures
+from include.pipeline.transform.cosmos_events import COSMOS_ACTED_ON_EVENTS, STARTUP_EVENTS_XCOM_KEY
 
 TRIGGER_CLASSPATH = f"{__name__}.NodeTrigger"
 # The key of the trigger's event that carries a failure a retry cannot fix (failures.py).
@@ -221,7 +221,7 @@ class PushesOffDbtThreads:
         if is_a_passing_tests_own_event(key, value):
             self.unread += 1
             return
-        if key == _DBT_STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
+        if key == STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
             self._queue.join()
             self._original(ti, key, value, **kwargs)
             return
@@ -254,7 +254,7 @@ class PushesOffDbtThreads:
 
 # The dbt events Cosmos's producer acts on (beyond logging them): node statuses and errors (pushed
 # to XCom), the startup events (versions), and why dbt skipped a node (a failed parent).
-ACTED_ON_EVENTS = _DBT_EVENT_ALLOWLIST | {
+ACTED_ON_EVENTS = COSMOS_ACTED_ON_EVENTS | {
     "MainReportVersion",
     "AdapterRegistered",
     "SkippingDetails",
