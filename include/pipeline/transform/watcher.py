@@ -156,12 +156,21 @@ class NodeTrigger(WatcherTrigger):
         return failures.failure_for(found, self.model_unique_id, tests=self.is_test_sensor)
 
     async def _log_node_event(self) -> None:
-        """The node's dbt result (status, times, message) in this task's log."""
+        """The node's dbt result in this task's log, as dbt's lines (transform/node_log.py)."""
         if self.is_test_sensor:
             return
         event = await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id))
-        if event:
-            self.log.info("dbt: %s", event)
+        if not isinstance(event, dict):
+            return
+        from include.pipeline import settings
+        from include.pipeline.transform.node_log import result_lines
+
+        try:
+            lines = result_lines(self.model_unique_id, event, settings.DBT_MANIFEST)
+        except (OSError, ValueError) as exc:  # no manifest here: the event as it came
+            lines = [f"dbt: {event} (manifest unreadable: {exc})"]
+        for line in lines:
+            self.log.info("%s", line)
 
 
 # dbt events that only say a node is under way: the sensors act on NodeFinished alone.
