@@ -33,6 +33,7 @@ MARTS = mart_models()
     schedule=PartitionedAssetTimetable(assets=AssetAll(*(assets.mart(m) for m in MARTS))),
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    is_paused_upon_creation=False,  # nothing runs on a clock: unpaused, it runs on each new partition
     doc_md=__doc__,
     tags=["ecommerce", "lake", "quality"],
     default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=20)},
