@@ -320,6 +320,11 @@ class Producer(DbtProducerWatcherOperator):
     def execute(self, context, **kwargs: Any) -> Any:
         self.retry_cannot_fix: dict = {}
         failed: Exception | None = None
+        # The dbt profile's Airflow connection, read before the build. Cosmos reads it here itself
+        # when it emits datasets (the profile's host names them); with emit_datasets off its first
+        # read came inside run_command, where the Task SDK answered "isn't defined" (Cosmos 1.15.1,
+        # Airflow 3.3.2: cause not found), failing every build.
+        _ = self.profile_config.profile_mapping.conn
         with PushesOffDbtThreads() as pusher:
             try:
                 result = super().execute(context, **kwargs)
