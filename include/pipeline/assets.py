@@ -26,13 +26,18 @@ def warehouse_database() -> str:
     return settings.setting("WAREHOUSE_DB") or "warehouse"
 
 
-def raw_table(schema: str, table: str) -> Asset:
-    """A table the ingest writes into the warehouse."""
+def warehouse_table(schema: str, table: str, group: str = "warehouse") -> Asset:
+    """A table in the warehouse, in the logical namespace."""
     return Asset(
         name=f"warehouse.{schema}.{table}",
         uri=f"postgres://{WAREHOUSE_HOST}:5432/{warehouse_database()}/{schema}/{table}",
-        group="raw",
+        group=group,
     )
+
+
+def raw_table(schema: str, table: str) -> Asset:
+    """A table the ingest writes into the warehouse."""
+    return warehouse_table(schema, table, group="raw")
 
 
 def lake_prefix(bucket: str, prefix: str, stream: str) -> Asset:

@@ -9,7 +9,7 @@ include/pipeline/assets.py so the names stay the same across restarts:
 - ingest (`AirbyteConnectionSync`): inputs the source's datasets (source-s3: each stream's folder
   in its bucket), outputs the raw tables (or the lake's raw history folders);
 - a TaskFlow task (`@task`): inputs its inlets, outputs its outlets; `publish.<mart>` adds the
-  partition it committed, `marts/<mart>/ds=<ds>`.
+  mart's table as input and the partition it committed, `marts/<mart>/ds=<ds>`, as output.
 The dbt models' events come from Cosmos (its own `get_openlineage_facets_on_complete`).
 """
 
@@ -81,14 +81,24 @@ class TaskExtractor(BaseExtractor):
     def extract_on_complete(self, task_instance) -> OperatorLineage | None:
         lineage = self._execute_extraction()
         group, _, mart = self.operator.task_id.partition(".")
-        ds = getattr(getattr(task_instance, "dag_run", None), "logical_date", None)
-        if group == "publish" and mart and ds is not None:
+        if group == "publish" and mart:
+            from include.pipeline.assets import warehouse_table
             from include.pipeline.publish import lake
+            from include.pipeline.publish.tasks import marts
 
-            lineage.outputs.append(
-                Dataset(
-                    namespace=f"s3://{lake.bucket()}",
-                    name=lake.partition_prefix(mart, ds.strftime("%Y-%m-%d")).rstrip("/"),
-                )
-            )
+            found = marts().get(mart)
+            if found:  # the mart's table it reads: (schema, relation) from dbt's manifest
+                lineage.inputs.extend(datasets([warehouse_table(*found)]))
+            ds = task_ds(task_instance)
+            if ds:
+                partition = lake.partition_prefix(mart, ds).rstrip("/")
+                lineage.outputs.append(Dataset(namespace=f"s3://{lake.bucket()}", name=partition))
         return lineage
+
+
+def task_ds(task_instance) -> str | None:
+    """The run's `ds` (YYYY-MM-DD) from the Task SDK's task instance; None when it has none."""
+    try:
+        return task_instance.get_template_context().get("ds")
+    except Exception:  # noqa: BLE001 - lineage must never fail a task: the event goes without it
+        return None
