@@ -28,6 +28,13 @@ its tests right after it), every day.
   `s3://lake/artifacts/<dag_id>/<run_id>/` once the transform ran, also after a failed build (its
   run_results say why).
 
+Assets: each ingest task's outlets are the raw tables it writes, each `publish.<mart>`'s the mart
+in the lake (`s3://lake/marts/<mart>`), with an event per partition (`ds`); the `lake_check` DAG
+runs on them. Lineage: OpenLineage events under `.local/lineage/` (docs/operations.md).
+
+Trigger: the form's "Unpause on trigger" box, left ticked, also lets the scheduler create the
+latest interval's run, which goes first (one run at a time): untick it to run only your date.
+
 Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
 data and a run not finished 2 h after it was queued send one message each to the Airflow
 connections `alerts_email` / `alerts_webhook`, when they exist.

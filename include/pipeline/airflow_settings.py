@@ -70,6 +70,7 @@ def load(path: Path, environ: dict[str, str]) -> dict[str, int]:
                 password=c.get("conn_password"),
                 schema=c.get("conn_schema"),
                 extra=json.dumps(extra) if isinstance(extra, dict) else extra,
+                description=c.get("conn_description"),
             )
             old = session.query(Connection).filter(Connection.conn_id == new.conn_id).one_or_none()
             if old is not None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from include.pipeline import settings
 from include.pipeline.endpoints import S3, Warehouse
+from include.pipeline.lineage.config import airflow_env as lineage_airflow_env
 from include.pipeline.sizing import Sizing
+from include.pipeline.transform.docs_site import airflow_env as dbt_docs_airflow_env
 
 
 def metrics_env(prefixes: tuple[str, ...] = ("METRICS", "METRICS_READER")) -> dict[str, str]:
@@ -72,6 +74,8 @@ def airflow_env() -> dict[str, str]:
         "AIRBYTE_OFFLINE_MODE": "1",
         "PYTHONPATH": os.pathsep.join(p for p in (str(settings.REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
         **Sizing.of_this_machine().airflow_env(),
+        **lineage_airflow_env(settings.LOCAL_DIR, settings.setting),  # .local/lineage/ or LINEAGE_TRANSPORT
+        **dbt_docs_airflow_env(settings.LOCAL_DIR),  # the newest dbt docs in the web UI (Browse > dbt Docs)
     }
     # Values from the environment win, so CI or a user can point Airflow elsewhere.
     return {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}

@@ -58,6 +58,10 @@ print(
                     "tags": sorted(dag.tags or []),
                     "doc_md": dag.doc_md or "",
                     "schedule": str(dag.schedule),
+                    "timetable": type(dag.timetable).__name__,
+                    "schedule_assets": sorted(
+                        a.uri for a in getattr(getattr(dag.timetable, "asset_condition", None), "objects", ())
+                    ),
                     "catchup": dag.catchup,
                     "start_date": str(dag.start_date) if dag.start_date else None,
                     "tasks": {
@@ -65,6 +69,7 @@ print(
                             "owner": t.owner,
                             "retries": t.retries,
                             "execution_timeout": str(t.execution_timeout),
+                            "outlets": sorted(getattr(o, "uri", o.name) for o in t.outlets),
                         }
                         for t in dag.tasks
                     },

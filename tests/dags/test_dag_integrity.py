@@ -116,3 +116,34 @@ def test_a_broken_declaration_hides_no_error(tmp_path):
     result = probe(tmp_path / "home", {"AIRBYTE_CONNECTIONS_FILE": str(bad)})
     errors = "\n".join(result["import_errors"].values())
     assert "unknown key 'cursor'" in errors and f"{bad}:" in errors, errors
+
+
+def test_every_publish_task_declares_its_mart_in_the_lake_and_ingest_its_raw_tables(parsed):
+    """Each `publish.<mart>` has the mart's s3:// Asset among its outlets; each ingest task the
+    tables its connection's streams land in, named without the embedded Postgres's port."""
+    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.publish.tasks import marts
+
+    tasks = parsed["dags"]["ecommerce_daily"]["tasks"]
+    for mart in marts():
+        outlets = tasks[f"publish.{mart}"]["outlets"]
+        assert any(o.startswith("s3://") and o.rstrip("/").endswith(f"/marts/{mart}") for o in outlets), outlets
+    port = settings.services_state().get("postgres", {}).get("port")
+    for connection in load_connections().connections:
+        outlets = tasks[f"ingest.{connection.name}"]["outlets"]
+        assert len(outlets) == len(connection.streams), outlets
+        for stream in connection.streams:
+            assert any(o.rstrip("/").endswith(f"/{stream.name}") for o in outlets), (stream.name, outlets)
+        assert not any(f":{port}/" in o for o in outlets if port), outlets
+
+
+def test_another_dag_is_scheduled_on_every_mart_in_the_lake(parsed):
+    from include.pipeline.publish.tasks import marts
+
+    on_assets = {d: dag for d, dag in parsed["dags"].items() if dag["schedule_assets"]}
+    assert on_assets, "no DAG is scheduled on assets"
+    published = {o for t in parsed["dags"]["ecommerce_daily"]["tasks"].values() for o in t["outlets"]}
+    for dag_id, dag in on_assets.items():
+        assert dag["timetable"] == "PartitionedAssetTimetable", dag_id  # a run per partition (ds)
+        assert set(dag["schedule_assets"]) <= published, dag_id
+        assert len(dag["schedule_assets"]) == len(marts()), dag["schedule_assets"]

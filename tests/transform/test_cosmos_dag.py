@@ -339,8 +339,8 @@ def test_the_producers_pushes_leave_dbts_threads_at_once_and_all_arrive_in_order
     import time
 
     from airflow.sdk.execution_time import task_runner
-    from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 
+    from include.pipeline.transform.cosmos_events import STARTUP_EVENTS_XCOM_KEY as _DBT_STARTUP_EVENTS_XCOM_KEY
     from include.pipeline.transform.watcher import PushesOffDbtThreads
 
     sent: list[tuple[str, object]] = []

@@ -18,10 +18,14 @@ def ingest_step(connection_name: str) -> AirbyteConnectionSync:
 
     The engine is read when the task RUNS (include/pipeline/ingest/connection_sync.py): `embedded` runs
     PyAirbyte (daily.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
+    Its outlets are the tables (or lake folders) it writes, one Asset per stream (pipeline/assets.py).
     """
+    from include.pipeline.assets import connection_outputs
+
     return AirbyteConnectionSync(
-        task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30)
-    )
+        task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30),
+        outlets=connection_outputs(load_connections().connection(connection_name)),
+    )  # fmt: skip
 
 
 EXPORTS_CONN_ID = "shop_exports_writer"  # airflow_settings.yaml: the exports bucket as its writer

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from airflow.sdk import BaseHook, task, task_group
 
-from include.pipeline import settings
+from include.pipeline import assets, settings
 from include.pipeline.publish import lake
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,11 @@ def _record(manifest: dict, dag_id: str, run_id: str) -> None:
 
 
 @task(retries=2, retry_delay=timedelta(seconds=20), execution_timeout=timedelta(hours=1))
-def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, dag=None) -> dict:
-    """Publish one mart as the run's ds partition; the manifest (without the object list) is the XCom."""
+def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, dag=None, outlet_events=None) -> dict:
+    """Publish one mart as the run's ds partition; the manifest (without the object list) is the XCom.
+
+    The task's outlet is the mart's Asset (pipeline/assets.py); its event carries the partition
+    (`ds`) as partition key and the manifest's figures as extra: the lake_check DAG runs on it."""
     found = marts()
     if model not in found:
         raise lake.PublishError(
@@ -122,6 +125,10 @@ def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, d
     finally:
         conn.close()
     _record(manifest, dag.dag_id if dag else "", run_id or "")
+    if outlet_events is not None:
+        event = outlet_events[assets.mart(model)]
+        event.add_partitions(manifest["ds"])
+        event.extra = {k: manifest[k] for k in ("mart", "ds", "rows", "bytes", "committed_at", "dbt_invocation_id")}
     return {k: v for k, v in manifest.items() if k not in ("objects", "schema")} | {"objects": len(manifest["objects"])}
 
 
@@ -163,7 +170,7 @@ def publish_group(transform):
     @task_group(group_id="publish")
     def publish():
         for model in mart_models():
-            task = publish_mart.override(task_id=model)(model)
+            task = publish_mart.override(task_id=model, outlets=[assets.mart(model)])(model)
             task.set_upstream(model_tasks(transform, model) or transform)
 
     return publish()

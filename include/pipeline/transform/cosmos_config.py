@@ -15,6 +15,8 @@ A retried or cleared sensor runs its own node again (`dbt run` / `dbt test --sel
 
 from __future__ import annotations
 
+import logging
+
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -60,10 +62,22 @@ execution_config = ExecutionConfig(
 # holds no worker slot.
 SENSOR_ARGS = {"poke_interval": 1, "deferrable": True}
 
+# After each dbt command Cosmos runs openlineage's dbt processor, which logs a WARNING holding the
+# whole node (kilobytes) for every test on a snapshot ("Model node connected to test ... not
+# found"): four per build here, in the producer's log, telling the reader nothing. Errors still show.
+logging.getLogger("openlineage.common.provider.dbt").setLevel(logging.ERROR)
+
+# Cosmos would add an Asset per dbt model named by OpenLineage's dataset URI, which carries the
+# warehouse's host and port (`postgres://127.0.0.1:55191/...`: the embedded server's port changes at
+# every start, so each restart made a new set of Assets). The DAG's Assets are the raw tables and
+# the lake's marts, in a logical namespace (include/pipeline/assets.py); the models' lineage is in
+# the OpenLineage events (include/pipeline/lineage/dbt.py). RenderConfig's switch, not
+# operator_args': Cosmos sets every task's emit_datasets from it.
 render_config = RenderConfig(
     load_method=LoadMode.DBT_MANIFEST,
     test_behavior=TestBehavior.AFTER_EACH,
     enable_mock_profile=True,
+    emit_datasets=False,
 )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from include.pipeline import settings
 from include.pipeline.publish.artifacts import artifacts_dir
+from include.pipeline.transform.docs_site import latest_docs_dir
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json", "run_results.json")
 
@@ -34,7 +36,8 @@ def stage(folder: Path, context: dict | None, kind: str) -> None:
 
 
 def keep_docs(project_dir: str, context: dict | None = None, **_: object) -> Path:
-    """Copy the generated docs out of `project_dir`/target; return the folder written."""
+    """Copy the generated docs out of `project_dir`/target (to the run's artifacts, and as the
+    latest site the web UI serves); return the run's folder."""
     run_id = (context or {}).get("run_id") or "manual"
     target = Path(project_dir) / "target"
     missing = [name for name in DOCS_FILES[:3] if not (target / name).exists()]
@@ -45,7 +48,12 @@ def keep_docs(project_dir: str, context: dict | None = None, **_: object) -> Pat
     for name in DOCS_FILES:
         if (target / name).exists():
             shutil.copy2(target / name, out / name)
-    print(f"dbt docs kept in {out}")
+    latest = latest_docs_dir(settings.LOCAL_DIR)
+    latest.mkdir(parents=True, exist_ok=True)
+    for name in DOCS_FILES:
+        if (out / name).exists():
+            shutil.copy2(out / name, latest / name)
+    print(f"dbt docs kept in {out} and {latest} (the web UI's Browse > dbt Docs)")
     stage(out, context, "dbt_docs")
     return out
 

@@ -29,10 +29,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
-from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
-from cosmos.operators._watcher.base import _DBT_EVENT_ALLOWLIST, BaseConsumerSensor
+from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.state import (
     PRODUCER_FINAL_STATES,
     ProducerTaskState,
@@ -51,6 +50,7 @@ from cosmos.operators.watcher import (
 )
 
 from include.pipeline.transform import failures
+from include.pipeline.transform.cosmos_events import COSMOS_ACTED_ON_EVENTS, STARTUP_EVENTS_XCOM_KEY
 
 TRIGGER_CLASSPATH = f"{__name__}.NodeTrigger"
 # The key of the trigger's event that carries a failure a retry cannot fix (failures.py).
@@ -156,12 +156,21 @@ class NodeTrigger(WatcherTrigger):
         return failures.failure_for(found, self.model_unique_id, tests=self.is_test_sensor)
 
     async def _log_node_event(self) -> None:
-        """The node's dbt result (status, times, message) in this task's log."""
+        """The node's dbt result in this task's log, as dbt's lines (transform/node_log.py)."""
         if self.is_test_sensor:
             return
         event = await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id))
-        if event:
-            self.log.info("dbt: %s", event)
+        if not isinstance(event, dict):
+            return
+        from include.pipeline import settings
+        from include.pipeline.transform.node_log import result_lines
+
+        try:
+            lines = result_lines(self.model_unique_id, event, settings.DBT_MANIFEST)
+        except (OSError, ValueError) as exc:  # no manifest here: the event as it came
+            lines = [f"dbt: {event} (manifest unreadable: {exc})"]
+        for line in lines:
+            self.log.info("%s", line)
 
 
 # dbt events that only say a node is under way: the sensors act on NodeFinished alone.
@@ -221,7 +230,7 @@ class PushesOffDbtThreads:
         if is_a_passing_tests_own_event(key, value):
             self.unread += 1
             return
-        if key == _DBT_STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
+        if key == STARTUP_EVENTS_XCOM_KEY:  # Cosmos pulls it back and appends: send in line
             self._queue.join()
             self._original(ti, key, value, **kwargs)
             return
@@ -254,7 +263,7 @@ class PushesOffDbtThreads:
 
 # The dbt events Cosmos's producer acts on (beyond logging them): node statuses and errors (pushed
 # to XCom), the startup events (versions), and why dbt skipped a node (a failed parent).
-ACTED_ON_EVENTS = _DBT_EVENT_ALLOWLIST | {
+ACTED_ON_EVENTS = COSMOS_ACTED_ON_EVENTS | {
     "MainReportVersion",
     "AdapterRegistered",
     "SkippingDetails",
@@ -311,6 +320,11 @@ class Producer(DbtProducerWatcherOperator):
     def execute(self, context, **kwargs: Any) -> Any:
         self.retry_cannot_fix: dict = {}
         failed: Exception | None = None
+        # The dbt profile's Airflow connection, read before the build. Cosmos reads it here itself
+        # when it emits datasets (the profile's host names them); with emit_datasets off its first
+        # read came inside run_command, where the Task SDK answered "isn't defined" (Cosmos 1.15.1,
+        # Airflow 3.3.2: cause not found), failing every build.
+        _ = self.profile_config.profile_mapping.conn
         with PushesOffDbtThreads() as pusher:
             try:
                 result = super().execute(context, **kwargs)
