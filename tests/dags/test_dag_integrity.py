@@ -121,7 +121,7 @@ def test_a_broken_declaration_hides_no_error(tmp_path):
 def test_every_publish_task_declares_its_mart_in_the_lake_and_ingest_its_raw_tables(parsed):
     """Each `publish.<mart>` has the mart's s3:// Asset among its outlets; each ingest task the
     tables its connection's streams land in, named without the embedded Postgres's port."""
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
     from include.pipeline.publish.tasks import marts
 
     tasks = parsed["dags"]["ecommerce_daily"]["tasks"]

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from include.pipeline.ingest.connections import load_connections
+from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.lineage.graph import read_events, runs
 from include.pipeline.publish.tasks import marts
 from tests.lineage.schema import problems

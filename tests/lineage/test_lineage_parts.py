@@ -61,7 +61,7 @@ def test_events_from_parallel_processes_stay_whole_lines(tmp_path):
 
 def test_each_dbt_model_writes_its_relation_and_staging_reads_the_raw_tables_the_ingest_writes():
     """The names meet: a staging model's input is the dataset an ingest task outputs."""
-    from include.pipeline.ingest.connections import load_connections
+    from include.pipeline.ingest.declaration import load_connections
     from include.pipeline.lineage.dbt import NAMESPACE, node_lineage
     from include.pipeline.lineage.extractors import datasets
 

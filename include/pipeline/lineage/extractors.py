@@ -61,7 +61,7 @@ class IngestExtractor(BaseExtractor):
         return ["AirbyteConnectionSync"]
 
     def _execute_extraction(self) -> OperatorLineage | None:
-        from include.pipeline.ingest.connections import load_connections
+        from include.pipeline.ingest.declaration import load_connections
 
         connection = load_connections().connection(self.operator.connection_name)
         return OperatorLineage(inputs=source_datasets(connection), outputs=datasets(self.operator.outlets))
