@@ -214,4 +214,13 @@ def test_the_shop_dashboard_renders_its_charts_in_chromium_and_calls_nothing_out
             browser.close()
     print(f"superset dashboards rendered in {time.monotonic() - started:.1f} s")
     assert answered == [], f"the page called out of the machine: {answered[:5]}"
+    # nor did the server: every connection of Superset's processes stays on this machine
+    server = psutil.Process(superset.proc.pid)
+    remote = {
+        c.raddr.ip
+        for p in [server, *server.children(recursive=True)]
+        for c in p.net_connections(kind="inet")
+        if c.raddr
+    }
+    assert remote <= {"127.0.0.1", "::1"}, remote
     assert all("csp" in (failure or "").lower() for _, failure in outside), outside[:5]
