@@ -97,12 +97,12 @@ COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker c
 compose-env: $(VENV)/.installed ## Generate the secrets docker-compose.yaml needs into .env (missing ones only)
 	@$(PY) -m include.pipeline.services.containers env
 
-compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana", WORKERS=2)
+compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana bi", WORKERS=2)
 	@$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --build $(if $(filter celery,$(PROFILES)),--scale airflow-worker=$(or $(WORKERS),2))
 	@echo "Airflow on http://127.0.0.1:$${AIRFLOW_PORT:-8080}  user: admin  password: \`make password\`"
 
 compose-down: ## Stop the containers (their volumes stay; VOLUMES=1 deletes them too)
-	@$(COMPOSE) --profile celery --profile grafana down $(if $(VOLUMES),-v)
+	@$(COMPOSE) --profile celery --profile grafana --profile bi down $(if $(VOLUMES),-v)
 
 compose-logs: ## Follow the containers' logs (SERVICE=airflow-scheduler for one)
 	@$(COMPOSE) logs -f --tail=100 $(SERVICE)
