@@ -54,7 +54,7 @@ def cmd_setup_runtime(args: argparse.Namespace) -> int:
     # `make bi`: Superset in its own venv (its pins would fight Airflow's), and its secrets
     from include.bi import install
 
-    install.setup()
+    install.setup(generate_secrets=not getattr(args, "no_env", False))
     say("dbt parse (writes the manifest Cosmos renders the DAG from)")
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     subprocess.run(
