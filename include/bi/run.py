@@ -99,7 +99,9 @@ def server_command(port: int) -> list[str]:
     return [
         str(VENV / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
         "--worker-class", "gthread", "--threads", "4", "--timeout", "120", "--graceful-timeout", "10",
-        "--limit-request-line", "0", "superset.app:create_app()",
+        "--limit-request-line", "0",
+        "--no-control-socket",  # gunicorn 27's socket in ~/.gunicorn: one per user, two servers would share it
+        "superset.app:create_app()",
     ]  # fmt: skip
 
 
