@@ -180,6 +180,7 @@ def _bi_env(superset) -> dict[str, str]:
 
 def test_the_shop_dashboard_renders_its_charts_in_chromium_and_calls_nothing_outside(superset):
     assert CHROMIUM.exists(), "Debian's chromium is missing: apt-get install -y chromium (.ci/run does it)"
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     outside, answered = [], []
@@ -195,11 +196,16 @@ def test_the_shop_dashboard_renders_its_charts_in_chromium_and_calls_nothing_out
             # Superset's menu holds a tracking pixel (scarf.sh): the page's CSP ('self' only) must stop it
             page.on("requestfailed", lambda r: None if r.url.startswith(local) else outside.append((r.url, r.failure)))
             page.on("response", lambda r: None if r.url.startswith(local) else answered.append(r.url))
-            page.goto(f"{superset.url}/login/")
-            page.fill("input[name=username], #username", "admin")
-            page.fill("input[name=password], #password", superset.password)
-            page.keyboard.press("Enter")
-            page.wait_for_url(lambda u: "/login" not in u, timeout=60_000)
+            for attempt in range(3):  # the login page is a React app: a submit before it is ready is lost
+                page.goto(f"{superset.url}/login/", wait_until="networkidle")
+                page.fill("input[name=username], #username", "admin")
+                page.fill("input[name=password], #password", superset.password)
+                page.keyboard.press("Enter")
+                try:
+                    page.wait_for_url(lambda u: "/login" not in u, timeout=30_000)
+                    break
+                except PlaywrightTimeout:
+                    assert attempt < 2, f"admin could not log in through the page: {page.url}"
             for slug in ("shop", "pipeline"):
                 page.goto(f"{superset.url}/superset/dashboard/{slug}/")
                 page.wait_for_function(
