@@ -41,10 +41,10 @@ RUN --mount=type=cache,target=/root/.cache/uv \
  && uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.txt
 
 # The PyAirbyte runtime and connector venvs, offline-safe, and the dbt manifest (`make setup`'s
-# steps, without generating .env).
+# steps, without generating .env; without Superset's venv: compose's profile `bi` has its own image).
 COPY include ./include
 RUN --mount=type=cache,target=/root/.cache/uv \
-    python -m include.pipeline.cli setup-runtime --no-env \
+    STACK_SKIP_BI=1 python -m include.pipeline.cli setup-runtime --no-env \
  && rm -rf include/dbt/logs
 
 COPY dags ./dags

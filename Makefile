@@ -52,8 +52,9 @@ demo: setup ## The daily pipeline for DAYS days (default 3) ending at DATE; FULL
 up: setup ## Services + Airflow web UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@$(STACK) up
 
-password: ## Print the Airflow web UI login
+password: ## Print the Airflow web UI login (and Superset's, `make bi`)
 	@echo "user: admin  password: $$(grep ^AIRFLOW_ADMIN_PASSWORD= .env | cut -d= -f2-)"
+	@if grep -q ^SUPERSET_ADMIN_PASSWORD= .env 2>/dev/null; then echo "Superset (make bi)  user: admin  password: $$(grep ^SUPERSET_ADMIN_PASSWORD= .env | cut -d= -f2-)"; fi
 
 test: setup ## Run the test suite (starts its own Postgres on a free port; needs Debian's chromium and podman: installed as root)
 	@.ci/ensure-chromium
@@ -96,12 +97,12 @@ COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker c
 compose-env: $(VENV)/.installed ## Generate the secrets docker-compose.yaml needs into .env (missing ones only)
 	@$(PY) -m include.pipeline.services.containers env
 
-compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana", WORKERS=2)
+compose-up: compose-env ## Build the image and start the stack as containers (PROFILES="celery grafana bi", WORKERS=2)
 	@$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --build $(if $(filter celery,$(PROFILES)),--scale airflow-worker=$(or $(WORKERS),2))
 	@echo "Airflow on http://127.0.0.1:$${AIRFLOW_PORT:-8080}  user: admin  password: \`make password\`"
 
 compose-down: ## Stop the containers (their volumes stay; VOLUMES=1 deletes them too)
-	@$(COMPOSE) --profile celery --profile grafana down $(if $(VOLUMES),-v)
+	@$(COMPOSE) --profile celery --profile grafana --profile bi down $(if $(VOLUMES),-v)
 
 compose-logs: ## Follow the containers' logs (SERVICE=airflow-scheduler for one)
 	@$(COMPOSE) logs -f --tail=100 $(SERVICE)
@@ -113,12 +114,17 @@ dashboard: setup ## Local dashboard (Streamlit) on http://127.0.0.1:8501 over in
 dashboards-json: $(VENV)/.installed ## Regenerate grafana/provisioning/dashboards/*.json from include/sql/dashboards
 	@$(PY) -m include.pipeline.observe.dashboards
 
+.PHONY: bi
+bi: setup ## Apache Superset over the marts and metrics on http://127.0.0.1:8088 (BI_PORT; Ctrl-C to stop; docs/bi.md)
+	@$(PY) -m include.bi.run
+
 lock: ## Re-resolve every requirements lock file (after editing a *.in file)
 	$(UV) pip compile -q requirements-dev.in -o requirements-dev.txt --python-version 3.11
 	$(UV) pip compile -q requirements.in -c requirements-dev.txt -o requirements.txt --python-version 3.11
 	# A connector whose PyPI metadata is broken gets <connector>.overrides.txt (uv --override) beside its .in
 	for f in include/airbyte/requirements/*.in; do o=$${f%.in}.overrides.txt; \
 	  $(UV) pip compile -q $$f -o $${f%.in}.txt --python-version 3.11 $$(test -f $$o && echo --override $$o); done
+	$(UV) pip compile -q include/bi/requirements/superset.in -o include/bi/requirements/superset.txt --python-version 3.11
 
 .PHONY: upload
 upload: $(VENV)/.installed ## Copy local files into the stack's S3: make upload SRC=<file or folder> DEST=s3://<bucket>/<prefix>/

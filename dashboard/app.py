@@ -7,7 +7,6 @@ metrics database named by METRICS_* (the warehouse by default), as its read-only
 
 from __future__ import annotations
 
-import decimal
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` 
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from include.pipeline.observe import config, dashboards, writer  # noqa: E402
+from include.pipeline.observe import config, dashboards, display, writer  # noqa: E402
+from include.pipeline.observe.labels import label  # noqa: E402
 
 ORDER = ["pipeline_health", "business", "ingestion", "dbt", "freshness", "lake"]
 
@@ -33,10 +33,7 @@ def query(sql: str) -> pd.DataFrame:
             frame = pd.DataFrame(cur.fetchall(), columns=columns)
     finally:
         conn.close()
-    for column in frame.columns:  # numeric(…) arrives as Decimal: make it chartable
-        if frame[column].map(lambda v: isinstance(v, decimal.Decimal)).any():
-            frame[column] = frame[column].astype(float)
-    return frame
+    return display.chartable(frame)
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
@@ -53,27 +50,31 @@ def render(panel: dashboards.Panel) -> None:
         st.error(f"{panel.path.relative_to(dashboards.settings.REPO_ROOT)}: {type(exc).__name__}: {exc}")
         return
     if frame.empty:
-        st.info("no rows yet: run the pipeline (`make demo`)")
+        st.caption(f"{panel.empty.capitalize()}.")  # says what an empty result means; no empty axis
         return
     values = numeric_columns(frame)
     if panel.panel == "stat":
         for column, slot in zip(frame.columns, st.columns(len(frame.columns)), strict=True):
-            value = frame[column].iloc[0]
-            slot.metric(column.replace("_", " "), "-" if pd.isna(value) else f"{value:,}")
+            slot.metric(*display.stat(column, frame[column].iloc[0], panel.unit))
     elif panel.panel == "timeseries":
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
         if panel.series_column:
             value = next(c for c in values if c != panel.series_column)
             frame = frame.pivot_table(index="time", columns=panel.series_column, values=value, aggfunc="sum")
         else:
-            frame = frame.set_index("time")[values]
-        # a line needs two points: the first days of a new stack are drawn as bars
-        (st.line_chart if len(frame.index) > 1 else st.bar_chart)(frame)
+            frame = frame.set_index("time")[values].rename(columns=label)
+        # a line needs two points: the first day of a new stack is drawn as bars, side by side
+        if len(frame.index) > 1:
+            st.line_chart(frame)
+        else:
+            frame.index = frame.index.strftime("%Y-%m-%d")  # a category: grouped bars, not overlaid
+            st.bar_chart(frame, stack=False)
     elif panel.panel == "barchart":
-        label = next(c for c in frame.columns if c not in values)
-        st.bar_chart(frame, x=label, y=values[0], horizontal=True)
+        category = next(c for c in frame.columns if c not in values)
+        chart = frame[[category, values[0]]].rename(columns=label)
+        st.bar_chart(chart, x=label(category), y=label(values[0]), horizontal=True)
     else:
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(display.table(frame), hide_index=True, width="stretch")
 
 
 st.title("Data stack")
@@ -86,7 +87,8 @@ try:
         run = last.iloc[0]
         st.markdown(
             f"**Last run** `{run['dag_id']}` `{run['run_id']}`: **{run['state']}**, "
-            f"{run['duration_seconds']} s, {run['tasks_total']} tasks, {run['tasks_failed']} failed, ended {run['end_date']}"
+            f"{display.shown(run['duration_seconds'])} s, {display.shown(run['tasks_total'])} tasks, "
+            f"{display.shown(run['tasks_failed'])} failed, ended {display.shown(run['end_date'])}"
         )
 except Exception as exc:  # noqa: BLE001
     st.error(f"The metrics database is not reachable ({type(exc).__name__}: {exc}). Is `make services` up?")

@@ -71,3 +71,27 @@ def test_a_query_file_without_its_header_is_refused_with_its_name(tmp_path):
         assert "x.sql:1: missing the `-- title: ...` header line" in str(exc)
     else:
         raise AssertionError("a query file without a title must be refused")
+
+
+def test_grafana_panels_never_stack_say_what_empty_means_and_show_labels_not_column_names():
+    from include.pipeline.observe.labels import label
+
+    for path in sorted(dashboards.GRAFANA_DIR.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            where = f"{path.name}: {panel['title']}"
+            assert panel["fieldConfig"]["defaults"]["noValue"], where
+            if panel["type"] == "timeseries":
+                assert panel["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "none", where
+            renames = [t["options"]["renameByName"] for t in panel["transformations"] if t["id"] == "organize"]
+            for renamed in renames:
+                assert all(new == label(old) and "_" not in new for old, new in renamed.items()), where
+    failures = dashboards.load_panel(dashboards.QUERIES_DIR / "pipeline_health" / "04_failures_by_task.sql")
+    assert failures.empty == "no failed tries in 30 days"
+
+
+def test_a_query_s_output_columns_are_read_off_its_last_select_list():
+    sql = (
+        "with a as (\n    select x as hidden\n    from t\n)\n\nselect\n    a.task_id,\n    case\n"
+        "        when true then 'y'\n    end as what,\n    round(p::numeric, 2) as p50_seconds\nfrom a"
+    )
+    assert dashboards.output_columns(sql) == ["task_id", "what", "p50_seconds"]

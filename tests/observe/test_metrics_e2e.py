@@ -128,7 +128,8 @@ def test_freshness_rows_per_raw_table(stack):
 )
 def test_every_dashboard_query_returns_rows_after_a_run(stack, panel):
     rows = stack.sql(panel.sql)
-    assert rows, f"{panel.path} returned no rows"
+    # a panel that counts problems (failed tries, quality issues) is empty on a healthy run and says so
+    assert rows or panel.empty != dashboards.Panel.empty, f"{panel.path} returned no rows"
     if panel.panel == "timeseries":
         assert all(r[0] is not None for r in rows), "the time column is filled"
 

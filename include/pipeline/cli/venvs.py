@@ -51,6 +51,10 @@ def cmd_setup_runtime(args: argparse.Namespace) -> int:
         # (source-s3, see its .overrides.txt) installs like any other
         sync_venv(settings.REPO_ROOT / f".venv-{connector}", req / f"{connector}.txt")
         prepare_offline(settings.REPO_ROOT / f".venv-{connector}")  # nothing downloaded at run time
+    # `make bi`: Superset in its own venv (its pins would fight Airflow's), and its secrets
+    from include.bi import install
+
+    install.setup(generate_secrets=not getattr(args, "no_env", False))
     say("dbt parse (writes the manifest Cosmos renders the DAG from)")
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     subprocess.run(

@@ -2,9 +2,11 @@
 generated from them (grafana/provisioning/dashboards/<dashboard>.json).
 
 Each query file starts with `-- title:`, `-- panel:` (stat | timeseries | barchart | table) and
-optionally `-- unit:` comment lines; the rest is plain Postgres SQL (no Grafana macros, so the
-local Streamlit dashboard and the tests run the very same text). Timeseries queries name their
-time column `time`.
+optionally `-- unit:`, `-- series:` and `-- empty:` (what an empty result means, said instead of an
+empty chart: "no failed tries in 30 days") comment lines; the rest is plain Postgres SQL (no Grafana
+macros, so the local Streamlit dashboard and the tests run the very same text). Timeseries queries
+name their time column `time`. Column names become headings through `labels.label` in both the
+Streamlit page and the Grafana JSON (an `organize` transformation), so the SQL keeps plain names.
 
 `python -m include.pipeline.observe.dashboards` rewrites the JSON; `--check` exits 1 when the
 committed JSON differs from what the queries generate (a test runs it too).
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.pipeline import settings
+from include.pipeline.observe.labels import label
 
 QUERIES_DIR = settings.REPO_ROOT / "include" / "sql" / "dashboards"
 GRAFANA_DIR = settings.REPO_ROOT / "grafana" / "provisioning" / "dashboards"
@@ -50,6 +53,29 @@ class Panel:
     sql: str
     path: Path
     series_column: str | None = None  # `-- series: <column>`: long format, one line per value
+    empty: str = "no rows yet: run the pipeline (`make demo`)"  # `-- empty: ...`
+
+    @property
+    def columns(self) -> list[str]:
+        """The query's output column names, read off its last top-level select list (one item a
+        line, `expr as name` or a bare column); a test checks them against the database's."""
+        return output_columns(self.sql)
+
+
+_SELECT_ITEM = re.compile(r"^ {4}(?! )(?:.*\bas\s+(\w+)|(?!case$)(?:\w+\.)?(\w+)),?$")
+
+
+def output_columns(sql: str) -> list[str]:
+    lines = sql.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("select"))
+    names = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("    "):
+            break
+        match = _SELECT_ITEM.match(line)
+        if match:
+            names.append(match.group(1) or match.group(2))
+    return names
 
 
 def load_panel(path: Path) -> Panel:
@@ -68,7 +94,7 @@ def load_panel(path: Path) -> Panel:
         raise QueryFileError(f"{path}: panel {meta['panel']!r} is not one of {sorted(PANEL_TYPES)}")
     return Panel(
         path.parent.name, path.stem, meta["title"], meta["panel"], meta.get("unit"), "\n".join(body).strip(), path,
-        meta.get("series"),
+        meta.get("series"), meta.get("empty", Panel.empty),
     )  # fmt: skip
 
 
@@ -98,13 +124,26 @@ def _grafana_panel(panel: Panel, panel_id: int, x: int, y: int) -> dict:
                 "rawSql": panel.sql,
             }
         ],
-        "fieldConfig": {"defaults": {"unit": panel.unit} if panel.unit else {}, "overrides": []},
+        # noValue: an empty result says what it means instead of drawing a zero axis
+        "fieldConfig": {
+            "defaults": {**({"unit": panel.unit} if panel.unit else {}), "noValue": panel.empty},
+            "overrides": [],
+        },
         "options": {},
         "description": f"Query: include/sql/dashboards/{panel.dashboard}/{panel.path.name}",
     }
+    if panel.panel == "timeseries":
+        # p50 beside p95, never p50 stacked on p95
+        out["fieldConfig"]["defaults"]["custom"] = {"stacking": {"mode": "none", "group": "A"}}
+    if panel.panel == "barchart":
+        out["options"] = {"stacking": "none", "orientation": "horizontal"}
+    out["transformations"] = []
     if panel.panel == "timeseries" and panel.series_column:
         # long format (time, series, value) -> one line per series
-        out["transformations"] = [{"id": "prepareTimeSeries", "options": {"format": "multi"}}]
+        out["transformations"].append({"id": "prepareTimeSeries", "options": {"format": "multi"}})
+    renames = {c: label(c) for c in panel.columns if c not in ("time", panel.series_column) and label(c) != c}
+    if renames:
+        out["transformations"].append({"id": "organize", "options": {"renameByName": renames}})
     return out
 
 

@@ -31,6 +31,8 @@ COMPOSE_SECRETS: dict[str, Callable[[], str]] = {
     "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
     "REDIS_PASSWORD": lambda: secrets.token_urlsafe(24),
     "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "SUPERSET_SECRET_KEY": lambda: secrets.token_urlsafe(32),  # profile bi (docs/bi.md)
+    "SUPERSET_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 # One MinIO user per stage (compose/minio-setup.sh makes them, airflow_settings.yaml the Airflow
 # connections that hold them): an access key of 20 characters and a secret of 40, the longest

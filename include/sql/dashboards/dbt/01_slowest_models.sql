@@ -1,4 +1,4 @@
--- title: Slowest dbt models, last 30 days (s)
+-- title: Slowest dbt models, last 30 days: dbt's own execution time per model (s), no waiting
 -- panel: barchart
 select
     name as model,

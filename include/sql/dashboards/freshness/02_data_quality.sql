@@ -1,5 +1,6 @@
 -- title: Data quality of the latest run: failed dbt tests, quarantined rows
 -- panel: barchart
+-- empty: no failed dbt test and no quarantined row in the latest run
 with latest as (
     select dag_id, run_id
     from metrics.data_quality
@@ -13,4 +14,5 @@ select
 from metrics.data_quality
 join latest using (dag_id, run_id)
 group by check_name
+having sum(value) > 0
 order by check_name

@@ -1,4 +1,4 @@
--- title: Last syncs (rows_delta: change of the destination table since the stream's previous sync)
+-- title: Last syncs
 -- panel: table
 select
     recorded_at,
