@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from include.pipeline import settings
+from include.pipeline import env_file, settings
 
 VENV = settings.REPO_ROOT / ".venv-superset"
 LOCK = settings.REPO_ROOT / "include" / "bi" / "requirements" / "superset.txt"
@@ -118,7 +118,7 @@ def main() -> int:
     owner = port_owner(port)
     if owner:
         raise BiError(f"port {port} on 127.0.0.1 is in use ({owner}): stop it, or choose another: BI_PORT=8089 make bi")
-    settings.ensure_env_file()
+    env_file.ensure_env_file()
     added = ensure_secrets()
     if added:
         print(f"==> generated {', '.join(added)} into {settings.ENV_FILE}", flush=True)
