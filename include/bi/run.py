@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from include.pipeline import env_file, settings
+from include.pipeline import env_file, environments, settings
 
 VENV = settings.REPO_ROOT / ".venv-superset"
 LOCK = settings.REPO_ROOT / "include" / "bi" / "requirements" / "superset.txt"
@@ -59,7 +59,7 @@ def ensure_secrets(path: Path | None = None) -> list[str]:
 def superset_env(port: int) -> dict[str, str]:
     """The environment of Superset's processes: its config, its secrets, the reader role's login
     (for the loader, which registers the warehouse database). No other secret of the stack."""
-    reader = settings.metrics_env(("METRICS_READER",))
+    reader = environments.metrics_env(("METRICS_READER",))
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
     env.update(
         SUPERSET_CONFIG_PATH=str(CONFIG),
