@@ -104,7 +104,7 @@ from urllib.parse import urlparse
 from minio import Minio
 from include.pipeline import settings
 from include.pipeline.ingest.connections import load_connections
-from include.pipeline.ingest.daily import export_shop_day, sync_day
+from include.pipeline.ingest.embedded_sync import export_shop_day, sync_day
 s3 = settings.S3.from_settings()
 os.environ.update(settings.s3_env())  # the stage keys connections.yaml names
 url = urlparse(s3.endpoint)

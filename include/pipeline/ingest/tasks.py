@@ -17,7 +17,7 @@ def ingest_step(connection_name: str) -> AirbyteConnectionSync:
     """The DAG's ingest task of one declared connection (task id = its name), for either engine.
 
     The engine is read when the task RUNS (include/pipeline/ingest/connection_sync.py): `embedded` runs
-    PyAirbyte (daily.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
+    PyAirbyte (embedded_sync.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
     """
     return AirbyteConnectionSync(
         task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30)
@@ -42,7 +42,7 @@ def shop_export(params: dict | None = None, ds: str | None = None) -> dict:
     task, or leave it: it only logs that). A reset of the ingest (param `reset_ingest`): the exports
     become one full export; a dbt full refresh (param `full_refresh`) exports the day as usual."""
     from include.pipeline.ingest.connection_sync import resets_ingest
-    from include.pipeline.ingest.daily import export_shop_day
+    from include.pipeline.ingest.embedded_sync import export_shop_day
 
     full_refresh = resets_ingest(params)
     simulated = [s for s in load_connections().sources.values() if s.simulator is not None]
