@@ -95,13 +95,14 @@ def read_all_exports() -> tuple[float, int]:
 SYNC_CATALOG = """
 import json, sys
 sys.path.append(sys.argv[1])  # the repository, after the venv's own paths
-from include.airbyte_runtime import early as runner
+from include.airbyte_runtime.catalog import configured_catalog, read_groups
+from include.airbyte_runtime.metadata_cache import read_metadata_cache
 sync = json.loads(sys.stdin.read())
-cached = runner.read_metadata_cache(sync)
+cached = read_metadata_cache(sync)
 if cached is None:
     sys.exit("no connector metadata cache for this config yet: run one sync first")
-_, full, names = runner.read_groups(sync)[0]
-print(json.dumps(runner.configured_catalog(sync, cached["catalog"], names, full)))
+_, full, names = read_groups(sync)[0]
+print(json.dumps(configured_catalog(sync, cached["catalog"], names, full)))
 """
 
 
