@@ -4,7 +4,7 @@
 
 Starts a throw-away S3 server (the embedded SeaweedFS) in a temp folder and feeds `--records`
 user-like Airbyte RECORD messages (ints, text, a float, a JSON object, ISO timestamps) through
-include/pipeline/ingest/s3_destination.py's LakeSync, as the embedded sync does with a connector's
+include/airbyte_runtime/lake.py's LakeSync, as the embedded sync does with a connector's
 output: row groups of ROWS_PER_GROUP records, a Parquet part uploaded every ROWS_PER_OBJECT. The
 connector itself is not run (its own speed is measured in ingest_throughput.py). Memory should
 stay flat whatever the record count.
@@ -23,7 +23,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from include.pipeline.ingest import s3_destination  # noqa: E402
+from include.airbyte_runtime import lake, parquet  # noqa: E402
+from include.pipeline.ingest.declaration.s3 import S3Settings  # noqa: E402
 from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
 
 
@@ -64,11 +65,11 @@ def main() -> int:
         server = EmbeddedS3(Path(tmp) / "s3", secrets.token_hex(10), secrets.token_urlsafe(24), buckets=("lake",))
         server.start()
         try:
-            s3 = s3_destination.S3Settings("lake", "raw_history", "parquet", server.endpoint, "us-east-1", "-", "-")
-            layouts = {"users": s3_destination.StreamLayout.of(schema)}
+            s3 = S3Settings("lake", "raw_history", "parquet", server.endpoint, "us-east-1", "-", "-")
+            layouts = {"users": parquet.StreamLayout.of(schema)}
             print(f"start: peak RSS {peak_rss_mib():.0f} MiB", flush=True)
             started = time.perf_counter()
-            sink = s3_destination.LakeSync(s3, "bench", server.client(), layouts, log=lambda _: None)
+            sink = lake.LakeSync(s3, "bench", server.client(), layouts, log=lambda _: None)
             try:
                 sink.consume(records(args.records))
                 figures = sink.commit()

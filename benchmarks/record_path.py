@@ -16,18 +16,17 @@ config.json --catalog catalog.json > out.jsonl` (benchmarks/ingest_throughput.py
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "embedded_runner", REPO_ROOT / "include/pipeline/ingest/embedded_runner.py"
-)
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)  # by path: its folder's `platform` package would shadow the stdlib's
+sys.path.append(str(REPO_ROOT))  # after the venv's own paths: no folder of ours shadows a library
+from include.airbyte_runtime import messages, rows  # noqa: E402
+
+runner = SimpleNamespace(**vars(messages), **{k: v for k, v in vars(rows).items() if not k.startswith("__")})
 
 
 def main() -> int:

@@ -106,7 +106,7 @@ from include.pipeline import settings
 from include.pipeline import environments
 from include.pipeline import endpoints
 from include.pipeline.ingest.declaration import load_connections
-from include.pipeline.ingest.daily import export_shop_day, sync_day
+from include.pipeline.ingest.embedded_sync import export_shop_day, sync_day
 s3 = endpoints.S3.from_settings()
 os.environ.update(environments.s3_env())  # the stage keys connections.yaml names
 url = urlparse(s3.endpoint)

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from include.airbyte_runtime.connector import widen_pipe  # noqa: E402
 from include.pipeline import environments  # noqa: E402
-from include.pipeline.ingest.connector_pipe import widen_pipe  # noqa: E402
 from include.pipeline.ingest.declaration import load_connections  # noqa: E402
 from include.pipeline.ingest.embedded import connector_executable  # noqa: E402
 from include.pipeline.services.s3 import EmbeddedS3  # noqa: E402
@@ -93,28 +93,28 @@ def read_all_exports() -> tuple[float, int]:
 
 # Run by .venv-airbyte's interpreter: the runner's own functions (it imports PyAirbyte's packages).
 SYNC_CATALOG = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("embedded_runner", sys.argv[1])
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+import json, sys
+sys.path.append(sys.argv[1])  # the repository, after the venv's own paths
+from include.airbyte_runtime.catalog import configured_catalog, read_groups
+from include.airbyte_runtime.metadata_cache import read_metadata_cache
 sync = json.loads(sys.stdin.read())
-cached = runner.read_metadata_cache(sync)
+cached = read_metadata_cache(sync)
 if cached is None:
     sys.exit("no connector metadata cache for this config yet: run one sync first")
-_, full, names = runner.read_groups(sync)[0]
-print(json.dumps(runner.configured_catalog(sync, cached["catalog"], names, full)))
+_, full, names = read_groups(sync)[0]
+print(json.dumps(configured_catalog(sync, cached["catalog"], names, full)))
 """
 
 
 def sync_catalog(connection) -> dict:  # noqa: ANN001 - a declared Connection
     """The configured catalog the embedded sync of `connection` sends with `read` (incremental
-    streams, the declared cursors and keys: embedded_runner.configured_catalog), from the
+    streams, the declared cursors and keys: include/airbyte_runtime/catalog.py configured_catalog), from the
     connector's cached catalog, so that the connector reads the same records the same way."""
     from include.pipeline.endpoints import Warehouse
-    from include.pipeline.ingest.embedded import RUNNER, build_spec, runtime_python
+    from include.pipeline.ingest.embedded import build_spec, runtime_python
 
     sync = build_spec(connection, Warehouse.from_settings())
-    proc = subprocess.run([str(runtime_python()), "-P", "-c", SYNC_CATALOG, str(RUNNER)], input=json.dumps(sync),
+    proc = subprocess.run([str(runtime_python()), "-P", "-c", SYNC_CATALOG, str(ROOT)], input=json.dumps(sync),
                           capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"the sync's catalog could not be built: {proc.stderr[-2000:]}")

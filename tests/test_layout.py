@@ -17,21 +17,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = REPO_ROOT / "include"
 PACKAGE = "include.pipeline"
 CLI = "include.pipeline.cli"
+# `make bi`'s own commands (install the venv, start Superset) are command-line programs too: they
+# share the CLI's supervisor and venv installer. No stage or service is among them.
+CLI_PROGRAMS = ("include.bi.install", "include.bi.run")
 MAX_LINES = 500
-# Files another change of this round rewrites (the embedded runtime is being split into its own
-# package, include/pipeline/transform/watcher.py is moving to Cosmos's public API). Each entry
-# is removed when that change is merged; nothing else may be added here.
-OTHERS_IN_PROGRESS_SIZE = {
-    "include/pipeline/ingest/embedded_runner.py",
-    "include/pipeline/ingest/s3_destination.py",
-}
+# No allowance for size or for another module's private names. PyAirbyte's private write path is
+# still reached by the runtime modules below: PyAirbyte has no public hook for the cache's write
+# path, the connector start or injecting spec/catalog (docs/ingest.md, "The runtime package").
+# tests/ingest/test_runtime_contract.py pins each of those names; the list only shrinks.
+OTHERS_IN_PROGRESS_SIZE: set[str] = set()
 OTHERS_IN_PROGRESS_PRIVATE = {
-    "include/pipeline/ingest/embedded_runner.py",
-    "include/pipeline/transform/watcher.py",
-}
+    f"include/airbyte_runtime/{name}.py"
+    for name in ("early", "main", "messages", "metadata_cache", "postgres", "stage")
+} | {"include/pipeline/transform/watcher.py"}  # Cosmos's watcher consumer/trigger: no public class yet
 PRIVATE_LIBRARIES = ("airbyte", "cosmos")
-# the runtime half of s3_destination.py reaches into embedded.py (being rewritten, see above)
-OTHERS_IN_PROGRESS_INTERNAL = {"include/pipeline/ingest/s3_destination.py"}
+OTHERS_IN_PROGRESS_INTERNAL: set[str] = set()
 
 
 def module_name(path: Path) -> str:
@@ -152,7 +152,7 @@ def test_nothing_outside_the_cli_imports_the_cli():
     offenders = [
         f"{path.relative_to(REPO_ROOT)}:{line}: imports {target}"
         for path in python_files()
-        if not module_name(path).startswith(CLI)
+        if not module_name(path).startswith(CLI) and module_name(path) not in CLI_PROGRAMS
         for target, names, line in imports(path)
         if target == CLI or target.startswith(CLI + ".") or (target == PACKAGE and "cli" in names)
     ]

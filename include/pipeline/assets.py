@@ -57,7 +57,7 @@ def connection_outputs(connection) -> list[Asset]:
     """What one declared connection writes (include/airbyte/connections.yaml): a raw table per stream
     in a Postgres destination, a folder per stream in an S3 one."""
     destination = connection.destination
-    if destination.type == "s3":  # bucket and path_prefix checked by ingest/s3_destination.py
+    if destination.type == "s3":  # bucket and path_prefix checked by ingest/declaration/s3.py
         s3 = destination.s3
         return [lake_prefix(s3.bucket, s3.path_prefix, s.name) for s in connection.streams]
     return [raw_table(destination.schema, s.name) for s in connection.streams]

@@ -6,8 +6,8 @@ import pytest
 from psycopg2 import sql
 
 from include.pipeline import identifiers
-from include.pipeline.ingest.daily import expected_counts
 from include.pipeline.ingest.declaration import load_connections
+from include.pipeline.ingest.embedded_sync import expected_counts
 from include.pipeline.publish import artifacts as artifacts_module
 from tests.support import E2E_DATE
 
@@ -136,7 +136,7 @@ def lake_objects(stack, prefix: str | None = None) -> dict[str, tuple[str, int, 
 def raw_history(stack) -> dict[str, tuple[str, int, object]]:
     """The lake's raw history: every sync's records as Parquet objects (the lake connection's own
     cursor state, `_airbyte_state/`, is the connector's bookkeeping, not records)."""
-    from include.pipeline.ingest.s3_destination import STATE_FOLDER
+    from include.airbyte_runtime.lake import STATE_FOLDER
 
     return {k: v for k, v in lake_objects(stack, "raw_history/").items() if f"/{STATE_FOLDER}/" not in k}
 

@@ -2,7 +2,7 @@
 
 The runner foresees the command PyAirbyte will run (config, configured catalog, state) and starts
 it first; PyAirbyte's own command is then compared with it, and the early process is used only if
-they are the same (see EarlyRead in include/pipeline/ingest/embedded_runner.py). These run in the
+they are the same (see EarlyRead in include/airbyte_runtime/early.py). These run in the
 embedded runtime's own interpreter (.venv-airbyte), against PyAirbyte's real catalog code, so an
 upgrade that changes what PyAirbyte sends fails here instead of silently starting every read twice.
 The adoption in real syncs (fresh, with state, full refresh) is in test_connector_metadata_cache.py.
@@ -19,10 +19,10 @@ from tests.support import REPO_ROOT
 
 LOAD_RUNNER = r"""
 import fcntl, importlib.util, json, subprocess, sys, tempfile, os
-# loaded by path: the folder holds a `platform` package that would shadow the standard library's
-spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+import sys
+# the repository after the venv's own paths: no folder of ours shadows a library
+sys.path.append(".")
+from include.airbyte_runtime import early as runner
 """
 
 STREAM = {
@@ -167,7 +167,7 @@ def test_an_early_read_is_used_only_for_the_very_command_pyairbyte_runs():
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
-        wide = min(8 << 20, int(f.read()))  # embedded_runner.PIPE_BYTES, capped by the system
+        wide = min(8 << 20, int(f.read()))  # connector.PIPE_BYTES, capped by the system
     assert wide > 64 * 1024 and out.pop("pyairbyte_pipe") == wide
     assert {out[case].pop("pipe") for case in out} == {wide}
     assert out["same"] == {"adopted": True, "none": False, "running": True, "files_left": []}

@@ -1,6 +1,6 @@
 """The embedded runner's fast record path writes the row PyAirbyte's StreamRecord would.
 
-The runner skips StreamRecord for speed (see include/pipeline/ingest/embedded_runner.py); this
+The runner skips StreamRecord for speed (see include/airbyte_runtime/rows.py); this
 compares the two, in the embedded runtime's own interpreter (.venv-airbyte), on the cases where
 StreamRecord's rules matter: keys in another case than the schema, keys outside the schema
 (pruned), missing keys (NULL), a data key named like an Airbyte column (overwritten), nested values.
@@ -18,10 +18,10 @@ from tests.support import REPO_ROOT
 COMPARE = r"""
 import importlib.util, json, sys
 from types import SimpleNamespace
-# loaded by path: the folder holds a `platform` package that would shadow the standard library's
-spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+import sys
+# the repository after the venv's own paths: no folder of ours shadows a library
+sys.path.append(".")
+from include.airbyte_runtime import rows as runner
 from airbyte.records import StreamRecord, StreamRecordHandler
 
 schema = {"properties": {"id": {}, "Name": {}, "camelCase": {}, "amount": {}, "nested": {}}}
@@ -70,9 +70,10 @@ def test_fast_rows_equal_streamrecord_rows_but_for_the_new_raw_id():
 
 RAW_IDS = r"""
 import importlib.util, json, time, uuid
-spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+import sys
+# the repository after the venv's own paths: no folder of ours shadows a library
+sys.path.append(".")
+from include.airbyte_runtime import rows as runner
 from uuid_extensions import uuid7str
 
 ids = runner.RawIds()

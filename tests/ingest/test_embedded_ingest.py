@@ -20,7 +20,7 @@ V2_COLUMNS = {"_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"}
 
 def shipped_format() -> str:
     """The format the shipped simulator writes (what the shipped streams read)."""
-    from include.pipeline.ingest.daily import shop_settings
+    from include.pipeline.ingest.embedded_sync import shop_settings
 
     return shop_settings(load_connections().sources["shop"]).format
 

@@ -92,7 +92,7 @@ def _left_after(procs: list[psutil.Process], seconds: float) -> list[str]:
 def test_sigkill_of_the_task_leaves_no_runner_or_connector(start_sync):
     child, procs, out = start_sync()
     names = " ".join(" ".join(_cmdline(p)) for p in procs)
-    assert "embedded_runner.py" in names and str(SOURCE) in names, names  # the whole sync is there
+    assert "airbyte_runtime/__main__.py" in names and str(SOURCE) in names, names  # the whole sync is there
 
     os.killpg(child.pid, signal.SIGKILL)  # the supervisor's last word: no handler, no finally runs
     child.wait(timeout=10)

@@ -17,10 +17,8 @@ from tests.support import REPO_ROOT
 
 RUN = r"""
 import importlib.util, io, json, os, sys, threading, time
-# loaded by path: the folder holds a `platform` package that would shadow the standard library's
-spec = importlib.util.spec_from_file_location("embedded_runner", "include/pipeline/ingest/embedded_runner.py")
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
+sys.path.append(".")  # the repository after the venv's own paths
+from include.airbyte_runtime import connector as runner
 case = sys.argv[1]
 out = {}
 if case == "lines":

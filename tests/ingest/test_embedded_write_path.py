@@ -355,7 +355,9 @@ def kill_the_runner_when(ready, seconds: float = 120.0) -> None:
     while not ready():
         assert time.monotonic() < deadline, "the sync never reached the point to kill it at"
         time.sleep(0.1)
-    runners = [p for p in psutil.Process().children(recursive=True) if "embedded_runner.py" in " ".join(p.cmdline())]
+    runners = [
+        p for p in psutil.Process().children(recursive=True) if "airbyte_runtime/__main__.py" in " ".join(p.cmdline())
+    ]
     assert len(runners) == 1, runners
     os.killpg(runners[0].pid, signal.SIGKILL)
 

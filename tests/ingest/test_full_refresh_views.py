@@ -8,7 +8,7 @@ import json
 import pytest
 
 from include.pipeline import settings
-from include.pipeline.ingest.daily import FullRefreshBlocked, dbt_managed_views, drop_dependent_views
+from include.pipeline.ingest.embedded_sync import FullRefreshBlocked, dbt_managed_views, drop_dependent_views
 
 SETUP = """
     create schema raw; create schema staging; create schema analytics;

@@ -35,7 +35,7 @@ class TI:
      ({"full_refresh": True}, False)],  # a dbt full refresh leaves the ingest's state alone
 )  # fmt: skip
 def test_the_embedded_engine_is_a_plain_call_with_the_runs_day(monkeypatch, params, full_refresh):
-    from include.pipeline.ingest import daily
+    from include.pipeline.ingest import embedded_sync as daily
     from include.pipeline.ingest.tasks import ingest_step
 
     calls: list[tuple] = []
@@ -50,7 +50,7 @@ def test_the_embedded_engine_is_a_plain_call_with_the_runs_day(monkeypatch, para
 
 
 def test_a_bad_engine_fails_before_anything_runs(monkeypatch):
-    from include.pipeline.ingest import daily
+    from include.pipeline.ingest import embedded_sync as daily
     from include.pipeline.ingest.engine import EngineSettingError
     from include.pipeline.ingest.tasks import ingest_step
 
@@ -100,7 +100,7 @@ def test_building_the_ingest_tasks_imports_neither_numpy_nor_the_embedded_runner
         "import sys\n"
         "from include.pipeline.ingest.tasks import ingest_step\n"
         "ingest_step('shop_to_warehouse')\n"
-        "loaded = [m for m in ('numpy', 'include.pipeline.ingest.daily', 'include.simulator.shop') if m in sys.modules]\n"
+        "loaded = [m for m in ('numpy', 'include.pipeline.ingest.embedded_sync', 'include.simulator.shop') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import include.pipeline.ingest.connection_sync as op, inspect\n"
         "assert 'ingest.tasks' not in inspect.getsource(op), 'connection_sync.py imports tasks.py'\n"

@@ -17,9 +17,10 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from include.pipeline.ingest import s3_destination
+from include.airbyte_runtime import lake
+from include.airbyte_runtime import parquet as parquet_parts
 from include.pipeline.ingest.declaration import ConnectionsConfigError, load_connections
-from include.pipeline.ingest.declaration.s3 import DEFAULT_PATH_FORMAT
+from include.pipeline.ingest.declaration.s3 import DEFAULT_PATH_FORMAT, S3Settings
 from include.pipeline.publish import lake_sql
 from include.simulator.exports import export_day
 from include.simulator.shop import ShopSettings
@@ -107,28 +108,25 @@ def test_a_bad_s3_destination_is_refused_naming_each_line(tmp_path):
 
 # -- the object layout ----------------------------------------------------------------------------
 def test_object_keys_follow_airbytes_default_s3_path_format():
-    s3 = s3_destination.S3Settings("lake", "raw_history", "parquet", "e", "us-east-1", "k", "s")
+    s3 = S3Settings("lake", "raw_history", "parquet", "e", "us-east-1", "k", "s")
     started = dt.datetime(2026, 1, 7, 3, 4, 5, 678000, tzinfo=dt.UTC)
     epoch = int(started.timestamp() * 1000)
     # no namespace: the empty ${NAMESPACE}/ segment is dropped, as Airbyte does
-    assert s3_destination.object_key(s3, "users", None, started, 0) == f"raw_history/users/2026_01_07_{epoch}_0.parquet"
-    assert (
-        s3_destination.object_key(s3, "users", "shop", started, 12)
-        == f"raw_history/shop/users/2026_01_07_{epoch}_12.parquet"
-    )
+    assert lake.object_key(s3, "users", None, started, 0) == f"raw_history/users/2026_01_07_{epoch}_0.parquet"
+    assert lake.object_key(s3, "users", "shop", started, 12) == f"raw_history/shop/users/2026_01_07_{epoch}_12.parquet"
     custom = dataclasses.replace(s3, path_format="${STREAM_NAME}/${YEAR}/${MONTH}/${DAY}/${HOUR}${MINUTE}_")
-    assert s3_destination.object_key(custom, "users", None, started, 1) == "raw_history/users/2026/01/07/0304_1.parquet"
+    assert lake.object_key(custom, "users", None, started, 1) == "raw_history/users/2026/01/07/0304_1.parquet"
 
 
 def test_records_are_written_in_row_groups_and_parts_with_airbyte_columns_and_nulled_misfits(s3_server, tmp_path):
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     client = s3_server.client()
     client.make_bucket(bucket)
-    s3 = s3_destination.S3Settings(bucket, "raw", "parquet", s3_server.endpoint, "us-east-1", "k", "s")
+    s3 = S3Settings(bucket, "raw", "parquet", s3_server.endpoint, "us-east-1", "k", "s")
     schema = {"properties": {"id": {"type": ["null", "integer"]}, "name": {"type": "string"},
                              "price": {"type": "number"}, "address": {"type": "object"}}}  # fmt: skip
-    layout = s3_destination.StreamLayout.of(schema)
-    sink = s3_destination.LakeSync(s3, "conn", client, {"items": layout}, rows_per_group=4, rows_per_object=8)
+    layout = parquet_parts.StreamLayout.of(schema)
+    sink = lake.LakeSync(s3, "conn", client, {"items": layout}, rows_per_group=4, rows_per_object=8)
 
     def record(i: int) -> dict:
         data = {"id": i, "name": f"n{i}", "price": i * 1.5, "address": {"city": f"c{i}"}}
@@ -160,12 +158,12 @@ def test_records_are_written_in_row_groups_and_parts_with_airbyte_columns_and_nu
     ]
     assert rows[0]["_airbyte_meta"] == {"sync_id": sink.sync_id, "changes": []}
     assert rows[0]["address"] == '{"city": "c1"}' and rows[0]["price"] == 1.5
-    assert s3_destination.load_state(client, s3, "conn") == [state], "the state is saved after the data"
+    assert lake.load_state(client, s3, "conn") == [state], "the state is saved after the data"
 
 
 def shipped_format() -> str:
     """The format the shipped simulator writes (what the shipped streams read)."""
-    from include.pipeline.ingest.daily import shop_settings
+    from include.pipeline.ingest.embedded_sync import shop_settings
 
     return shop_settings(load_connections().sources["shop"]).format
 
@@ -191,7 +189,7 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
     """Through what the DAG's ingest task runs with the embedded engine (`run_embedded`), with the
     shipped declaration's shop bucket and lake bucket replaced by this test's."""
     from include.pipeline import settings
-    from include.pipeline.ingest.daily import run_embedded
+    from include.pipeline.ingest.embedded_sync import run_embedded
 
     lake_bucket = f"lake-{uuid.uuid4().hex[:8]}"
     text = settings.CONNECTIONS_FILE.read_text()
@@ -203,8 +201,8 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
         )
     )
     monkeypatch.setattr(settings, "CONNECTIONS_FILE", declaration)
-    monkeypatch.setattr(s3_destination, "ROWS_PER_GROUP", 25)
-    monkeypatch.setattr(s3_destination, "ROWS_PER_OBJECT", 50)
+    monkeypatch.setattr(lake, "ROWS_PER_GROUP", 25)
+    monkeypatch.setattr(lake, "ROWS_PER_OBJECT", 50)
     logged: list[str] = []  # the task's log lines
     first = run_embedded("shop_to_lake", "2026-01-01", log=logged.append)
     text = "\n".join(logged)
@@ -251,7 +249,7 @@ def test_the_embedded_s3_destination_writes_what_duckdb_reads_back_as_the_record
 
 
 def test_the_lake_reads_its_connector_through_a_widened_pipe(tmp_path):
-    """A 64 KiB pipe made the connector wait on every 0.1 s burst of output (connector_pipe.py): the lake's
+    """A 64 KiB pipe made the connector wait on every 0.1 s burst of output (include/airbyte_runtime/connector.py): the lake's
     task widens the connector's stdout before reading it. The connector here reports the size of
     the pipe it writes into, after a moment (the widening happens once it has started)."""
     import sys
@@ -262,7 +260,7 @@ def test_the_lake_reads_its_connector_through_a_widened_pipe(tmp_path):
     )
     connector.chmod(0o755)
     logged: list[str] = []
-    assert list(s3_destination._run_connector(connector, ["read"], {}, logged.append, [])) == []
+    assert list(lake.run_connector(connector, ["read"], {}, logged.append, [])) == []
     with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
         wide = min(8 << 20, int(f.read()))
     assert wide > 64 * 1024 and logged == [f"pipe {wide}"]
@@ -275,16 +273,16 @@ def test_a_new_column_reaches_the_lake_from_the_next_part_or_is_recorded(s3_serv
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     client = s3_server.client()
     client.make_bucket(bucket)
-    s3 = s3_destination.S3Settings(bucket, "raw", "parquet", s3_server.endpoint, "us-east-1", "k", "s")
-    layout = s3_destination.StreamLayout.of({"properties": {"id": {"type": "integer"}}})
-    sink = s3_destination.LakeSync(s3, "conn", client, {"users": layout}, schema_policy=policy)
+    s3 = S3Settings(bucket, "raw", "parquet", s3_server.endpoint, "us-east-1", "k", "s")
+    layout = parquet_parts.StreamLayout.of({"properties": {"id": {"type": "integer"}}})
+    sink = lake.LakeSync(s3, "conn", client, {"users": layout}, schema_policy=policy)
     records = [{"id": 1}, {"id": 2, "loyalty_tier": "gold"}, {"id": 3, "loyalty_tier": "silver"}]
     messages = [{"type": "RECORD", "record": {"stream": "users", "data": r, "emitted_at": 1}} for r in records]
     try:
         if policy == "disable_connection":
-            with pytest.raises(s3_destination.S3DestinationError, match="disable_connection.*'loyalty_tier'"):
+            with pytest.raises(lake.S3DestinationError, match="disable_connection.*'loyalty_tier'"):
                 sink.consume(messages)
-            assert s3_destination.load_state(client, s3, "conn") is None
+            assert lake.load_state(client, s3, "conn") is None
             return
         sink.consume(messages)
         figures = sink.commit()

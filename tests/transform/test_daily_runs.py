@@ -1,6 +1,6 @@
 """Three consecutive days of the shop, the last day again, then a full refresh: each the shop's
 export of that day into a real S3 server, a real source-s3 sync by PyAirbyte
-(include/pipeline/ingest/daily.py), then `dbt build`, on a real Postgres. Checks the issue's
+(include/pipeline/ingest/embedded_sync.py), then `dbt build`, on a real Postgres. Checks the issue's
 acceptance: a day's sync reads only that day's new and changed records, unique keys in every
 layer, the orders mart equal to a recount from raw, revenue equal to SQL over raw, the snapshot
 keeping a changed customer's history, a rerun of a day reading nothing and changing nothing.
@@ -16,8 +16,8 @@ from psycopg2 import sql
 from benchmarks.synthetic_shop import create_other_raw_tables
 from include.pipeline import endpoints, identifiers, settings
 from include.pipeline.identifiers import count_rows
-from include.pipeline.ingest.daily import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.ingest.declaration import load_connections
+from include.pipeline.ingest.embedded_sync import expected_counts, export_shop_day, shop_settings, sync_day
 from include.pipeline.observe import freshness
 from include.simulator.shop import ShopHistory, day_index
 from tests.support.dbt import Dbt

@@ -3,7 +3,7 @@
 One task per connection whichever engine a deployment uses, so the DAG reads the same with or
 without an Airbyte server:
 
-- `embedded`: PyAirbyte in its own interpreter (daily.py `run_embedded`), no server;
+- `embedded`: PyAirbyte in its own interpreter (embedded_sync.py `run_embedded`), no server;
 - `platform`: the Airbyte server through its public API (airbyte_server/operators.py).
 
 The engine is read ONCE per task run (engine.py `current_engine`) and pushed as the XCom
@@ -40,9 +40,9 @@ class AirbyteConnectionSync(AirbyteServerSync):
         )
         self._push(context, engine, key=ENGINE_XCOM_KEY)
         if engine == "embedded":
-            # imported when a task runs: daily.py pulls in numpy (the shop), which the DAG's parse must not
-            from include.pipeline.ingest.daily import run_embedded
+            # imported when a task runs: embedded_sync.py pulls in numpy (the shop), which the DAG's parse must not
             from include.pipeline.ingest.embedded import EmbeddedSyncError
+            from include.pipeline.ingest.embedded_sync import run_embedded
             from include.pipeline.observe import ingest_problems
 
             try:

@@ -12,7 +12,7 @@ signals the task itself. How it dies with the task, whatever ends the task:
   the child runs stops the group, then hands the signal on to Airflow's own handler (on_kill);
 - SIGKILL (the supervisor's escalation), or any other death of the task process: the child's
   stdin stays open for the whole sync and the runner kills its group when it reads end-of-file
-  there (embedded_runner.py `die_with_parent`), which the kernel delivers when the task's
+  there (include/airbyte_runtime/connector.py `die_with_parent`), which the kernel delivers when the task's
   process is gone.
 """
 
@@ -27,11 +27,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from include.airbyte_runtime.connector import kill_group
 from include.pipeline import settings
 from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest.declaration import Connection
 
-RUNNER = Path(__file__).with_name("embedded_runner.py")
+# The runtime's entry point, run by its path in .venv-airbyte (include/airbyte_runtime/__main__.py)
+RUNTIME = Path(__file__).resolve().parents[2] / "airbyte_runtime" / "__main__.py"
 
 
 class EmbeddedSyncError(RuntimeError):
@@ -114,7 +116,7 @@ def connector_executable(connector: str) -> Path:
 def build_spec(
     connection: Connection, warehouse: Warehouse, *, full_refresh: bool = False, environ: dict[str, str] | None = None
 ) -> dict:
-    """The JSON handed to embedded_runner.py (no password in it; the source's config holds its
+    """The JSON handed to the runtime (include/airbyte_runtime/main.py) (no password in it; the source's config holds its
     secrets, resolved from `environ`: ingest/stage_keys.py)."""
     return {
         "connection": connection.name,
@@ -142,7 +144,7 @@ def build_spec(
         "schema_change_policy": connection.non_breaking_schema_updates_behavior,
         "on_bad_file": connection.on_bad_file,
         "work_dir": str(settings.LOCAL_DIR / "airbyte" / connection.name),
-        # the connector's spec and discovered catalog, kept between syncs (embedded_runner.py)
+        # the connector's spec and discovered catalog, kept between syncs (include/airbyte_runtime/metadata_cache.py)
         "metadata_cache_dir": str(settings.LOCAL_DIR / "airbyte" / "connector-metadata"),
     }
 
@@ -189,9 +191,9 @@ def sync_connection(
     )
     started = time.monotonic()
     proc = subprocess.Popen(
-        # -P: do not put the runner's folder on sys.path: the runner imports only the standard
-        # library and PyAirbyte, never a sibling module that could shadow one of theirs
-        [str(runtime_python()), "-P", str(RUNNER)],
+        # -P: do not put the runtime's folder on sys.path; __main__.py appends the repository
+        # after the venv's paths, so no folder of ours can shadow a library module
+        [str(runtime_python()), "-P", str(RUNTIME)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -228,7 +230,7 @@ def sync_connection(
         restore()
         if proc.poll() is None:  # the task was killed or timed out: stop the sync, leave nothing running
             log(f"embedded engine: stopping the sync of '{connection.name}' (pid {proc.pid})")
-            _kill_group(proc)
+            kill_group(proc)
         _close(proc.stdin)
     if code != 0 or result is None:
         why = f"stopped by signal {_signal_name(-code)}" if code < 0 else f"failed (exit {code})"
@@ -245,17 +247,6 @@ def sync_connection(
         + ", ".join(f"{n}={s['records']}" for n, s in result["streams"].items())
     )
     return result
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def _close(stream) -> None:

@@ -17,7 +17,7 @@ def ingest_step(connection_name: str) -> AirbyteConnectionSync:
     """The DAG's ingest task of one declared connection (task id = its name), for either engine.
 
     The engine is read when the task RUNS (include/pipeline/ingest/connection_sync.py): `embedded` runs
-    PyAirbyte (daily.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
+    PyAirbyte (embedded_sync.py `run_embedded`), `platform` syncs on the Airbyte server (airbyte_server/).
     Its outlets are the tables (or lake folders) it writes, one Asset per stream (pipeline/assets.py).
     """
     from include.pipeline.assets import connection_outputs
@@ -46,7 +46,7 @@ def shop_export(params: dict | None = None, ds: str | None = None) -> dict:
     task, or leave it: it only logs that). A reset of the ingest (param `reset_ingest`): the exports
     become one full export; a dbt full refresh (param `full_refresh`) exports the day as usual."""
     from include.pipeline.ingest.connection_sync import resets_ingest
-    from include.pipeline.ingest.daily import export_shop_day
+    from include.pipeline.ingest.embedded_sync import export_shop_day
 
     full_refresh = resets_ingest(params)
     simulated = [s for s in load_connections().sources.values() if s.simulator is not None]

@@ -5,7 +5,7 @@ Each key is validated by the model like every other block's (declaration/problem
 failure into 'file:line: what. Fix: how'); secrets are checked by the loader as for any block.
 The platform engine sends `platform_config` to Airbyte's public API (api_sdk.yaml
 `destination-s3`: bucket, bucket path, region, endpoint, keys, Parquet format, `s3_path_format`);
-the embedded engine writes the same layout itself (include/pipeline/ingest/s3_destination.py).
+the embedded engine writes the same layout itself (include/airbyte_runtime/lake.py, parquet.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo
 
+from include.airbyte_runtime.lake import S3DestinationError  # one error class, raised by both halves
+from include.airbyte_runtime.parquet import COMPRESSION  # the Parquet codec, both engines
 from include.pipeline.ingest.declaration.values import (
     DestinationBlock,
     MissingEnvironmentVariable,
@@ -28,7 +30,6 @@ from include.pipeline.ingest.declaration.values import (
 
 DEFAULT_PATH_FORMAT = "${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_"
 FORMATS = ("parquet",)
-COMPRESSION = "SNAPPY"  # the Parquet codec, both engines (destination-s3's compression_codec)
 # Airbyte's S3 destination supports these; the deduplicating modes need a warehouse to merge in.
 SYNC_MODES = ("full_refresh_overwrite", "full_refresh_append", "incremental_append")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -38,10 +39,6 @@ PATH_VARIABLES = (
     "NAMESPACE", "STREAM_NAME", "YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND", "MILLISECOND", "EPOCH", "UUID",
 )  # fmt: skip
 REGIONS_HINT = "e.g. us-east-1 (SeaweedFS and MinIO accept any; Airbyte's spec lists AWS regions)"
-
-
-class S3DestinationError(RuntimeError):
-    """The lake's destination cannot be used as declared (e.g. a `${VAR}` that is not set)."""
 
 
 @dataclass(frozen=True)

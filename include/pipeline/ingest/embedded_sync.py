@@ -103,7 +103,7 @@ def run_embedded(
     # the S3 keys the declaration names, from their Airflow connections (never os.environ)
     environ = run_environ(connection_names(connection))
     if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
-        from include.pipeline.ingest.s3_destination import sync_to_lake
+        from include.pipeline.ingest.lake_sync import sync_to_lake
 
         return sync_to_lake(connection, full_refresh=full_refresh, log=log, environ=environ)
     target = Warehouse.from_airflow_connection(connection.destination.airflow_conn_id)

@@ -1,7 +1,7 @@
-"""The embedded runner's checks of what a sync reads, before it commits: schema changes
-(schema_changes.py) and bad files (bad_files.py), carried out under the connection's policies.
+"""The runtime's checks of what a sync reads, before it commits: schema changes
+(include/pipeline/ingest/schema_changes.py) and bad files (bad_files.py), carried out under the connection's policies.
 
-`SyncChecks` is mixed into the runner's Postgres processor (embedded_runner.py
+`SyncChecks` is mixed into the runtime's Postgres processor (postgres.py
 `CopyPostgresSqlProcessor`), which calls it at four points: a record with a new set of keys
 (`_new_layout`), every record (`_tally`: its file, the JSON types of its declared columns), a
 connector log (`_connector_log`: a file it could not read whole) and a stream's commit
@@ -9,8 +9,7 @@ connector log (`_connector_log`: a file it could not read whole) and a stream's 
 its state is not stored, so its cursor does not move). What was met is kept in REPORT and goes
 into RESULT (or PROBLEMS, before a failure).
 
-Loaded by the runner by its path (it runs in .venv-airbyte, standard library and PyAirbyte only),
-then `setup` hands it the runner's helpers and the two policy modules, loaded the same way.
+`setup` (called by main.py) hands it the runtime's log and record_layout and the two policy modules.
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ class SyncChecks:
             watch.checks = watch.type_checks({c: i for i, c in enumerate(columns)})
             watch.signatures = {}
         if watch.checks:
-            # the row's Python types, in C: a row typed as one seen before needs no check (4.5 -> ~1 us)
+            # the row's Python types, in C: a row typed as one seen before needs no check
             signature = tuple(map(type, row))
             found = watch.signatures.get(signature)
             if found is None:
