@@ -7,7 +7,7 @@
 -#}
 {% snapshot customers_snapshot %}
     {%- set existing = adapter.get_relation(this.database, this.schema, this.identifier) if execute else none %}
-    select * from {{ ref('stg_shop__users') }}  -- noqa: AM04 (every staged column, as before)
+    select * from {{ ref('stg_shop__users') }}  -- noqa: AM04
     {% if existing is not none %}
         where extracted_at >= (select coalesce(max(extracted_at), '-infinity'::timestamp) from {{ this }})
     {% endif %}
