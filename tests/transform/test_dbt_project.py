@@ -73,6 +73,20 @@ def test_orders_is_incremental_merging_on_order_id(manifest):
     assert orders["on_schema_change"] == "fail"
 
 
+def test_the_intermediate_model_and_every_mart_recompute_only_what_a_day_changed(manifest):
+    """Issue 27: incremental, each reading the day's changed keys from int_purchase_changes (a
+    table of the day's changes, itself rebuilt each run); the guard that they equal a full rebuild
+    is test_dbt_incremental."""
+    changes = "model.ecommerce.int_purchase_changes"
+    assert manifest["nodes"][changes]["config"]["materialized"] == "table"
+    for node in models(manifest, "intermediate") + models(manifest, "marts"):
+        if node["unique_id"] == changes:
+            continue
+        assert node["config"]["materialized"] == "incremental", node["name"]
+        assert node["config"]["on_schema_change"] == "fail", node["name"]
+        assert changes in node["depends_on"]["nodes"], node["name"]
+
+
 def test_orders_has_a_primary_key_constraint_like_the_other_keyed_marts(manifest):
     for name in ("orders", "customers", "products", "daily_revenue"):
         node = manifest["nodes"][f"model.ecommerce.{name}"]
