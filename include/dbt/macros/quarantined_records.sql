@@ -84,19 +84,32 @@
 
 
 {#- Delete the rows whose key has an extraction newer than the row since the mark: the newest
-    extraction of a key is the one quarantined, or none is. -#}
+    extraction of a key is the one quarantined, or none is. One pass over the raw records since
+    the mark, grouped by key and joined by hash (not a probe of raw per quarantined row). Nothing
+    to do on a full build: it read only each key's newest extraction. -#}
 {% macro quarantine_delete_superseded(source_name, streams) -%}
+    {%- if is_incremental() %}
     delete from {{ this }} as held
-    where held.record_key is not null and (
+    using (
         {%- for stream, key_columns in streams.items() %}
-        (held.stream_name = '{{ stream }}' and exists (
-            select from {{ source(source_name, stream) }} as raw_record
-            where raw_record._airbyte_extracted_at >= {{ quarantine_read_through() }}
-                and raw_record._airbyte_extracted_at > held.extracted_at
-                and concat_ws('|', {% for key in quoted(key_columns) %}raw_record.{{ key }}::text{% if not loop.last %}, {% endif %}{% endfor %}) = held.record_key
-        )){% if not loop.last %} or{% endif %}
+        select
+            '{{ stream }}'::varchar as stream_name,
+            concat_ws('|', {% for key in quoted(key_columns) %}{{ key }}::text{% if not loop.last %}, {% endif %}{% endfor %})::varchar as record_key,
+            max(_airbyte_extracted_at)::timestamp as newest
+        from {{ source(source_name, stream) }}
+        where _airbyte_extracted_at >= {{ quarantine_read_through() }}
+        group by 1, 2
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
         {%- endfor %}
-    )
+    ) as newer
+    where held.stream_name = newer.stream_name
+        and held.record_key = newer.record_key
+        and newer.newest > held.extracted_at
+    {%- else %}
+    select 'a full build holds only the newest extraction of each key: nothing superseded'
+    {%- endif %}
 {%- endmacro %}
 
 
