@@ -61,6 +61,25 @@ def differences(conn, relation: str) -> tuple[int, int, int]:
         return cur.fetchone()
 
 
+def extract_a_quarantined_customer_clean(conn) -> int:
+    """Append a clean, newer extraction of a customer the quarantine holds (its key must leave the
+    quarantine and come back to staging); returns its id."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select record_key::bigint from staging.stg_shop__quarantined_records"
+            " where stream_name = 'users' and problem = 'airbyte_changes' order by 1 limit 1"
+        )
+        (customer,) = cur.fetchone()
+        cur.execute(
+            "insert into raw.users select id, created_at, updated_at, name, title, 40, email, telephone, gender,"
+            " language, academic_degree, nationality, occupation, height, blood_type, weight, address,"
+            " _airbyte_raw_id || '-clean', (select max(_airbyte_extracted_at) from raw.users), '{}'::json"
+            " from raw.users where id = %s order by _airbyte_extracted_at desc limit 1",
+            (customer,),
+        )
+    return customer
+
+
 @pytest.fixture(scope="module")
 def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     target = new_database(postgres_server)
@@ -74,6 +93,8 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     out: dict = {"appended": [], "written": [], "compared": compared(manifest)}
     for day in DAYS:
         out["appended"].append(add_day(conn, size, day))
+        if day == DAYS[1]:
+            out["cleared"] = extract_a_quarantined_customer_clean(conn)
         dbt("build")
         out["written"].append(
             {
@@ -146,3 +167,12 @@ def test_a_key_whose_newest_extraction_is_flagged_moves_to_quarantine(builds):
     }  # source_name, stream_name, raw_record_id, record_key (text: any key type)
     staged = {row[0] for row in builds["incremental"]["staging.stg_shop__users"]}
     assert quarantined and not quarantined & staged
+
+
+def test_a_key_extracted_clean_again_leaves_the_quarantine_for_staging(builds):
+    customer = builds["cleared"]
+    quarantined = {
+        int(row[3]) for row in builds["incremental"]["staging.stg_shop__quarantined_records"] if row[1] == "users"
+    }
+    assert customer not in quarantined
+    assert customer in {row[0] for row in builds["incremental"]["staging.stg_shop__users"]}
