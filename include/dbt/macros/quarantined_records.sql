@@ -67,10 +67,11 @@
 {#- SQL: the extraction time the quarantine model last read its raw tables through (its table's
     comment, `raw read through <timestamp>`), or -infinity (read everything). -#}
 {% macro quarantine_read_through() -%}
-    coalesce(
+    {#- a scalar subquery: evaluated once per statement, not once per raw row -#}
+    (select coalesce(
         substring(obj_description('{{ this }}'::regclass, 'pg_class') from 'raw read through (.+)$')::timestamp,
         '-infinity'::timestamp
-    )
+    ))
 {%- endmacro %}
 
 
