@@ -25,7 +25,9 @@
 
     months_before as (
         select customer_id, activity_month from months_after
-        where purchase_id not in (select purchase_id from {{ changes }} where purchase_id is not null)
+        where not exists (  -- an anti-join (`not in` probes the list per row past work_mem)
+            select from {{ changes }} as changed where changed.purchase_id = months_after.purchase_id
+        )
         union all
         select customer_id, date_trunc('month', order_date)::date from {{ changes }}
         where state = 'before' and order_date is not null

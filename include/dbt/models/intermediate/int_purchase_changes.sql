@@ -70,6 +70,19 @@ changed_products as (
     where left_staging.stream_name = 'products'
 ),
 
+-- unions and semi-joins, not `or ... in (subquery)`: an `or` keeps Postgres from a hash join, and
+-- past work_mem it probes the subquery once per purchase (quadratic)
+changed_purchases as (
+    select purchases.purchase_id from purchases
+    where purchases.extracted_at >= (select since.extracted_at from since)
+    union
+    select purchases.purchase_id from purchases
+    where purchases.customer_id in (select changed_customers.customer_id from changed_customers)
+    union
+    select purchases.purchase_id from purchases
+    where purchases.product_id in (select changed_products.product_id from changed_products)
+),
+
 after_build as (
     select
         purchase_id,
@@ -77,10 +90,7 @@ after_build as (
         product_id,
         (purchased_at at time zone 'UTC')::date as order_date
     from purchases
-    where
-        extracted_at >= (select since.extracted_at from since)
-        or customer_id in (select changed_customers.customer_id from changed_customers)
-        or product_id in (select changed_products.product_id from changed_products)
+    where purchase_id in (select changed_purchases.purchase_id from changed_purchases)
 ),
 
 before_build as (
@@ -99,12 +109,12 @@ before_build as (
             product_id,
             order_date
         from {{ enriched }}
-        where
-            purchase_id in (select after_build.purchase_id from after_build)
-            or purchase_id in (
-                select left_staging.record_key from left_staging
-                where left_staging.stream_name = 'purchases'
-            )
+        where purchase_id in (
+            select changed_purchases.purchase_id from changed_purchases
+            union
+            select left_staging.record_key from left_staging
+            where left_staging.stream_name = 'purchases'
+        )
     {% endif %}
 ),
 
