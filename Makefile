@@ -86,8 +86,12 @@ catalogs: setup ## Refresh include/airbyte/catalogs from the installed connector
 	@$(STACK) catalogs
 
 .PHONY: bench
-bench: setup ## Benchmark the stack at 100k and 1M orders under the real scheduler (SIZES="100000 1000000"; ~45 min)
+bench: setup ## Benchmark the stack at 100k and 1M orders under the real scheduler (SIZES="100000 1000000"; ~45 min; 10M on its own: SIZES=10000000, ~1 h)
 	@$(PY) benchmarks/scale.py --sizes $(or $(SIZES),100000 1000000)
+
+.PHONY: bench-dbt
+bench-dbt: setup ## dbt alone on a synthetic shop in raw (CUSTOMERS=1100000): initial build, a day of 1% new + 1% changed, a full rebuild; the day/full ratio (~15 min)
+	@$(PY) benchmarks/dbt_scale.py --customers $(or $(CUSTOMERS),1100000) --share 0.02 --days 1
 
 .PHONY: compose-env compose-up compose-down compose-logs
 # docker compose v2, else docker-compose, else podman-compose (docs/containers.md); evaluated when used

@@ -6,7 +6,8 @@
 For each size: a fresh database on a throw-away embedded Postgres, `fill_shop` (the raw tables in
 the Destinations-V2 shape, benchmarks/synthetic_shop.py), one `dbt build` (the initial load),
 then for each of --days days `add_day` (about --share of the shop new or changed) and another
-`dbt build` (the daily run). Prints, per model and snapshot: rows in the relation, wall time of
+`dbt build` (the daily run), and last a `dbt build --full-refresh` of the same data (the day's
+build / full rebuild ratio, issue 27's target: at most 0.25x). Prints, per model and snapshot: rows in the relation, wall time of
 the initial build and time per row, the daily run's time, the daily/initial ratio and the rows
 the daily run wrote (dbt's rows_affected: merged, inserted or snapshotted); then the
 tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
@@ -25,12 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from include.pipeline import identifiers
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic_shop import add_day, fill_shop  # noqa: E402
+from include.pipeline import identifiers  # noqa: E402
 from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
 
 DBT = Path(sys.executable).with_name("dbt")
@@ -110,6 +110,8 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
         appended = add_day(conn, size, day, share=args.share)
         wall, results = run_dbt(["build"], project, work, env, args.timeout)
         daily.append((appended, wall, relations(results), results))
+    # the same project rebuilt from scratch on the same data: what the day's build is measured against
+    wall_full, full = run_dbt(["build", "--full-refresh"], project, work, env, args.timeout)
 
     header = f"{'node':34} {'rows':>10} {'initial s':>10} {'us/row':>8}"
     for day in range(1, args.days + 1):
@@ -131,8 +133,12 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     for _, wall, _, _ in daily:
         line += f" {wall:>9.2f} {wall / wall0:>8.2f} {'':>8}"
     print(line)
-    for day, (appended, *_rest) in enumerate(daily, start=1):
-        print(f"day {day} appended to raw: {appended}")
+    print(f"{'dbt build --full-refresh, wall':34} {'':>10} {wall_full:>10.2f} (tests {tests_seconds(full):.2f} s)")
+    for day, (appended, wall, *_rest) in enumerate(daily, start=1):
+        print(f"day {day} appended to raw: {appended}; day's build / full rebuild: {wall / wall_full:.2f}x")
+    with conn.cursor() as cur:
+        cur.execute("select pg_size_pretty(pg_database_size(current_database()))")
+        print(f"database size after the runs: {cur.fetchone()[0]}")
     conn.close()
 
 

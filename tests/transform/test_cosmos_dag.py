@@ -71,9 +71,12 @@ def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(re
 @pytest.mark.parametrize(
     ("model", "parents"),
     [
-        ("int_purchases_enriched", ["stg_shop__products", "stg_shop__purchases", "stg_shop__users"]),
-        ("orders", ["int_purchases_enriched"]),
-        ("customers", ["int_purchases_enriched", "stg_shop__users"]),
+        (
+            "int_purchases_enriched",
+            ["int_purchase_changes", "stg_shop__products", "stg_shop__purchases", "stg_shop__users"],
+        ),
+        ("orders", ["int_purchase_changes", "int_purchases_enriched"]),
+        ("customers", ["int_purchase_changes", "int_purchases_enriched", "stg_shop__users"]),
     ],
 )
 def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(rendered, model, parents):

@@ -73,6 +73,21 @@ def test_orders_is_incremental_merging_on_order_id(manifest):
     assert orders["on_schema_change"] == "fail"
 
 
+def test_the_intermediate_model_and_the_marts_over_it_recompute_only_what_a_day_changed(manifest):
+    """Issue 27: int_purchases_enriched and every model reading it are incremental, each reading
+    the day's changed keys from int_purchase_changes (a table of the day's changes, itself rebuilt
+    each run); the guard that they equal a full rebuild is test_dbt_incremental. (A mart of the
+    user's own source, not reading it, may stay a table.)"""
+    changes, enriched = "model.ecommerce.int_purchase_changes", "model.ecommerce.int_purchases_enriched"
+    assert manifest["nodes"][changes]["config"]["materialized"] == "table"
+    over = [n for n in models(manifest) if n["unique_id"] == enriched or enriched in n["depends_on"]["nodes"]]
+    assert enriched in {n["unique_id"] for n in over} and any(n["fqn"][1] == "marts" for n in over)
+    for node in over:
+        assert node["config"]["materialized"] == "incremental", node["name"]
+        assert node["config"]["on_schema_change"] == "fail", node["name"]
+        assert changes in node["depends_on"]["nodes"], node["name"]
+
+
 def test_orders_has_a_primary_key_constraint_like_the_other_keyed_marts(manifest):
     for name in ("orders", "customers", "products", "daily_revenue"):
         node = manifest["nodes"][f"model.ecommerce.{name}"]

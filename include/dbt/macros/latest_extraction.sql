@@ -11,9 +11,10 @@
 
     In an incremental model (`since_column` given), only the extractions at or after the newest
     one already loaded are read (`>=`: a record landing with that same time stamp is merged again,
-    never missed), so a daily run reads the day's records, not the whole history.
+    never missed), so a daily run reads the day's records, not the whole history. `since` (SQL, a
+    timestamp) reads the extractions at or after it instead.
 -#}
-{% macro latest_extraction(relation, key_columns='id', since_column=none) -%}
+{% macro latest_extraction(relation, key_columns='id', since_column=none, since=none) -%}
     {%- set keys = quoted(key_columns) | join(', ') -%}
     select distinct on ({{ keys }})
         *,
@@ -22,7 +23,9 @@
             case when ({{ unparseable(parsed_columns(relation)) }}) is not null then 'unparseable_value' end
         )::varchar as record_problem
     from {{ relation }}
-    {%- if since_column and is_incremental() %}
+    {%- if since is not none %}
+        where _airbyte_extracted_at >= {{ since }}
+    {%- elif since_column and is_incremental() %}
         where _airbyte_extracted_at >= (
             select coalesce(max({{ since_column }}), '-infinity'::timestamp) from {{ this }}
         )

@@ -1,10 +1,40 @@
-{#- A table, indexed for the orders mart's incremental read (extracted_at). -#}
-{{ config(indexes=[{'columns': ['purchase_id'], 'unique': true}, {'columns': ['extracted_at']}]) }}
+{#-
+    Incremental: a daily build recomputes only the purchases int_purchase_changes lists (their
+    record, product or customer changed) and merges them on purchase_id; the pre-hook deletes
+    those that left staging (quarantined), as a full build would leave them out. Indexed for the
+    marts' reads of the changed keys (customer_id, order_date).
+-#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='purchase_id',
+        incremental_strategy='merge',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['purchase_id'], 'unique': true},
+            {'columns': ['customer_id']},
+            {'columns': ['order_date']},
+        ],
+        pre_hook="{% if is_incremental() %}
+            delete from {{ this }} as enriched
+            where enriched.purchase_id in (select purchase_id from {{ ref('int_purchase_changes') }})
+                and not exists (
+                    select from {{ ref('stg_shop__purchases') }} as purchases
+                    where purchases.purchase_id = enriched.purchase_id
+                )
+        {% endif %}",
+    )
+}}
+
+-- depends_on: {{ ref('int_purchase_changes') }}
 
 with
 
 purchases as (
     select * from {{ ref('stg_shop__purchases') }}
+    {% if is_incremental() %}
+        where purchase_id in (select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes)
+    {% endif %}
 ),
 
 products as (

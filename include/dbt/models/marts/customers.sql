@@ -1,11 +1,35 @@
+{#-
+    Incremental: a daily build deletes and recomputes only the customers int_purchase_changes
+    lists (their profile changed, or one of their purchases did, before or after the change).
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}
+            delete from {{ this }}
+            where customer_id in (select customer_id from {{ ref('int_purchase_changes') }})
+        {% endif %}",
+    )
+}}
+
+-- depends_on: {{ ref('int_purchase_changes') }}
+
 with
 
 customers as (
     select * from {{ ref('stg_shop__users') }}
+    {% if is_incremental() %}
+        where customer_id in (select changes.customer_id from {{ ref('int_purchase_changes') }} as changes)
+    {% endif %}
 ),
 
 purchases as (
     select * from {{ ref('int_purchases_enriched') }}
+    {% if is_incremental() %}
+        where customer_id in (select changes.customer_id from {{ ref('int_purchase_changes') }} as changes)
+    {% endif %}
 ),
 
 customer_orders as (

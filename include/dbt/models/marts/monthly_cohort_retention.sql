@@ -1,7 +1,24 @@
 {#-
     Customers grouped by the month of their first purchase (the cohort); for each later month,
     how many of them purchased again. Month 0 is the cohort's own month (retention 1.0).
+
+    Incremental: a daily build deletes and recomputes only the cohorts the day's changes touch
+    (macro touched_cohorts: the old and new cohort of each customer whose purchases changed).
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}
+            delete from {{ this }} where cohort_month in (
+                {{ touched_cohorts(ref('int_purchases_enriched'), ref('int_purchase_changes')) }}
+            )
+        {% endif %}",
+    )
+}}
+
+-- depends_on: {{ ref('int_purchase_changes') }}
 
 with
 
@@ -19,6 +36,11 @@ cohorts as (
         min(activity_month) as cohort_month
     from purchases
     group by customer_id
+    {% if is_incremental() %}
+        having min(activity_month) in (
+            {{ touched_cohorts(ref('int_purchases_enriched'), ref('int_purchase_changes')) }}
+        )
+    {% endif %}
 ),
 
 cohort_sizes as (

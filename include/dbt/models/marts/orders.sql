@@ -1,7 +1,8 @@
 {#-
-    Incremental: merges the purchases extracted since the last build on order_id; the pre-hook
-    deletes the orders whose purchase left the intermediate model (its newest extraction was
-    quarantined), as a full build would leave them out.
+    Incremental: merges on order_id the purchases int_purchase_changes lists (their record,
+    product or customer changed since the last build); the pre-hook deletes those whose purchase
+    left the intermediate model (its newest extraction was quarantined), as a full build would
+    leave them out.
 -#}
 {{
     config(
@@ -9,24 +10,25 @@
         unique_key='order_id',
         incremental_strategy='merge',
         on_schema_change='fail',
-        indexes=[{'columns': ['extracted_at']}],
         pre_hook="{% if is_incremental() %}
-            delete from {{ this }} as orders where not exists (
-                select from {{ ref('int_purchases_enriched') }} as purchases
-                where purchases.purchase_id = orders.order_id
-            )
+            delete from {{ this }} as orders
+            where orders.order_id in (select purchase_id from {{ ref('int_purchase_changes') }})
+                and not exists (
+                    select from {{ ref('int_purchases_enriched') }} as purchases
+                    where purchases.purchase_id = orders.order_id
+                )
         {% endif %}",
     )
 }}
+
+-- depends_on: {{ ref('int_purchase_changes') }}
 
 with
 
 purchases as (
     select * from {{ ref('int_purchases_enriched') }}
     {% if is_incremental() %}
-        -- only what was extracted since the last build (>=: a record landing with the same time
-        -- stamp is merged again, never missed); merged on order_id (the primary key's index)
-        where extracted_at >= (select coalesce(max(extracted_at), '-infinity'::timestamp) from {{ this }})
+        where purchase_id in (select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes)
     {% endif %}
 ),
 

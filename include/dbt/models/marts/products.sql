@@ -1,11 +1,35 @@
+{#-
+    Incremental: a daily build deletes and recomputes only the products int_purchase_changes lists
+    (re-priced, or one of their purchases changed, before or after the change).
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}
+            delete from {{ this }}
+            where product_id in (select product_id from {{ ref('int_purchase_changes') }})
+        {% endif %}",
+    )
+}}
+
+-- depends_on: {{ ref('int_purchase_changes') }}
+
 with
 
 products as (
     select * from {{ ref('stg_shop__products') }}
+    {% if is_incremental() %}
+        where product_id in (select changes.product_id from {{ ref('int_purchase_changes') }} as changes)
+    {% endif %}
 ),
 
 purchases as (
     select * from {{ ref('int_purchases_enriched') }}
+    {% if is_incremental() %}
+        where product_id in (select changes.product_id from {{ ref('int_purchase_changes') }} as changes)
+    {% endif %}
 ),
 
 sales as (
