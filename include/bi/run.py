@@ -127,7 +127,7 @@ def main() -> int:
     env = superset_env(port)
     prepare(env)
     print(f"==> Superset on http://127.0.0.1:{port}  user: {ADMIN}  password: `make password` (Ctrl-C to stop)")
-    return supervise(env, {"superset": server_command(port)}, name="Superset")
+    return supervise(env, {"superset": server_command(port)}, title="Superset")
 
 
 if __name__ == "__main__":

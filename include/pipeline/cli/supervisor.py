@@ -66,7 +66,7 @@ def component_command(args: list[str]) -> list[str]:
     return [airflow_bin(), *args]
 
 
-def supervise(env: dict[str, str], components: dict[str, list[str]] | None = None, name: str = "Airflow") -> int:
+def supervise(env: dict[str, str], components: dict[str, list[str]] | None = None, title: str = "Airflow") -> int:
     """Run every component, prefix its output, stop them all when one exits or on Ctrl-C
     (SIGTERM and SIGHUP too: see `stop_like_ctrl_c`)."""
     import selectors
@@ -103,12 +103,12 @@ def supervise(env: dict[str, str], components: dict[str, list[str]] | None = Non
             relay(1)
         code = next(p.returncode for p in procs.values() if p.returncode is not None)
         failed = [n for n, p in procs.items() if p.returncode is not None]
-        print(f"error: {name} component {', '.join(failed)} exited ({code}); stopping the others", file=sys.stderr)
+        print(f"error: {title} component {', '.join(failed)} exited ({code}); stopping the others", file=sys.stderr)
     except KeyboardInterrupt:
         code = 0
     finally:
         stop_components(list(procs.values()), relay)
-        say(f"{name} stopped")
+        say(f"{title} stopped")
     return code or 0
 
 
