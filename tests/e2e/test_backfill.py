@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -98,60 +99,64 @@ def _wait(what: str, seconds: float, check, log) -> object:
 
 @pytest.mark.timeout(2400)
 def test_a_backfill_of_three_days_equals_them_run_in_order_and_a_rerun_of_the_last_changes_nothing(tmp_path_factory):
+    # the same days in order on a fresh stack of its own, in a thread: beside the backfill
+    in_order = Stack(tmp_path_factory.mktemp("in-order"))
+    ran: list = []
+    runner = threading.Thread(target=lambda: ran.append(in_order.cli("demo", "--date", DAYS[-1], "--days", "3")))
     backfilled = Stack(tmp_path_factory.mktemp("backfill"))
-    port = find_free_port()
-    # no scheduled runs: only the backfill's
-    backfilled.env.update(AIRFLOW_PORT=str(port), AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
-    log_path = backfilled.root / "up.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
-    up = subprocess.Popen(
-        [sys.executable, "-m", "include.pipeline.cli", "up"], cwd=REPO_ROOT, env=backfilled.env,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    runner.start()
     try:
-        base = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            assert up.poll() is None, log_path.read_text()[-5000:]
-            status, health = call(f"{base}/api/v2/monitor/health")
-            return status == 200 and all(v.get("status") == "healthy" for v in health.values())
-
-        _wait("Airflow healthy", 300, healthy, log_path)
-        token = _token(base, backfilled)
-        dag = f"{base}/api/v2/dags/{DAG_ID}"
-        _wait(f"the DAG {DAG_ID} in the API", 180, lambda: call(dag, token=token)[0] == 200, log_path)
-        assert call(dag, "PATCH", {"is_paused": False}, token)[0] == 200
-        backfilled.cli(
-            "airflow", "backfill", "create", "--dag-id", DAG_ID, "--from-date", DAYS[0], "--to-date", DAYS[-1],
-            "--max-active-runs", "1", "--reprocess-behavior", "completed",
+        port = find_free_port()
+        # no scheduled runs: only the backfill's
+        backfilled.env.update(AIRFLOW_PORT=str(port), AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
+        log_path = backfilled.root / "up.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed below
+        up = subprocess.Popen(
+            [sys.executable, "-m", "include.pipeline.cli", "up"], cwd=REPO_ROOT, env=backfilled.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-
-        # the same days in order, on a fresh stack of its own, while the scheduler runs the backfill
-        in_order = Stack(tmp_path_factory.mktemp("in-order"))
         try:
-            demo = in_order.cli("demo", "--date", DAYS[-1], "--days", str(len(DAYS)))
-            assert demo.stdout.count("run state: success") == len(DAYS), demo.stdout[-3000:]
-            expected_marts, expected_lake = mart_tables(in_order), lake_partitions(in_order)
-        finally:
-            in_order.cli("services", "stop", check=False)
+            base = f"http://127.0.0.1:{port}"
 
-        def backfill_done() -> dict | None:
-            status, answer = call(f"{dag}/dagRuns?run_type=backfill", token=_token(base, backfilled))
-            assert status == 200, answer
-            states = {r["logical_date"][:10]: r["state"] for r in answer["dag_runs"]}
-            assert "failed" not in states.values(), f"a backfill run failed: {states}"
-            return states if sorted(states) == DAYS and set(states.values()) == {"success"} else None
+            def healthy() -> bool:
+                assert up.poll() is None, log_path.read_text()[-5000:]
+                status, health = call(f"{base}/api/v2/monitor/health")
+                return status == 200 and all(v.get("status") == "healthy" for v in health.values())
 
-        _wait(f"the backfill of {DAYS}", 1500, backfill_done, log_path)
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGTERM)
+            _wait("Airflow healthy", 300, healthy, log_path)
+            token = _token(base, backfilled)
+            dag = f"{base}/api/v2/dags/{DAG_ID}"
+            _wait(f"the DAG {DAG_ID} in the API", 180, lambda: call(dag, token=token)[0] == 200, log_path)
+            assert call(dag, "PATCH", {"is_paused": False}, token)[0] == 200
+            backfilled.cli(
+                "airflow", "backfill", "create", "--dag-id", DAG_ID, "--from-date", DAYS[0], "--to-date", DAYS[-1],
+                "--max-active-runs", "1", "--reprocess-behavior", "completed",
+            )  # fmt: skip
+
+            runner.join(1500)
             try:
-                up.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-        log.close()
-    try:
+                assert ran, "the in-order `demo --days 3` failed or did not end in 1500 s (its error is above)"
+                assert ran[0].stdout.count("run state: success") == len(DAYS), ran[0].stdout[-3000:]
+                expected_marts, expected_lake = mart_tables(in_order), lake_partitions(in_order)
+            finally:
+                in_order.cli("services", "stop", check=False)
+
+            def backfill_done() -> dict | None:
+                status, answer = call(f"{dag}/dagRuns?run_type=backfill", token=_token(base, backfilled))
+                assert status == 200, answer
+                states = {r["logical_date"][:10]: r["state"] for r in answer["dag_runs"]}
+                assert "failed" not in states.values(), f"a backfill run failed: {states}"
+                return states if sorted(states) == DAYS and set(states.values()) == {"success"} else None
+
+            _wait(f"the backfill of {DAYS}", 1500, backfill_done, log_path)
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGTERM)
+                try:
+                    up.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(up.pid, signal.SIGKILL)
+            log.close()
         assert mart_tables(backfilled) == expected_marts, "the backfill's marts differ from the days run in order"
         assert lake_partitions(backfilled) == expected_lake, "the backfill's lake partitions differ"
         # the backfill's last day run again (`demo`: `airflow dags test`) changes nothing. Not an
@@ -161,5 +166,7 @@ def test_a_backfill_of_three_days_equals_them_run_in_order_and_a_rerun_of_the_la
         assert "run state: success" in again.stdout, again.stdout[-3000:]
         assert mart_tables(backfilled) == expected_marts, f"a rerun of {DAYS[-1]} changed the marts"
         assert lake_partitions(backfilled) == expected_lake, f"a rerun of {DAYS[-1]} changed the lake partitions"
-    finally:
+    finally:  # whatever failed: no service of either stack is left running
+        runner.join(1500)
+        in_order.cli("services", "stop", check=False)
         backfilled.cli("services", "stop", check=False)
