@@ -10,7 +10,7 @@ import pytest
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.lineage.graph import read_events, runs
 from include.pipeline.publish.tasks import marts
-from tests.lineage.schema import problems
+from tests.lineage.schema import FACETS_URL, problems
 from tests.support import E2E_DATE
 
 pytestmark = pytest.mark.e2e
@@ -20,8 +20,11 @@ def test_every_lineage_event_is_valid_and_the_outputs_cover_raw_every_mart_and_t
     folder = stack.root / ".local" / "lineage"
     events = list(read_events(folder))
     assert events, f"no OpenLineage event in {folder}"
-    invalid = {f"{e['job']['name']} {e.get('eventType')}": problems(e) for e in events if problems(e)}
-    assert invalid == {}, invalid
+    invalid = {f"{e['job']['name']} {e.get('eventType')} {e['run']['runId']}": problems(e) for e in events}
+    invalid = {k: v for k, v in invalid.items() if v}
+    assert invalid == {}, f"events not valid against tests/lineage/spec: {invalid}"
+    standard = {f["_schemaURL"] for f in _facets(events) if f.get("_schemaURL", "").startswith(FACETS_URL)}
+    assert len(standard) >= 3, f"the events carry almost no standard facet to validate: {standard}"
     outputs = {
         (d["namespace"], d["name"]) for e in events if e.get("eventType") == "COMPLETE" for d in e.get("outputs") or []
     }
@@ -34,6 +37,15 @@ def test_every_lineage_event_is_valid_and_the_outputs_cover_raw_every_mart_and_t
     assert not any("127.0.0.1" in namespace for namespace, _ in outputs), "a dataset named after a port"
     [run] = [r for (dag_id, _), r in runs(events).items() if dag_id == "ecommerce_daily"]
     assert {"source", "raw", "staging", "marts", "lake"} <= set(run.layers()), run.layers()
+
+
+def _facets(events: list[dict]) -> list[dict]:
+    found = []
+    for e in events:
+        found += [*(e["run"].get("facets") or {}).values(), *(e["job"].get("facets") or {}).values()]
+        for d in [*(e.get("inputs") or []), *(e.get("outputs") or [])]:
+            found += [*(d.get("facets") or {}).values()]
+    return found
 
 
 def test_the_demo_log_is_free_of_openlineage_warnings(stack):
