@@ -27,11 +27,26 @@ def ensure_tools() -> None:
 
 
 def free_port() -> int:
+    """A free 127.0.0.1 port for a published container port, BELOW the kernel's ephemeral range.
+
+    podman (netavark) forwards a published port with a DNAT rule on 127.0.0.1:<port>, and a
+    container that dies without its network cleanup leaves that rule behind. A port from the
+    ephemeral range (what `bind(0)` hands every other test's server) could then be taken later
+    by, say, the fake Airbyte API: the kernel lets it listen, but every connection to it is
+    sent to the dead container and refused. Ports below the range are never handed out by
+    `bind(0)`, so a leftover rule can only ever shadow another compose stack's choice."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 below the ephemeral range ({low})")
 
 
 def image_key() -> str:
