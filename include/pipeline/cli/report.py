@@ -73,7 +73,11 @@ def layer_tables() -> list[Relation]:
         nodes = json.loads(manifest.read_text())["nodes"].values()
         tests = [n for n in nodes if n["resource_type"] == "test"]
         order = {"staging": 0, "intermediate": 1, "marts": 2, "snapshots": 3}
-        models = (n for n in nodes if n["resource_type"] in ("model", "snapshot"))
+        models = (
+            n for n in nodes
+            if n["resource_type"] in ("model", "snapshot")
+            and not {**n.get("meta", {}), **n.get("config", {}).get("meta", {})}.get("work_table")
+        )  # fmt: skip  # a work table (what one build recomputes) is no layer of data
         for node in sorted(models, key=lambda n: (order.get(n["fqn"][1], 9), n["fqn"])):
             layer = node["fqn"][1] if len(node["fqn"]) > 2 else "models"
             layer = "snapshots" if node["resource_type"] == "snapshot" else layer
