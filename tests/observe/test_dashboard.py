@@ -134,7 +134,9 @@ def test_the_dashboard_shows_the_figures_its_sql_returns(dashboard_url, stack):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 7000})  # every panel in view
+            page = browser.new_page(
+                viewport={"width": 2560, "height": 7000}
+            )  # every panel and column in view (the grid draws only visible columns)
             page.goto(dashboard_url, wait_until="domcontentloaded")
             tables = sum(p.panel == "table" and not frames[p.path].empty for p in items)
             page.wait_for_function(
