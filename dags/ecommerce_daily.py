@@ -122,8 +122,10 @@ def ecommerce_daily():
     docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
     transform >> docs
     publish_group(transform)  # each mart after its own model and tests (publish/tasks.py)
-    # once the transform ran, whatever its outcome: a failed build's run_results reach the lake too
-    [gate, docs] >> publish_artifacts()
+    # once the dbt build ended, whatever its outcome: a failed build's run_results reach the lake too.
+    # The build itself is upstream, not only the group: a failed model marks dbt_docs upstream_failed
+    # at once, while the build still runs and has not staged its files yet
+    [gate, docs, cosmos_config.build_task(transform)] >> publish_artifacts()
 
 
 ecommerce_daily()

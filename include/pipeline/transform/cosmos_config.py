@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from include.pipeline import settings
@@ -101,6 +101,13 @@ def transform_group(**kwargs):
     prefix = f"{group.group_id}."
     start_sensors_in_the_triggerer(t for t in group.dag.tasks if t.task_id.startswith(prefix))
     return group
+
+
+def build_task(group):
+    """The task of `group` (a transform_group) that runs the `dbt build` and stages its artifacts
+    (the watcher's producer). A task that needs the build's files waits for this one: the group's
+    other tasks can fail, and mark what follows the group upstream_failed, while it still runs."""
+    return group.tasks_map[PRODUCER_WATCHER_TASK_ID]
 
 
 def docs_task(task_id: str = "dbt_docs"):
