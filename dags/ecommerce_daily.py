@@ -35,6 +35,11 @@ runs on them. Lineage: OpenLineage events under `.local/lineage/` (docs/operatio
 Trigger: the form's "Unpause on trigger" box, left ticked, also lets the scheduler create the
 latest interval's run, which goes first (one run at a time): untick it to run only your date.
 
+Past days (a rerun, a backfill behind days that already ran): once the lake holds a later day of a
+mart, `publish.<mart>` keeps the earlier day's partition as it was published and is skipped (the
+marts now hold the later days' data); a day that never ran fails, saying so. Param `republish`:
+replace the day's partitions with the marts as they are now (include/pipeline/publish/past_days.py).
+
 Alerts (`include/pipeline/observe/alerts.py`): a task failing its last try, a failed run, stale
 data and a run not finished 2 h after it was queued send one message each to the Airflow
 connections `alerts_email` / `alerts_webhook`, when they exist.
@@ -90,6 +95,16 @@ TASK_FAILED = PipelineNotifier("task_failed")  # on_failure_callback: only after
             False,
             type="boolean",
             description="Reset the ingest: re-export and re-read every stream from scratch, replacing the raw tables.",
+        ),
+        "republish": Param(
+            False,
+            type="boolean",
+            description_md="A date before the lake's newest day keeps its published partitions: the marts "
+            "now hold the later days' data, so `publish.<mart>` is skipped (a day that never ran fails). "
+            "Tick to replace that day's partitions with the marts as they are now. "
+            "The box **Unpause ecommerce_daily on trigger** (above, while the DAG is paused), left ticked, "
+            "also lets the scheduler start the latest interval's run, which goes first (one run at a "
+            "time): untick it to run only your date.",
         ),
     },
 )

@@ -64,6 +64,7 @@ print(
                     ),
                     "catchup": dag.catchup,
                     "start_date": str(dag.start_date) if dag.start_date else None,
+                    "params": {k: dag.params.get_param(k).schema for k in dag.params},
                     "tasks": {
                         t.task_id: {
                             "owner": t.owner,

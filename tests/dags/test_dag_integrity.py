@@ -147,3 +147,15 @@ def test_another_dag_is_scheduled_on_every_mart_in_the_lake(parsed):
         assert dag["timetable"] == "PartitionedAssetTimetable", dag_id  # a run per partition (ds)
         assert set(dag["schedule_assets"]) <= published, dag_id
         assert len(dag["schedule_assets"]) == len(marts()), dag["schedule_assets"]
+
+
+def test_the_trigger_form_says_what_a_past_date_and_unpausing_do(parsed):
+    """The trigger form shows the params' descriptions, not doc_md: the form itself says that a past
+    date keeps the lake's partitions (param republish) and that unpausing on trigger starts the
+    latest interval's run first (issue 28)."""
+    form = parsed["dags"]["ecommerce_daily"]["params"]
+    republish = form["republish"]
+    assert republish["type"] == "boolean"
+    text = republish["description_md"]
+    assert "keeps its published partitions" in text and "skipped" in text
+    assert "Unpause ecommerce_daily on trigger" in text and "untick it to run only your date" in text

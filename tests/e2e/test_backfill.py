@@ -1,15 +1,18 @@
 """A backfill of three days (`airflow backfill create`, run by the scheduler of a `make up` stack on
 a fresh warehouse) gives the marts and lake partitions that the same three days run in order give
-(`demo --days 3` on another fresh stack, run meanwhile), and re-running the last day afterwards
-changes nothing. Compared: every mart of the dbt manifest (the warehouse table, after the last
-day) and each mart's lake partition of each day (rows, and a hash of its rows), without the
-columns that record when a row was loaded (they differ between two stacks by nature)."""
+(`demo --days 3` on another fresh stack, run meanwhile), and re-running the last day afterwards,
+then the middle day (before a day that ran), changes nothing. Compared: every mart of the dbt
+manifest (the warehouse table, after the last day) and each mart's lake partition of each day
+(rows, and a hash of its rows), without the columns that record when a row was loaded (they differ
+between two stacks by nature)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +22,7 @@ import pytest
 from psycopg2 import sql
 
 from include.pipeline.cli.demo import demo_days
+from include.pipeline.publish import lake
 from include.pipeline.publish.tasks import marts
 from include.pipeline.services import find_free_port
 from tests.e2e.test_daily_dag import s3_client
@@ -63,8 +67,6 @@ def mart_tables(stack: Stack) -> dict[str, tuple[int, str]]:
 
 def lake_partitions(stack: Stack) -> dict[tuple[str, str], tuple[int, str]]:
     """(rows, hash of its rows) of each mart's committed partition of each of DAYS in the lake."""
-    from include.pipeline.publish import lake
-
     client = s3_client(stack)
     out = {}
     for _, relation in sorted(marts().values()):
@@ -77,6 +79,15 @@ def lake_partitions(stack: Stack) -> dict[tuple[str, str], tuple[int, str]]:
             rows = [tuple(r.values()) for r in table.to_pylist()]
             out[(relation, ds)] = (manifest["rows"], _rows_hash(rows))
     return out
+
+
+def asset_events(stack: Stack, ds: str) -> int:
+    """Asset events whose partition key is `ds` in the stack's Airflow metadata DB."""
+    db = sqlite3.connect(stack.root / ".local" / "airflow" / "airflow.db")
+    try:
+        return db.execute("select count(*) from asset_event where partition_key = ?", (ds,)).fetchone()[0]
+    finally:
+        db.close()
 
 
 def _token(base: str, stack: Stack) -> str:
@@ -98,7 +109,9 @@ def _wait(what: str, seconds: float, check, log) -> object:
 
 
 @pytest.mark.timeout(2400)
-def test_a_backfill_of_three_days_equals_them_run_in_order_and_a_rerun_of_the_last_changes_nothing(tmp_path_factory):
+def test_a_backfill_equals_the_days_run_in_order_and_reruns_of_its_last_and_middle_days_change_nothing(
+    tmp_path_factory,
+):
     # the same days in order on a fresh stack of its own, in a thread: beside the backfill
     in_order = Stack(tmp_path_factory.mktemp("in-order"))
     ran: list = []
@@ -159,13 +172,24 @@ def test_a_backfill_of_three_days_equals_them_run_in_order_and_a_rerun_of_the_la
             log.close()
         assert mart_tables(backfilled) == expected_marts, "the backfill's marts differ from the days run in order"
         assert lake_partitions(backfilled) == expected_lake, "the backfill's lake partitions differ"
-        # the backfill's last day run again (`demo`: `airflow dags test`) changes nothing. Not an
-        # earlier day: its partition would be republished from the marts as they are now, built
-        # with the later days' data (docs/operations.md, Backfills)
+        # the backfill's last day run again (`demo`: `airflow dags test`) changes nothing
         again = backfilled.cli("demo", "--date", DAYS[-1])
         assert "run state: success" in again.stdout, again.stdout[-3000:]
         assert mart_tables(backfilled) == expected_marts, f"a rerun of {DAYS[-1]} changed the marts"
         assert lake_partitions(backfilled) == expected_lake, f"a rerun of {DAYS[-1]} changed the lake partitions"
+        # nor does the middle day run again, after the last: the marts now hold the last day's data,
+        # so each publish keeps the partition as published (skipped, no asset event), the marts stay
+        middle, client = DAYS[1], s3_client(backfilled)
+        published = {rel: lake.read_manifest(client, rel, middle) for _, rel in marts().values()}
+        events = asset_events(backfilled, middle)
+        again = backfilled.cli("demo", "--date", middle)
+        assert "run state: success" in again.stdout, again.stdout[-3000:]
+        for _, relation in marts().values():
+            assert re.search(rf"\] publish\.{relation}\s+skipped", again.stdout), again.stdout[-3000:]
+            assert lake.read_manifest(client, relation, middle) == published[relation], f"{relation} rewritten"
+        assert mart_tables(backfilled) == expected_marts, f"a rerun of {middle} changed the marts"
+        assert lake_partitions(backfilled) == expected_lake, f"a rerun of {middle} changed the lake partitions"
+        assert asset_events(backfilled, middle) == events, "a kept partition got an asset event"
     finally:  # whatever failed: no service of either stack is left running
         runner.join(1500)
         in_order.cli("services", "stop", check=False)

@@ -24,7 +24,7 @@ from pathlib import Path
 from airflow.sdk import BaseHook, task, task_group
 
 from include.pipeline import assets, settings
-from include.pipeline.publish import lake
+from include.pipeline.publish import lake, past_days
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +102,35 @@ def _record(manifest: dict, dag_id: str, run_id: str) -> None:
     )
 
 
+def _check_past_day(client, relation: str, ds: str, params: dict | None) -> None:
+    """A run of a day before the lake's newest partition of the mart keeps (skips) or refuses
+    (fails, no retry) unless the param `republish` is true (publish/past_days.py)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    verdict = past_days.decide(client, relation, ds, republish=bool((params or {}).get("republish")))
+    if verdict.action == past_days.KEEP:  # the task log's "Skipping task" line gives the reason
+        raise AirflowSkipException(verdict.message)
+    if verdict.action == past_days.REFUSE:
+        raise AirflowFailException(verdict.message)
+    (log.warning if verdict.later_ds else log.info)("%s", verdict.message)
+
+
 @task(retries=2, retry_delay=timedelta(seconds=20), execution_timeout=timedelta(hours=1))
-def publish_mart(model: str, ds: str | None = None, run_id: str | None = None, dag=None, outlet_events=None) -> dict:
+def publish_mart(
+    model: str, ds: str | None = None, run_id: str | None = None, dag=None, outlet_events=None, params=None
+) -> dict:
     """Publish one mart as the run's ds partition; the manifest (without the object list) is the XCom.
 
     The task's outlet is the mart's Asset (pipeline/assets.py); its event carries the partition
-    (`ds`) as partition key and the manifest's figures as extra: the lake_check DAG runs on it."""
+    (`ds`) as partition key and the manifest's figures as extra: the lake_check DAG runs on it.
+    A past day's partition is kept once the lake holds a later day (skipped: no event)."""
     found = marts()
     if model not in found:
         raise lake.PublishError(
             f"dbt model {model!r} is not under models/marts in {DBT_MANIFEST} (found: {sorted(found)})"
         )
     schema, relation = found[model]
+    _check_past_day(lake_client(), relation, ds, params)
     conn = _warehouse_connection()
     try:
         manifest = lake.publish_mart(
