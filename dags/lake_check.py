@@ -12,7 +12,8 @@ partition (Airflow 3's partitioned assets: `PartitionedAssetTimetable`, the run'
   against the manifest (include/pipeline/publish/lake_check.py). It fails naming each difference.
 
 A `ds` whose mart failed is not checked until a run publishes that mart; re-publishing a `ds`
-(a re-run, a backfill) checks it again. Trigger it by hand for a date: Trigger, then set the
+(a rerun of the newest day, a backfill on a fresh lake, the param `republish`) checks it again. A
+rerun of a day before the lake's newest one keeps its partitions and emits no event: no check. Trigger it by hand for a date: Trigger, then set the
 partition key to the `ds` (YYYY-MM-DD).
 """
 
