@@ -160,3 +160,27 @@ def test_the_dashboard_page_draws_the_run_from_the_events_folder(tmp_path, monke
     assert not page_run.exception
     text = " ".join(m.value for m in page_run.markdown)
     assert "**marts** (1)" in text and "**lake** (1)" in text, text
+
+
+def test_a_publish_names_its_lake_partition_and_a_skipped_one_nothing():
+    """A `publish.<mart>` that kept a past day's partition (skipped: publish/past_days.py) wrote
+    nothing: its COMPLETE event must not claim the partition as an output."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+
+    from include.pipeline import assets
+    from include.pipeline.lineage.extractors import TaskExtractor
+    from include.pipeline.publish.tasks import publish_mart
+
+    with DAG("lineage_probe", schedule=None):
+        task = publish_mart.override(task_id="publish.orders", outlets=[assets.mart("orders")])("orders").operator
+    context = {"ds": "2026-01-04"}
+    done = TaskExtractor(task).extract_on_complete(
+        SimpleNamespace(state="success", get_template_context=lambda: context)
+    )
+    assert "marts/orders/ds=2026-01-04" in [d.name for d in done.outputs]
+    kept = TaskExtractor(task).extract_on_complete(
+        SimpleNamespace(state="skipped", get_template_context=lambda: context)
+    )
+    assert kept.outputs == [] and kept.inputs == []
