@@ -182,6 +182,7 @@ def test_a_backfill_equals_the_days_run_in_order_and_reruns_of_its_last_and_midd
         middle, client = DAYS[1], s3_client(backfilled)
         published = {rel: lake.read_manifest(client, rel, middle) for _, rel in marts().values()}
         events = asset_events(backfilled, middle)
+        assert events >= len(published), f"the backfill's run of {middle} emitted an event per mart"
         again = backfilled.cli("demo", "--date", middle)
         assert "run state: success" in again.stdout, again.stdout[-3000:]
         for _, relation in marts().values():
