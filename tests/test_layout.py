@@ -29,7 +29,7 @@ OTHERS_IN_PROGRESS_SIZE: set[str] = set()
 OTHERS_IN_PROGRESS_PRIVATE = {
     f"include/airbyte_runtime/{name}.py"
     for name in ("early", "main", "messages", "metadata_cache", "postgres", "stage")
-} | {"include/pipeline/transform/watcher.py"}  # Cosmos's watcher consumer/trigger: no public class yet
+}
 PRIVATE_LIBRARIES = ("airbyte", "cosmos")
 OTHERS_IN_PROGRESS_INTERNAL: set[str] = set()
 

@@ -1,5 +1,6 @@
-"""How Cosmos renders the dbt project in the daily DAG (from the manifest, no database), and how a
-model's task decides its state from the producer's `dbt build` (the trigger, with plain XCom values)."""
+"""How Cosmos renders the dbt project in the daily DAG (from the manifest, no database), how the
+producer hands each node's result over (node_results.NodeRecorder, with dbt's event objects), and
+how a node's task decides its state from it (the trigger, with plain XCom values)."""
 
 from __future__ import annotations
 
@@ -42,17 +43,18 @@ def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_
     models = [n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     assert {"stg_shop__users", "int_purchases_enriched", "orders"} <= set(models)
     tasks = rendered["tasks"]
-    assert "DbtProducerWatcherOperator" in tasks[PRODUCER]["bases"]
+    assert "DbtBuildLocalOperator" in tasks[PRODUCER]["bases"], "Cosmos's public build operator"
     assert tasks[PRODUCER]["upstream"] == ["freshness"], "the freshness gate, after the ingest, opens the transform"
     ingest = sorted(f"ingest.{c.name}" for c in load_connections().connections)
     assert tasks["freshness"]["upstream"] == ingest
     sensors = {t: v for t, v in tasks.items() if v["node"]}
     for model in models:
-        assert "DbtRunWatcherOperator" in tasks[f"transform.{model}.run"]["bases"]
+        assert "DbtRunLocalOperator" in tasks[f"transform.{model}.run"]["bases"]  # it reruns its model
         assert tasks[f"transform.{model}.run"]["node"] == f"model.ecommerce.{model}"
-        assert "DbtTestWatcherOperator" in tasks[f"transform.{model}.test"]["bases"]
+        assert "DbtTestLocalOperator" in tasks[f"transform.{model}.test"]["bases"]
         assert tasks[f"transform.{model}.test"]["upstream"] == [f"transform.{model}.run"]
-    assert "DbtSnapshotWatcherOperator" in tasks["transform.customers_snapshot.snapshot"]["bases"]
+    assert "DbtSnapshotLocalOperator" in tasks["transform.customers_snapshot.snapshot"]["bases"]
+    assert not any("Watcher" in base for task in tasks.values() for base in task["bases"]), "no Cosmos watcher class"
     assert tasks["transform.customers_snapshot.snapshot"]["upstream"] == ["transform.stg_shop__users.test"]
     # every per-node task watches that one producer: no other task in the group runs dbt
     assert {v["producer"] for v in sensors.values()} == {PRODUCER}
@@ -64,7 +66,7 @@ def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(re
         if task["node"]:
             assert task["start_from_trigger"] is True, task_id
             assert task["trigger"] == "include.pipeline.transform.watcher.NodeTrigger", task_id
-            assert task["next_method"] == "execute_complete", task_id  # Cosmos's fallback, on a retry
+            assert task["next_method"] == "execute_complete", task_id  # on a worker: a rerun, a failure without retry
     assert rendered["tasks"][PRODUCER]["start_from_trigger"] is False
 
 
@@ -148,18 +150,20 @@ class FakeTI:
         self.try_number = try_number
 
 
+UID = "model.ecommerce.orders"
+
+
 def run_trigger(
     monkeypatch, *, node_status, producer_state, try_number=1, is_test_sensor=False, calls=None, xcoms=None
 ) -> list:
     """The trigger's events; `node_status` may be a list (one value per status read, the last one
     repeats); `calls`, if given, collects what the trigger asked for ("producer" or an XCom key);
-    `xcoms`: other XCom values of the producer, by key."""
-    from cosmos.operators._watcher.triggerer import WatcherTrigger
-
+    `xcoms`: other XCom values of the producer, by key (a model's result: its status is added)."""
+    from include.pipeline.transform.node_results import result_key, tests_key
     from include.pipeline.transform.watcher import NodeTrigger
 
     trigger = NodeTrigger(
-        model_unique_id="model.ecommerce.orders", producer_task_id=PRODUCER, dag_id="ecommerce_daily",
+        model_unique_id=UID, producer_task_id=PRODUCER, dag_id="ecommerce_daily",
         run_id="", map_index=-1, poke_interval=0.01, is_test_sensor=is_test_sensor,
     )  # fmt: skip
     trigger.task_instance = FakeTI(try_number)
@@ -168,19 +172,19 @@ def run_trigger(
 
     async def xcom(self, key):
         asked.append(key)
-        if key.endswith("_status"):
+        if key == tests_key(UID) and is_test_sensor:
+            return statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        if key == result_key(UID) and not is_test_sensor:
             status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
-            if key.endswith("_tests_status"):
-                return status
-            return None if status is None else {"status": status, "outlet_uris": []}
+            return None if status is None else {**(xcoms or {}).get(key, {}), "status": status}
         return (xcoms or {}).get(key)
 
     async def producer(self):
         asked.append("producer")
         return producer_state
 
-    monkeypatch.setattr(WatcherTrigger, "get_xcom_val", xcom)
-    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
+    monkeypatch.setattr(NodeTrigger, "get_xcom_val", xcom)
+    monkeypatch.setattr(NodeTrigger, "get_producer_state", producer)
 
     async def collect():
         return [event async for event in trigger.run()]
@@ -208,8 +212,8 @@ def test_the_trigger_ends_the_task_itself_on_a_first_try(monkeypatch, node_statu
     assert [type(e).__name__ for e in events] == [ends_as]
 
 
-# dbt's own message for an incremental model whose columns changed (dbt-postgres 1.11), as Cosmos
-# pushes it in the node's `_dbt_event` XCom
+# dbt's own message for an incremental model whose columns changed (dbt-postgres 1.11), as the
+# producer pushes it in the node's result (`msg`)
 OUT_OF_SYNC = """Compilation Error in model orders (models/marts/orders.sql)
 
               The source and target schemas on this incremental model are out of sync!
@@ -220,31 +224,27 @@ OUT_OF_SYNC = """Compilation Error in model orders (models/marts/orders.sql)
 
 
 def test_a_node_whose_failure_a_retry_cannot_fix_ends_on_a_worker_that_fails_it_without_retry(monkeypatch):
-    """The node's own dbt event says why: no wait for the build to end; the event goes to
+    """The node's own result says why: no wait for the build to end; the failure goes to
     `execute_complete` (failures.py), not TaskFailedEvent, which Airflow would retry."""
+    from include.pipeline.transform import failures
+    from include.pipeline.transform.node_results import result_key
     from include.pipeline.transform.watcher import RETRY_CANNOT_FIX
 
-    event = {"status": "error", "msg": OUT_OF_SYNC}
-    events = run_trigger(
-        monkeypatch, node_status="failed", producer_state="running",
-        xcoms={"model__ecommerce__orders_dbt_event": event},
-    )  # fmt: skip
+    own = {result_key(UID): {"dbt_status": "error", "msg": OUT_OF_SYNC}}
+    events = run_trigger(monkeypatch, node_status="error", producer_state="running", xcoms=own)
     assert [type(e).__name__ for e in events] == ["TriggerEvent"]
     failure = events[0].payload[RETRY_CANNOT_FIX]
     assert failure["kind"] == "incremental schema out of sync" and "DAYS=1 FULL_REFRESH=1" in failure["fix"]
     assert "> in macro" not in failure["message"]
     # a node dbt skipped because of it: what the producer pushed once the build ended
-    from include.pipeline.transform import failures
-
     pushed = {"failures": {"model.ecommerce.int_x": {"kind": "compilation error", "message": "m", "fix": "f"}},
-              "blocked": {"model.ecommerce.orders": "model.ecommerce.int_x"}, "tests_of": {}}  # fmt: skip
-    skipped = {"model__ecommerce__orders_dbt_event": {"status": "skipped", "msg": None}, failures.XCOM_KEY: pushed}
+              "blocked": {UID: "model.ecommerce.int_x"}, "tests_of": {}}  # fmt: skip
+    skipped = {result_key(UID): {"dbt_status": "skipped", "msg": None}, failures.XCOM_KEY: pushed}
     events = run_trigger(monkeypatch, node_status="failed", producer_state="failed", xcoms=skipped)
     assert events[0].payload[RETRY_CANNOT_FIX]["cause"] == "model.ecommerce.int_x"
     # retried (a clear after a fix): Airflow's own failure, as before
-    events = run_trigger(monkeypatch, node_status="failed", producer_state="running", try_number=2,
-                         xcoms={"model__ecommerce__orders_dbt_event": event})  # fmt: skip
-    assert [type(e).__name__ for e in events] != ["TriggerEvent"] or RETRY_CANNOT_FIX not in events[0].payload
+    events = run_trigger(monkeypatch, node_status="error", producer_state="running", try_number=2, xcoms=own)
+    assert [type(e).__name__ for e in events] == ["TaskFailedEvent"]
 
 
 @pytest.mark.parametrize(
@@ -257,12 +257,13 @@ def test_a_node_the_ended_build_has_no_result_for(monkeypatch, producer_state, e
 
 
 def test_a_node_whose_result_is_there_ends_in_one_call_without_asking_the_producer(monkeypatch):
-    """The chain of sensors after the build: each one's answer is already in XCom."""
+    """The chain of tasks after the build: each one's answer is already in XCom."""
+    from include.pipeline.transform.node_results import result_key
+
     calls: list[str] = []
     events = run_trigger(monkeypatch, node_status="success", producer_state="running", calls=calls)
     assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
-    status_key = "model__ecommerce__orders_status"
-    assert calls == [status_key, "model__ecommerce__orders_dbt_event"], calls  # the result, then its log line
+    assert calls == [result_key(UID)], calls  # the result, with what its log lines say
 
 
 def test_while_a_node_runs_the_producer_is_asked_every_few_polls_not_on_each(monkeypatch):
@@ -273,13 +274,15 @@ def test_while_a_node_runs_the_producer_is_asked_every_few_polls_not_on_each(mon
     events = run_trigger(monkeypatch, node_status=[None] * waiting + ["success"], producer_state="running", calls=calls)
     assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
     assert calls.count("producer") == -(-waiting // NodeTrigger.PRODUCER_EVERY)  # polls 0, 3, 6 of 7
-    assert sum(c.endswith("_status") for c in calls) == waiting + 1
+    assert sum(c != "producer" for c in calls) == waiting + 1
 
 
 def test_a_retry_after_the_build_goes_back_to_a_worker_to_run_its_node_again(monkeypatch):
+    from include.pipeline.transform.watcher import RERUN
+
     events = run_trigger(monkeypatch, node_status="failed", producer_state="success", try_number=2)
     assert [type(e).__name__ for e in events] == ["TriggerEvent"]
-    assert events[0].payload["reason"] == "producer_skipped"  # Cosmos's execute_complete: fallback run
+    assert events[0].payload == {RERUN: True}
 
 
 def test_a_retry_while_the_build_still_runs_keeps_watching(monkeypatch):
@@ -287,175 +290,192 @@ def test_a_retry_while_the_build_still_runs_keeps_watching(monkeypatch):
     assert [type(e).__name__ for e in events] == ["TaskSuccessEvent"]
 
 
+# -- a node's task on a worker: `airflow dags test`, and a rerun -----------------------------------
+class WorkerTI:
+    dag_id, run_id = "ecommerce_daily", "manual__1"
+
+    def __init__(self, xcoms: dict, try_number: int = 1):
+        self.xcoms, self.try_number = xcoms, try_number
+
+    def xcom_pull(self, task_ids=None, key=None, **_):
+        assert task_ids == PRODUCER
+        return self.xcoms.get(key)
+
+
+def node_task(cls_name: str = "RunSensor"):
+    from include.pipeline.transform import cosmos_config, watcher
+
+    return getattr(watcher, cls_name)(
+        task_id="orders_run", project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+        producer_task_id=PRODUCER, model_unique_id=UID, select="orders",
+    )  # fmt: skip
+
+
 def test_under_dags_test_a_task_picked_before_the_producer_is_rescheduled_not_stuck(monkeypatch):
     from airflow.exceptions import AirflowRescheduleException
-    from cosmos.operators.watcher import DbtRunWatcherOperator
 
-    from include.pipeline.transform import cosmos_config
+    from include.pipeline.transform.node_results import result_key
     from include.pipeline.transform.watcher import RunSensor
 
-    sensor = RunSensor(
-        task_id="orders_run", project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
-        producer_task_id=PRODUCER, extra_context={"dbt_node_config": {"unique_id": "model.ecommerce.orders"}},
-    )  # fmt: skip
-    monkeypatch.setattr(RunSensor, "_get_producer_task_status", lambda self, context: "scheduled")
-    with pytest.raises(AirflowRescheduleException):
-        sensor.execute({})
+    task = node_task()
+    state = {"producer": "scheduled"}
+    monkeypatch.setattr(RunSensor, "producer_state", lambda self, context: state["producer"])
     ran = []
-    monkeypatch.setattr(RunSensor, "_get_producer_task_status", lambda self, context: "success")
-    monkeypatch.setattr(DbtRunWatcherOperator, "execute", lambda self, context, **kw: ran.append(context))
-    sensor.execute({"ti": None})
-    assert ran == [{"ti": None}]
+    monkeypatch.setattr(RunSensor, "run_node", lambda self, context: ran.append(context["ti"].try_number))
+    for not_yet in ("scheduled", "queued", "up_for_retry", None):
+        state["producer"] = not_yet
+        with pytest.raises(AirflowRescheduleException):
+            task.execute({"ti": WorkerTI({})})
+    state["producer"] = "success"
+    assert task.execute({"ti": WorkerTI({result_key(UID): {"status": "success"}})}) is None
+    assert ran == [], "the build's result is the task's: no dbt of its own"
+    task.execute({"ti": WorkerTI({result_key(UID): {"status": "error"}}, try_number=2)})
+    state["producer"] = "skipped"  # the producer's retry: no build
+    task.execute({"ti": WorkerTI({})})
+    assert ran == [2, 1], "a retry after the build, and a build that never ran, run the node itself"
+
+
+def test_a_rerun_runs_the_node_with_the_cosmos_operator_the_task_is(monkeypatch):
+    """On a worker after the trigger's RERUN event: `dbt run --select <model>` (`dbt test` for a
+    model's tests), as Cosmos's own operators build the command."""
+    from cosmos.operators.local import DbtRunLocalOperator, DbtTestLocalOperator
+
+    from include.pipeline.transform.watcher import RERUN
+
+    ran = []
+    monkeypatch.setattr(DbtRunLocalOperator, "execute", lambda self, context, **kw: ran.append(self.base_cmd))
+    monkeypatch.setattr(DbtTestLocalOperator, "execute", lambda self, context, **kw: ran.append(self.base_cmd))
+    run, test = node_task("RunSensor"), node_task("TestSensor")
+    run.execute_complete({"ti": WorkerTI({})}, {RERUN: True})
+    test.execute_complete({"ti": WorkerTI({})}, {RERUN: True})
+    assert ran == [["run"], ["test"]]
+    assert "--select" in run.add_global_flags() and "orders" in run.add_global_flags()
+    assert test.is_test_sensor and not run.is_test_sensor
+
+
+# -- the producer's side: dbt's events to one XCom per finished node ---------------------------------
+def dbt_event(name: str, unique_id: str = UID, status: str = "", resource_type: str = "model", message: str = ""):
+    """A dbt EventMsg as the callback reads it (info.name; data.node_info; data.run_result)."""
+    from types import SimpleNamespace
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    started, finished = Timestamp(), Timestamp()
+    started.FromJsonString("2026-01-05T10:42:04.100Z")
+    finished.FromJsonString("2026-01-05T10:42:04.310Z")
+    info = SimpleNamespace(unique_id=unique_id, node_status=status, resource_type=resource_type,
+                           node_started_at=started, node_finished_at=finished)  # fmt: skip
+    return SimpleNamespace(info=SimpleNamespace(name=name), data=SimpleNamespace(node_info=info,
+                           run_result=SimpleNamespace(message=message)))  # fmt: skip
+
+
+class PushTI:
+    def __init__(self, delay: float = 0.0, refuse: bool = False):
+        self.pushed: list[tuple[str, object]] = []
+        self.delay, self.refuse = delay, refuse
+
+    def xcom_push(self, key, value):
+        import time
+
+        time.sleep(self.delay)  # an API round trip
+        if self.refuse:
+            raise RuntimeError(f"XCom {key} refused")
+        self.pushed.append((key, value))
 
 
 def test_the_producer_pushes_a_nodes_result_once_it_finishes_not_on_every_event():
-    from include.pipeline.transform import cosmos_config
-    from include.pipeline.transform.watcher import Producer
+    from include.pipeline.transform.node_results import NodeRecorder, result_key
 
-    producer = Producer(
-        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
-        tests_per_model={},
-    )  # fmt: skip
-
-    class TI:
-        pushed: list[str] = []
-
-        def xcom_push(self, key, value):
-            self.pushed.append(key)
-
-        def xcom_pull(self, *args, **kwargs):
-            return None
-
-    ti = TI()
-    parse = producer._make_parse_callable()
-    node = {"unique_id": "model.ecommerce.orders", "resource_type": "model", "node_path": "marts/orders.sql"}
-    for name, status in [("NodeStart", "started"), ("NodeExecuting", "executing"), ("NodeFinished", "success")]:
-        line = {"info": {"name": name, "msg": f"{name} orders"}, "data": {"node_info": {**node, "node_status": status}}}
-        parse(json.dumps(line), {"context": {"ti": ti}, "project_dir": "/nonexistent"})
-    status_key = "model__ecommerce__orders_status"
-    assert ti.pushed.count(status_key) == 1, ti.pushed
-    assert len(ti.pushed) == 2, "the finished event and the status: nothing for start/executing"
+    recorder, ti = NodeRecorder({}), PushTI()
+    with recorder.recording(ti):
+        for name, status in [("NodeStart", "started"), ("NodeExecuting", "executing"), ("SQLQuery", ""),
+                             ("NodeFinished", "success")]:  # fmt: skip
+            recorder(dbt_event(name, status=status, message="MERGE 21" if status == "success" else ""))
+    assert ti.pushed == [(result_key(UID), {"status": "success", "dbt_status": "success", "msg": "MERGE 21",
+                          "start_time": "2026-01-05T10:42:04.100000", "finish_time": "2026-01-05T10:42:04.310000"})]  # fmt: skip
 
 
-def test_the_producers_pushes_leave_dbts_threads_at_once_and_all_arrive_in_order(monkeypatch):
+def test_a_models_tests_are_one_verdict_once_all_reported_and_a_passing_tests_own_result_is_not_pushed():
+    from include.pipeline.transform.node_results import NodeRecorder, result_key, tests_key
+
+    tests = ["test.ecommerce.unique_orders_id", "test.ecommerce.not_null_orders_id", "test.ecommerce.range"]
+    recorder, ti = NodeRecorder({UID: tests}), PushTI()
+    with recorder.recording(ti):
+        recorder(dbt_event("NodeFinished", tests[0], "pass", "test"))
+        recorder(dbt_event("NodeFinished", tests[1], "fail", "test", "Got 3 results"))
+        assert tests_key(UID) not in [k for k, _ in ti.pushed], "not before every test reported"
+        recorder(dbt_event("NodeFinished", tests[2], "warn", "test"))
+    keys = [k for k, _ in ti.pushed]
+    assert keys == [result_key(tests[1]), result_key(tests[2]), tests_key(UID)]  # the failing and warning ones
+    assert ti.pushed[-1] == (tests_key(UID), "fail") and recorder.unread == 1
+    recorder, ti = NodeRecorder({UID: tests[:1]}), PushTI()
+    with recorder.recording(ti):
+        recorder(dbt_event("NodeFinished", tests[0], "pass", "test"))
+    assert ti.pushed == [(tests_key(UID), "pass")]
+
+
+def test_a_node_dbt_skipped_because_a_parent_failed_fails_its_task():
+    """dbt says so first (SkippingDetails), then finishes the node as skipped: its task fails (and
+    may be retried into a rerun), it is not skipped; a node skipped otherwise stays skipped."""
+    from include.pipeline.transform.node_results import NodeRecorder, result_key
+
+    child = "model.ecommerce.child"
+    recorder, ti = NodeRecorder({}), PushTI()
+    with recorder.recording(ti):
+        recorder(dbt_event("SkippingDetails", child, "skipped"))
+        recorder(dbt_event("NodeFinished", child, "skipped"))
+        recorder(dbt_event("NodeFinished", UID, "skipped"))
+    results = dict(ti.pushed)
+    assert results[result_key(child)]["status"] == "failed" and results[result_key(child)]["dbt_status"] == "skipped"
+    assert results[result_key(UID)]["status"] == "skipped"
+
+
+def test_the_producers_pushes_leave_dbts_threads_at_once_and_all_arrive_in_order():
     """A push from a dbt thread returns before its API call ends; every value reaches XCom, in
-    the order pushed and as it was when pushed, before the producer's execute returns."""
+    the order pushed, before the recording (the producer's execute) ends."""
     import threading
     import time
 
-    from airflow.sdk.execution_time import task_runner
+    from include.pipeline.transform.node_results import NodeRecorder, result_key
 
-    from include.pipeline.transform.cosmos_events import STARTUP_EVENTS_XCOM_KEY as _DBT_STARTUP_EVENTS_XCOM_KEY
-    from include.pipeline.transform.watcher import PushesOffDbtThreads
-
-    sent: list[tuple[str, object]] = []
-
-    def slow_push(ti, key, value, **kwargs):
-        time.sleep(0.02)  # an API round trip
-        sent.append((key, value))
-
-    monkeypatch.setattr(task_runner, "_xcom_push", slow_push)
+    recorder, ti = NodeRecorder({}), PushTI(delay=0.02)
     waits: list[float] = []
-    with PushesOffDbtThreads() as pusher:
+    with recorder.recording(ti):
 
         def dbt_thread(name: str) -> None:
             for i in range(10):
-                value = {"n": i}
                 started = time.monotonic()
-                task_runner._xcom_push(None, f"{name}_{i}", value)
+                recorder(dbt_event("NodeFinished", f"model.p.{name}{i}", "success"))
                 waits.append(time.monotonic() - started)
-                value["n"] = "changed after the push"
 
         threads = [threading.Thread(target=dbt_thread, args=(n,)) for n in ("a", "b")]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        # read-modify-write by Cosmos: sent in line, after everything queued before it
-        task_runner._xcom_push(None, _DBT_STARTUP_EVENTS_XCOM_KEY, ["MainReportVersion"])
-        assert sent[-1] == (_DBT_STARTUP_EVENTS_XCOM_KEY, ["MainReportVersion"]) and len(sent) == 21
-        task_runner._xcom_push(None, "task_status", "completed")
-    assert task_runner._xcom_push is slow_push, "put back on exit"
-    assert sent[-1] == ("task_status", "completed") and pusher.count == 21
+    assert len(ti.pushed) == 20 and recorder.pushed == 20
     for name in ("a", "b"):
-        assert [v for k, v in sent if k.startswith(f"{name}_")] == [{"n": i} for i in range(10)]
+        assert [k for k, _ in ti.pushed if k.startswith(result_key(f"model.p.{name}"))] == [
+            result_key(f"model.p.{name}{i}") for i in range(10)
+        ]
     assert max(waits) < 0.015, f"a push waited for its API call ({max(waits):.3f} s)"
 
 
-def test_a_passing_tests_own_event_is_not_pushed_but_a_failing_ones_is(monkeypatch):
-    """No task reads a single test's dbt event when it passed (the tests' task reads the model's
-    aggregated status); one that failed or warned stays in XCom, and every model's event too."""
-    from airflow.sdk.execution_time import task_runner
+def test_a_push_that_fails_fails_the_producer():
+    from include.pipeline.transform.node_results import NodeRecorder
 
-    from include.pipeline.transform.watcher import PushesOffDbtThreads
-
-    sent: list[str] = []
-    monkeypatch.setattr(task_runner, "_xcom_push", lambda ti, key, value, **kw: sent.append(key))
-    pushes = {
-        "test__ecommerce__unique_orders_order_id__abc_dbt_event": {"status": "pass"},
-        "test__ecommerce__not_null_orders_order_id__def_dbt_event": {"status": "fail", "msg": "Got 3 results"},
-        "test__ecommerce__accepted_range_orders_amount__0__ghi_dbt_event": {"status": "warn"},
-        "unit_test__ecommerce__customers__segments_dbt_event": {"status": "pass"},
-        "unit_test__ecommerce__orders__statuses_dbt_event": {"status": "error"},
-        "model__ecommerce__orders_dbt_event": {"status": "success"},
-        "model__ecommerce__orders_status": "success",
-        "model__ecommerce__orders_tests_status": "pass",
-    }
-    with PushesOffDbtThreads() as pusher:
-        for key, value in pushes.items():
-            task_runner._xcom_push(None, key, value)
-    assert sent == [k for k in pushes if "unique_orders" not in k and "segments" not in k]
-    assert (pusher.count, pusher.unread) == (6, 2)
+    recorder = NodeRecorder({})
+    with pytest.raises(RuntimeError, match="refused"), recorder.recording(PushTI(refuse=True)):
+        recorder(dbt_event("NodeFinished", status="success"))
 
 
-def test_dbt_hands_the_producers_callback_only_events_it_acts_on_or_logs():
-    """Debug-level dbt events that Cosmos would only log at DEBUG (each SQL statement, connection,
-    timing) never reach its JSON conversion; node statuses, errors, versions, skips and anything
-    at INFO or above do, and with Cosmos's logger at DEBUG everything does."""
-    import logging
-    from types import SimpleNamespace
+def test_a_copy_of_the_producer_records_with_its_own_recorder():
+    import copy
 
     from include.pipeline.transform import cosmos_config
-    from include.pipeline.transform.watcher import Producer
+    from include.pipeline.transform.producer import Producer
 
-    producer = Producer(
-        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
-        tests_per_model={},
-    )  # fmt: skip
-    seen: list[str] = []
-    # what Cosmos's run_dbt_runner does before dbt starts: append its callback
-    producer._dbt_runner_callbacks = [*(producer._dbt_runner_callbacks or []), lambda e: seen.append(e.info.name)]
-    [callback] = producer._dbt_runner_callbacks
-    events = [("SQLQuery", "debug"), ("NodeStart", "debug"), ("NodeFinished", "debug"), ("ConnectionUsed", "debug"),
-              ("LogModelResult", "info"), ("MainReportVersion", "info"), ("AdapterRegistered", "info"),
-              ("SkippingDetails", "debug"), ("LogSkipBecauseError", "debug"), ("RunResultError", "error"),
-              ("TimingInfoCollected", "debug"), ("Note", "warn")]  # fmt: skip
-    for name, level in events:
-        callback(SimpleNamespace(info=SimpleNamespace(name=name, level=level)))
-    assert seen == ["NodeStart", "NodeFinished", "LogModelResult", "MainReportVersion", "AdapterRegistered",
-                    "SkippingDetails", "LogSkipBecauseError", "RunResultError", "Note"]  # fmt: skip
-    producer._dbt_runner_callbacks = [*producer._dbt_runner_callbacks]  # wrapped once, not again
-    assert producer._dbt_runner_callbacks == [callback]
-
-    cosmos_log = logging.getLogger("cosmos.operators._watcher.base")
-    level = cosmos_log.level
-    cosmos_log.setLevel(logging.DEBUG)
-    try:
-        seen.clear()
-        callback(SimpleNamespace(info=SimpleNamespace(name="SQLQuery", level="debug")))
-        assert seen == ["SQLQuery"]
-    finally:
-        cosmos_log.setLevel(level)
-
-
-def test_a_push_that_fails_fails_the_producer(monkeypatch):
-    from airflow.sdk.execution_time import task_runner
-
-    from include.pipeline.transform.watcher import PushesOffDbtThreads
-
-    def refused(ti, key, value, **kwargs):
-        raise RuntimeError(f"XCom {key} refused")
-
-    monkeypatch.setattr(task_runner, "_xcom_push", refused)
-    with pytest.raises(RuntimeError, match="XCom k refused"), PushesOffDbtThreads():
-        task_runner._xcom_push(None, "k", 1)
+    producer = Producer(task_id="p", project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
+                        tests_per_model={UID: ["test.x"]})  # fmt: skip
+    copied = copy.deepcopy(producer)
+    assert copied.recorder is not producer.recorder and copied.recorder.tests_per_model == {UID: ["test.x"]}

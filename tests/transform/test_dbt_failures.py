@@ -4,7 +4,9 @@ A throwaway dbt project (in a temp folder, not the shop's) is built twice with d
 a real Postgres: the second build changes an incremental model's columns (`on_schema_change:
 fail`), breaks a model's enforced contract and a model's compilation. The classification reads
 dbt's real result objects; the producer's check, the node tasks (on a worker as under `airflow dags
-test`, and from the triggerer's event) and the demo's summary text are driven from them.
+test`, and from the triggerer's event) and the demo's summary text are driven from them. The second
+build runs with the producer's dbt callback (node_results.NodeRecorder): what it pushes comes from
+dbt's real events, on dbt's own threads.
 """
 
 from __future__ import annotations
@@ -50,10 +52,25 @@ models:
 }
 
 
+class PushTI:
+    """What the recorder pushes to, and from which threads."""
+
+    def __init__(self):
+        self.pushed, self.threads = {}, set()
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
 @pytest.fixture(scope="module")
-def changed_build(postgres_server, tmp_path_factory):
-    """dbt's result of the second build: the changed incremental model, contract and compilation."""
+def recorded_build(postgres_server, tmp_path_factory):
+    """dbt's result of the second build (the changed incremental model, contract and compilation),
+    and what the producer's callback pushed during it."""
+    import threading
+
     from dbt.cli.main import dbtRunner
+
+    from include.pipeline.transform.node_results import NodeRecorder
 
     target = new_database(postgres_server)
     root = tmp_path_factory.mktemp("dbt-failures")
@@ -68,7 +85,43 @@ def changed_build(postgres_server, tmp_path_factory):
     args = ["build", "--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
     first = dbtRunner().invoke(args)
     assert first.success, first.result
-    return dbtRunner().invoke([*args, "--vars", "{changed: true}"])
+    tests_per_model: dict[str, list[str]] = {}
+    for result in first.result.results:
+        if result.node.resource_type == "test":
+            for model in result.node.depends_on.nodes:
+                tests_per_model.setdefault(model, []).append(result.node.unique_id)
+    recorder, ti = NodeRecorder(tests_per_model), PushTI()
+
+    def which_thread(event):
+        ti.threads.add(threading.current_thread().name)
+
+    with recorder.recording(ti):
+        changed = dbtRunner(callbacks=[recorder, which_thread]).invoke([*args, "--vars", "{changed: true}"])
+    return changed, ti
+
+
+@pytest.fixture(scope="module")
+def changed_build(recorded_build):
+    return recorded_build[0]
+
+
+def test_the_producers_callback_runs_in_its_process_and_pushes_each_nodes_result(recorded_build):
+    """dbt calls the callback in this process, on its threads as well as the caller's; it pushes
+    to the task instance it was handed (no Airflow context needed on dbt's threads)."""
+    import threading
+
+    from include.pipeline.transform.node_results import result_key, tests_key
+
+    _, ti = recorded_build
+    assert ti.threads - {threading.current_thread().name}, "dbt's own threads call it too"
+    pushed = ti.pushed
+    assert pushed[result_key("model.probe.inc")]["status"] == "error"
+    assert "out of sync" in pushed[result_key("model.probe.inc")]["msg"]
+    assert pushed[result_key("model.probe.fine")]["status"] == "success"
+    assert pushed[result_key("model.probe.fine")]["start_time"] < pushed[result_key("model.probe.fine")]["finish_time"]
+    child = pushed[result_key("model.probe.child")]
+    assert (child["status"], child["dbt_status"]) == ("failed", "skipped"), "dbt skipped it: its parent failed"
+    assert pushed[tests_key("model.probe.inc")] == "fail" and pushed[tests_key("model.probe.fine")] == "fail"
 
 
 def test_each_failure_a_retry_cannot_fix_is_named_with_dbts_message_and_its_fix(changed_build):
@@ -101,11 +154,11 @@ def test_the_producer_fails_the_build_without_retry(changed_build):
 
     from include.pipeline import settings
     from include.pipeline.transform import cosmos_config
-    from include.pipeline.transform.watcher import Producer
+    from include.pipeline.transform.producer import Producer
 
     producer = Producer(
-        project_dir=str(settings.DBT_PROJECT_DIR), profile_config=cosmos_config.profile_config,
-        invocation_mode=InvocationMode.DBT_RUNNER,
+        task_id="dbt_producer_watcher", project_dir=str(settings.DBT_PROJECT_DIR),
+        profile_config=cosmos_config.profile_config, invocation_mode=InvocationMode.DBT_RUNNER,
     )  # fmt: skip
     with pytest.raises(Exception, match="dbt invocation completed with errors"):
         producer.handle_exception_dbt_runner(changed_build)
@@ -140,7 +193,7 @@ def sensor(kind: str, unique_id: str):
     return cls(
         task_id=f"{unique_id}.{kind}", project_dir=str(settings.DBT_PROJECT_DIR),
         profile_config=cosmos_config.profile_config, producer_task_id="transform.dbt_producer_watcher",
-        extra_context={"dbt_node_config": {"unique_id": unique_id}}, poke_interval=1,  # as Cosmos renders it
+        model_unique_id=unique_id, poke_interval=1,  # as cosmos_config renders it
     )  # fmt: skip
 
 
@@ -154,36 +207,33 @@ def sensor(kind: str, unique_id: str):
         ("run", "model.probe.contracted", "model.probe.contracted: contract violated"),
     ],
 )
-def test_a_node_task_fails_at_once_with_the_message_and_the_fix(monkeypatch, changed_build, kind, unique_id, says):
-    """On a worker (`airflow dags test`): Cosmos's check raises its AirflowException for a failed node
-    (retried by Airflow); the task raises AirflowFailException instead, which Airflow never retries."""
-    from cosmos.operators.watcher import DbtConsumerWatcherSensor
+def test_a_node_task_fails_at_once_with_the_message_and_the_fix(changed_build, kind, unique_id, says):
+    """On a worker (`airflow dags test`): a failed node's task raises AirflowException (retried by
+    Airflow); for these failures AirflowFailException instead, which Airflow never retries."""
+    from include.pipeline.transform.node_results import result_key, tests_key
 
-    def cosmos_poke(self, context):
-        raise AirflowException(f"Model '{self.model_unique_id}' finished with status 'failed'")
-
-    monkeypatch.setattr(DbtConsumerWatcherSensor, "poke", cosmos_poke)
     found = failures.from_dbt_runner_result(changed_build)
+    own = {tests_key(unique_id): "fail"} if kind == "test" else {result_key(unique_id): {"status": "failed"}}
     task = sensor(kind, unique_id)
     with pytest.raises(failures.DbtFailureARetryCannotFix) as raised:
-        task.poke({"ti": FakeTI({failures.XCOM_KEY: found})})
+        task.poke({"ti": FakeTI({**own, failures.XCOM_KEY: found})}, "failed")
     assert says in str(raised.value)
     assert "dbt says:" in str(raised.value) and "fix: " in str(raised.value)
 
-    # a retried or cleared try, or a failure a retry may fix: Cosmos's exception, retries kept
+    # a retried or cleared try, or a failure a retry may fix: a plain failure, retries kept
     with pytest.raises(AirflowException) as kept:
-        task.poke({"ti": FakeTI({failures.XCOM_KEY: found}, try_number=2)})
+        task.poke({"ti": FakeTI({**own, failures.XCOM_KEY: found}, try_number=2)}, "failed")
     assert not isinstance(kept.value, failures.DbtFailureARetryCannotFix)
     with pytest.raises(AirflowException) as kept:
-        task.poke({"ti": FakeTI({})})
+        task.poke({"ti": FakeTI(own)}, "failed")
     assert not isinstance(kept.value, failures.DbtFailureARetryCannotFix)
 
 
 def test_from_the_triggerer_the_nodes_own_dbt_event_is_enough(changed_build):
-    """In the triggerer the node's task reads its dbt event (status and dbt's message, as Cosmos
+    """In the triggerer the node's task reads its result (dbt's status and message, as the producer
     pushes it) and hands the failure to `execute_complete`, which fails without retry."""
     result = next(r for r in changed_build.result.results if r.node.unique_id == "model.probe.inc")
-    event = {"status": "error", "msg": result.message}  # Cosmos's `<node>_dbt_event` XCom
+    event = {"status": "error", "msg": result.message}  # the node's result, as failure_from_event reads it
     failure = failures.failure_from_event(event, "model.probe.inc")
     assert failure and failure["kind"] == "incremental schema out of sync"
     assert (
@@ -194,6 +244,4 @@ def test_from_the_triggerer_the_nodes_own_dbt_event_is_enough(changed_build):
     from include.pipeline.transform.watcher import RETRY_CANNOT_FIX
 
     with pytest.raises(failures.DbtFailureARetryCannotFix, match="DAYS=1 FULL_REFRESH=1"):
-        sensor("run", "model.probe.inc").execute_complete(
-            {"ti": FakeTI({})}, {"status": "failed", "reason": "node_failed", RETRY_CANNOT_FIX: failure}
-        )
+        sensor("run", "model.probe.inc").execute_complete({"ti": FakeTI({})}, {RETRY_CANNOT_FIX: failure})

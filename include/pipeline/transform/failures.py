@@ -5,7 +5,7 @@ built (`on_schema_change: fail`), a model that breaks its enforced contract: dbt
 same way on every try. Retried (the DAG gives every task two retries, 30 s apart), each cost a
 minute of tries that could not pass, and the task's log said only that the node failed. Here the
 producer inspects dbt's own result objects once the build has ended (`Producer.
-handle_exception_dbt_runner`, include/pipeline/transform/watcher.py): when a node failed in one of
+handle_exception_dbt_runner`, include/pipeline/transform/producer.py): when a node failed in one of
 these ways, it pushes what failed, dbt's own message and the fix as the XCom `XCOM_KEY`, and fails
 with AirflowFailException (no retry). The node's task, its tests' task and the tasks of the nodes
 dbt skipped because of it read that XCom and fail at once with the same message; `make demo`'s
@@ -160,9 +160,9 @@ def failure_for(found: dict | None, unique_id: str, *, tests: bool = False) -> d
 
 
 def failure_from_event(event: dict | None, unique_id: str, *, tests: bool = False) -> dict | None:
-    """The same from the node's own dbt event (the XCom Cosmos pushes when dbt reports it: status
-    and dbt's message): for a node that failed in a way a retry cannot fix (`tests`: the model of
-    the tests' task did), before the build is over."""
+    """The same from the node's own dbt event (dbt's status and message, as the producer pushes a
+    node's result: node_results.py): for a node that failed in a way a retry cannot fix (`tests`:
+    the model of the tests' task did), before the build is over."""
     if not isinstance(event, dict) or _value(event.get("status")) not in FAILED:
         return None
     found = kind_of(event.get("msg"))

@@ -1,11 +1,10 @@
 """What a dbt model's own task log says about it, in watcher mode.
 
 One `dbt build` runs in the producer task, so dbt's own lines for a model are in the producer's
-log. Each model's task gets that model's result from the producer's XCom (status, start and end
-times, dbt's message: `MERGE 21`, `SELECT 365`, `CREATE VIEW`) and writes it as dbt would, with
-what the manifest says about the node: its relation, materialization and the path of its
-compiled SQL (relative to the dbt project; the task's Rendered Template shows the SQL when Cosmos
-pushed it).
+log. Each model's task gets that model's result from the producer's XCom (node_results.py:
+status, start and end times, dbt's message: `MERGE 21`, `SELECT 365`, `CREATE VIEW`) and writes it
+as dbt would, with what the manifest says about the node: its relation, materialization and the
+path of its compiled SQL (relative to the dbt project).
 """
 
 from __future__ import annotations
