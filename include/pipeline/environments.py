@@ -65,10 +65,6 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        # Cosmos watcher mode: keep the producer's per-node XCom backup in memory and write it to
-        # a Variable only when the build fails (Cosmos's default rewrites the whole, growing
-        # Variable after every XCom push: hundreds of API calls inside dbt's threads per build).
-        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
         "AIRBYTE_OFFLINE_MODE": "1",
