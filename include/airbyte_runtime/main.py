@@ -67,8 +67,11 @@ def main() -> int:
     from psycopg2 import sql
 
     raw = connect()
-    try:
-        raw.cursor().execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    try:  # created only if missing: the ingest role may use a schema without the right to create one
+        db = raw.cursor()
+        db.execute("select 1 from pg_namespace where nspname = %s", [schema])
+        if db.fetchone() is None:
+            db.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
         raw.commit()
     finally:
         raw.close()
@@ -115,7 +118,8 @@ def main() -> int:
             }
             log(f"stream {name}: {figures[name]['records']} records -> {schema}.{name}")
 
-    remember(spec, answers)
+    if answers != cached:  # asked of the connector this time: kept for the next sync
+        remember(spec, answers)
     raw = connect()
     try:
         db = raw.cursor()

@@ -22,6 +22,9 @@ GLOBAL_NAMES = {"GLOBAL": "_GLOBAL", "LEGACY": "_LEGACY"}
 def ensure_table(cursor: Any, schema: str) -> None:
     from psycopg2 import sql
 
+    cursor.execute("select to_regclass(%s)", [sql.Identifier(schema, TABLE).as_string(cursor)])
+    if cursor.fetchone()[0] is not None:
+        return  # checked first: creating, even `if not exists`, needs the right to create in the schema
     cursor.execute(
         sql.SQL(
             "create table if not exists {} (source_name VARCHAR, stream_name VARCHAR, table_name VARCHAR NOT NULL,"
