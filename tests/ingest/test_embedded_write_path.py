@@ -1,6 +1,6 @@
 """The embedded engine's write path (COPY + one-transaction merge) against a real Postgres.
 
-The connector is tests/ingest/protocol_source.py, run by the real runner and PyAirbyte like any
+The connector is tests/ingest/protocol_source.py, run by the real runtime like any
 connector, so each test chooses the exact values and versions of the records it sends.
 """
 
