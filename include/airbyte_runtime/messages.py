@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson  # in .venv-airbyte (a dependency of the protocol's tooling)
+import orjson  # in .venv-airbyte (include/airbyte/requirements/pyairbyte.txt)
 
 RECORD_PREFIXES = ('{"type":"RECORD"', '{"type": "RECORD"')
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
 
-import orjson  # a PyAirbyte dependency, in .venv-airbyte
+import orjson  # in .venv-airbyte (include/airbyte/requirements/pyairbyte.txt)
 
 
 def csv_field(value: Any) -> str:
