@@ -1,18 +1,16 @@
-"""The configured catalog, the read groups and the stored state of a sync.
+"""What the connector's `read` is given: the config (checked against its spec), the configured catalog, the read groups.
 
-The configured catalog and state are what the connector's `read` gets; they are built here, the
-way PyAirbyte builds them, so that a `read` can be started before PyAirbyte is loaded (early.py)
-and compared with PyAirbyte's own. The stored state is read from <schema>._airbyte_state, the
-table every sync so far wrote, so a connection's incremental state carries over.
+Owned against the Airbyte protocol (a ConfiguredAirbyteCatalog's fields, a spec's
+connectionSpecification as JSON Schema), built the way PyAirbyte built them, so that a connection
+synced before reads on exactly as it did (tests/ingest/test_configured_catalog.py compares the
+configured catalog with PyAirbyte's own).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
-# Sync mode -> (PyAirbyte write strategy, force full refresh)
+# Sync mode -> (write strategy, force full refresh)
 MODES = {
     "incremental_deduped_history": ("merge", False),
     "incremental_append": ("append", False),
@@ -22,8 +20,8 @@ MODES = {
 
 
 def read_groups(spec: dict) -> list[tuple[str, bool, list[str]]]:
-    """(write strategy, force full refresh, stream names) of each `source.read` the sync makes, in
-    order: PyAirbyte applies one write strategy per read.
+    """(write strategy, force full refresh, stream names) of each `read` the sync makes, in order:
+    one write strategy per read, as PyAirbyte had it.
 
     A full refresh (a reset of the ingest) replaces every table, but reads each stream that has a
     cursor in incremental mode from no state (`forget_stored_state` deletes it first): the
@@ -71,62 +69,25 @@ def configured_catalog(spec: dict, catalog: dict, names: list[str], full_refresh
     return {"streams": streams}
 
 
-def stored_state(spec: dict) -> list | None:
-    """The state messages PyAirbyte hands the connector (`cache.get_state_provider`): those this
-    source stored in <schema>._airbyte_state for tables of its streams' own names. [] when there
-    is none yet; None when they cannot be read (then nothing is started early)."""
-    import psycopg2
+def check_config(spec: dict, connector_spec: dict) -> None:
+    """Refuse a config its connector's spec (`connectionSpecification`, a JSON Schema) does not accept.
 
-    wh = spec["warehouse"]
-    try:
-        conn = psycopg2.connect(
-            host=wh["host"], port=wh["port"], user=wh["user"], dbname=wh["database"],
-            password=os.environ.get("WAREHOUSE_PASSWORD", ""), connect_timeout=10,
-        )  # fmt: skip
-    except psycopg2.Error:
-        return None
-    from psycopg2 import sql
+    The error names where and which rule, never the value (a config holds secrets)."""
+    import jsonschema
 
-    table = sql.Identifier(spec["schema"], "_airbyte_state")
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select to_regclass(%s)", [table.as_string(cur)])
-            if cur.fetchone()[0] is None:
-                return []
-            query = sql.SQL("select state_json from {} where source_name = %s and table_name = stream_name")
-            cur.execute(query.format(table), [spec["connector"]])
-            return [json.loads(row[0]) for row in cur.fetchall()]
-    except (psycopg2.Error, ValueError, TypeError):
-        return None
-    finally:
-        conn.close()
+    schema = connector_spec.get("connectionSpecification") or {}
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(spec["config"]))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(the config itself)"
+        rule = f"{error.validator}: {str(error.validator_value)[:120]}"
+        raise ValueError(
+            f"the config of {spec['connector']} is not valid against its spec: {where} fails {rule}. "
+            "Fix it in connections.yaml (or the secret it reads)"
+        )
 
 
-def without_nulls(value: Any) -> Any:
-    """`value` with every None member of an object dropped (a missing field and a null one mean the same)."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def first_difference(ours: Any, theirs: Any, path: str = "") -> str:
-    """Where two JSON values first differ, as ` at <path>` (` at streams[0].primary_key`), or ''."""
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        for key in sorted(ours.keys() | theirs.keys()):
-            if ours.get(key) != theirs.get(key) or (key in ours) != (key in theirs):
-                return first_difference(ours.get(key), theirs.get(key), f"{path}.{key}" if path else key)
-    elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-            if a != b:
-                return first_difference(a, b, f"{path}[{index}]")
-    return f" at {path}" if path else ""
-
-
-def same_state(ours: list, theirs: Any) -> bool:
-    """Whether two lists of state messages are the same, in any order, nulls aside."""
-    if not isinstance(theirs, list):
-        return False
-    canonical = [[json.dumps(without_nulls(m), sort_keys=True) for m in side] for side in (ours, theirs)]
-    return sorted(canonical[0]) == sorted(canonical[1])
+def missing_streams(catalog: dict, names: list[str]) -> list[str]:
+    """The declared streams the connector's catalog does not offer."""
+    offered = {s.get("name") for s in catalog.get("streams", [])}
+    return [n for n in names if n not in offered]

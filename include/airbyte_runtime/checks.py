@@ -1,8 +1,8 @@
 """The runtime's checks of what a sync reads, before it commits: schema changes
 (include/pipeline/ingest/schema_changes.py) and bad files (bad_files.py), carried out under the connection's policies.
 
-`SyncChecks` is mixed into the runtime's Postgres processor (postgres.py
-`CopyPostgresSqlProcessor`), which calls it at four points: a record with a new set of keys
+`SyncChecks` is mixed into the runtime's warehouse writer (destination_postgres.py
+`WarehouseWriter`), which calls it at four points: a record with a new set of keys
 (`_new_layout`), every record (`_tally`: its file, the JSON types of its declared columns), a
 connector log (`_connector_log`: a file it could not read whole) and a stream's commit
 (`_before_commit`: removed columns, bad files; raising there commits nothing of the stream, and
@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from include.airbyte_runtime.tables import normalize
+
 # set by `setup`: the runner's log and record_layout, the modules schema_changes and bad_files
 log: Any = print
 record_layout: Any = None
@@ -24,8 +26,8 @@ schema_changes: Any = None
 bad_files: Any = None
 # What this sync met, reported in RESULT (or in PROBLEMS before a failure): see `report_problems`.
 REPORT: dict[str, list[dict]] = {"schema_changes": [], "bad_files": []}
-# stream -> its schema_changes.StreamWatch in this sync: one per runner, whichever of PyAirbyte's
-# processors (one per read) met the stream
+# stream -> its schema_changes.StreamWatch in this sync: one per runner, whichever read (one per
+# write strategy) met the stream
 WATCHES: dict[str, Any] = {}
 # Distinct rows of types remembered per stream (nulls make a few; past this, every row is checked)
 MAX_SIGNATURES = 4096
@@ -44,9 +46,11 @@ def setup(*, log_function: Any, layout_function: Any, changes_module: Any, files
 
 
 class SyncChecks:
-    """The processor's side of the checks (needs PyAirbyte's SqlProcessorBase beside it)."""
+    """The writer's side of the checks: it provides `properties` (stream -> its JSON schema's
+    properties, this sync's own copy), `column_types`, `connect`, `schema` and `table_name`."""
 
     _final_columns: dict[str, dict[str, str]]
+    properties: dict[str, dict]
 
     def _tally(self, stream: str, data: dict, row: list, columns: list[str]) -> None:
         """Every record: count it per file, and note values of another type than declared."""
@@ -68,18 +72,18 @@ class SyncChecks:
             if found:
                 self._type_changes(watch, found)
 
-    def _connector_log(self, message: Any) -> None:
+    def _connector_log(self, message: str, stack_trace: str | None) -> None:
         """A connector ERROR log naming a file it could not read whole (bad_files.from_log)."""
-        bad = bad_files.from_log(message.log.message, message.log.stack_trace)
+        bad = bad_files.from_log(message, stack_trace)
         if bad is not None:
-            log(f"the connector could not read a file whole: {message.log.message}")
+            log(f"the connector could not read a file whole: {message}")
             self._watch(bad["stream"]).logged_bad.append(bad)
 
     def _watch(self, stream: str) -> Any:
         watch = WATCHES.get(stream)
         if watch is None:
-            declared = dict(self.catalog_provider.get_stream_properties(stream))
-            watch = schema_changes.StreamWatch(stream, declared, POLICY["schema"], self.normalizer.normalize)
+            declared = dict(self.properties[stream])
+            watch = schema_changes.StreamWatch(stream, declared, POLICY["schema"], normalize)
             watch.files, watch.checks, watch.logged_bad = {}, None, []
             WATCHES[stream] = watch
         return watch
@@ -113,11 +117,7 @@ class SyncChecks:
         definition = schema_changes.property_for(value)
         if column in existing:  # the raw table's own type, so the merge's insert fits it
             definition = {"type": ["null", existing[column]]}
-        info = self.catalog_provider.get_configured_stream_info(stream)
-        if not getattr(info, "_copied_for_changes", False):  # never alter the discovered catalog (its cache)
-            info.stream = info.stream.model_copy(deep=True)
-            object.__setattr__(info, "_copied_for_changes", True)
-        info.stream.json_schema["properties"][key] = definition
+        self.properties[stream][key] = definition  # this sync's copy: the cached catalog stays as discovered
         handler.index_keys.append(column)
         self._layouts = {k: v for k, v in self._layouts.items() if k[0] != stream}
         self._casts.pop(stream, None)
@@ -125,9 +125,7 @@ class SyncChecks:
         stage = self._stages.get(stream)
         if stage is not None:
             columns, _, _ = record_layout(handler, keys=())
-            sql_type = self._get_sql_column_definitions(stream)[column]
-            stage.add_column(column, str(sql_type.compile(dialect=self.get_sql_engine().dialect)),
-                             [self.normalizer.normalize(c) for c in columns])  # fmt: skip
+            stage.add_column(column, self.column_types(stream)[column], [normalize(c) for c in columns])
 
     def _raw_columns(self, stream: str) -> dict[str, str]:
         """The columns of the stream's raw table (name -> JSON type), or {} before its first sync."""
@@ -135,13 +133,13 @@ class SyncChecks:
         if columns is None:
             kinds = {"bigint": "integer", "integer": "integer", "numeric": "number", "boolean": "boolean",
                      "json": "object", "jsonb": "object", "double precision": "number"}  # fmt: skip
-            raw = self.get_sql_engine().raw_connection()
+            raw = self.connect()
             try:
                 db = raw.cursor()
                 db.execute(
                     "select column_name, data_type from information_schema.columns"
                     " where table_schema = %s and table_name = %s",
-                    (self.sql_config.schema_name, self.get_sql_table_name(stream)),
+                    (self.schema, self.table_name(stream)),
                 )
                 columns = {name: kinds.get(kind, "string") for name, kind in db.fetchall()}
             finally:
@@ -225,7 +223,7 @@ class SyncChecks:
 
 
 def stopped_by(error: BaseException) -> BaseException | None:
-    """The SchemaChangeStop or BadFileStop behind `error` (PyAirbyte wraps what its read loop raises)."""
+    """The SchemaChangeStop or BadFileStop behind `error` (raised as is, or as the cause of another)."""
     seen = set()
     stack = [error]
     while stack:

@@ -14,10 +14,29 @@ the standard library. Why each part exists:
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import threading
 from typing import Any
+
+
+class ConnectorError(RuntimeError):
+    """The connector failed: the message names it, the command and what it said."""
+
+
+def secret_file(content: Any, folder: str | None, prefix: str) -> str:
+    """`content` as JSON in a new file only this user can read (a config holds secrets): its path."""
+    import json
+    import tempfile
+
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    descriptor, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=folder)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:  # mkstemp: mode 0600
+        json.dump(content, f)
+    return path
+
 
 # The pipe the connector writes its messages into, grown from Linux's 64 KiB default to this many
 # bytes (or to /proc/sys/fs/pipe-max-size, 1 MiB by default, when that is lower). See `widen_pipe`.
@@ -48,31 +67,55 @@ def widen_pipe(stream: Any, wanted: int = PIPE_BYTES) -> int | None:
 
 
 def start_connector(args: list[str]) -> Any:
-    """The connector process as PyAirbyte starts it for `read` (stdout a text pipe, stderr discarded:
-    `_stream_from_subprocess` with suppress_stderr), its stdout pipe widened (`widen_pipe`) and
-    read ahead (`ConnectorOutput`)."""
+    """The connector process for `read`: stdout a pipe widened (`widen_pipe`) and read ahead
+    (`ConnectorOutput`); stderr drained by a thread that keeps its last lines (`stderr_tail()`),
+    for a failure's message. It stays in this process's group, so it dies with the runtime."""
     import subprocess
 
     process = subprocess.Popen(
-        args, stdin=None, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, encoding="utf-8"
-    )
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+        encoding="utf-8", errors="replace",
+    )  # fmt: skip
     widen_pipe(process.stdout)
     process.stdout = ConnectorOutput(process.stdout)
+    tail: collections.deque[str] = collections.deque(maxlen=30)
+
+    def drain(pipe: Any = process.stderr) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in pipe:
+                if line.strip():
+                    tail.append(line.rstrip("\n"))
+
+    threading.Thread(target=drain, name="connector-stderr", daemon=True).start()
+    process.stderr_tail = lambda: list(tail)
     return process
 
 
-# The connector's output held in memory ahead of PyAirbyte, at most (see ConnectorOutput).
+def stop(process: Any) -> None:
+    """Stop a connector that is still running (SIGTERM, then SIGKILL after 10 s) and close its output."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(OSError):
+        process.stdout.close()
+
+
+# The connector's output held in memory ahead of the runtime's reading, at most (see ConnectorOutput).
 RELAY_BYTES = 128 << 20
 
 
 class ConnectorOutput:
-    """A `read` connector's stdout as PyAirbyte reads it (`readline`, `close`), read ahead by a thread.
+    """A `read` connector's stdout, read line by line (`readline`, `close`), read ahead by a thread.
 
     The thread moves the pipe's bytes into memory as they come (at most RELAY_BYTES held; then it
-    waits), so the connector never waits on the runner: not while PyAirbyte is still importing
-    (an early read, where the connector would sit on a full pipe), not
-    during a burst of slow rows. Lines are split at "\n" and decoded as UTF-8, as the text pipe
-    PyAirbyte opens does.
+    waits), so the connector never waits on the runtime: not while a stream commits, not during a
+    burst of slow rows. Lines are split at "\n" and decoded as UTF-8, as a text pipe does.
     """
 
     def __init__(self, pipe: Any, budget: int = RELAY_BYTES) -> None:
@@ -148,7 +191,7 @@ class ConnectorOutput:
 
     def close(self) -> None:
         """Drop what is held and close the pipe: the thread ends after its current read, and the
-        connector's next write fails (EPIPE), as with PyAirbyte's own pipe."""
+        connector's next write fails (EPIPE), as with a plain pipe."""
         with self._ready:
             self._closed = True
             self._chunks.clear()

@@ -12,18 +12,19 @@ import re
 from typing import Any
 
 from include.airbyte_runtime.report import log
+from include.airbyte_runtime.tables import normalize
 
 # This sync's claim on its streams (a session-level advisory lock per <schema>.<stream>), held until
 # the runner exits: Postgres releases it when the session ends, however the runner ended.
 STREAM_LOCKS: Any = None
 
 
-def claim_streams(cache: Any, spec: dict) -> None:
+def claim_streams(connect: Any, spec: dict) -> None:
     """Hold this sync's streams for its whole run, then drop the stage tables a killed sync of them left.
 
     A stage is created at a stream's first rows and dropped after the merge, or when the sync fails;
     a runner killed outright (SIGKILL, a lost machine) cannot drop it. Only unlogged tables named as
-    PyAirbyte names stages (`<stream>_<9 characters of a ULID>`) are dropped: final tables are logged.
+    tables.py names stages (`<stream>_<9 lower-case characters>`) are dropped: final tables are logged.
     Each sync first takes an advisory lock per stream and holds it for its whole run: a second sync
     of the same streams into the same schema waits for the first to end (their merges would race
     and could duplicate keys), and once it holds them, every stage of its streams is a left-over.
@@ -31,11 +32,10 @@ def claim_streams(cache: Any, spec: dict) -> None:
     global STREAM_LOCKS  # noqa: PLW0603 - one runner, one claim, until it exits
     from psycopg2 import sql
 
-    normalize = cache.processor.normalizer.normalize
     streams = [normalize(s["name"]) for s in spec["streams"]]
     if not streams:
         return
-    STREAM_LOCKS = cache.get_sql_engine().raw_connection()
+    STREAM_LOCKS = connect()
     db = STREAM_LOCKS.cursor()
     for stream in sorted(streams):  # one order for every sync: two cannot wait on each other
         key = (f"embedded-sync:{spec['schema']}.{stream}",)
@@ -45,7 +45,7 @@ def claim_streams(cache: Any, spec: dict) -> None:
             db.execute("select pg_advisory_lock(hashtext(%s)::bigint)", key)
             log(f"the other sync of {stream} ended: going on")
     STREAM_LOCKS.commit()  # session-level locks outlive the transaction; no transaction stays open
-    raw = cache.get_sql_engine().raw_connection()
+    raw = connect()
     try:
         db = raw.cursor()
         db.execute(
@@ -63,15 +63,15 @@ def claim_streams(cache: Any, spec: dict) -> None:
         log(f"dropped {len(left)} stage table(s) an interrupted sync left: {', '.join(left)}")
 
 
-def forget_stored_state(cache: Any, spec: dict) -> None:
-    """Delete the state PyAirbyte stored for this sync's streams (a full refresh: a reset of the
+def forget_stored_state(connect: Any, spec: dict) -> None:
+    """Delete the state stored for this sync's streams (a full refresh: a reset of the
     ingest). Called once the streams are held (`claim_streams`): the read then starts from no
     state and replaces every table. Should the sync fail after this, the tables are as they were
     and the next sync reads every file again, merging on the primary key."""
     from psycopg2 import sql
 
     names = [s["name"] for s in spec["streams"]]
-    raw = cache.get_sql_engine().raw_connection()
+    raw = connect()
     try:
         db = raw.cursor()
         db.execute("select to_regclass(%s)", [f'"{spec["schema"]}"._airbyte_state'])

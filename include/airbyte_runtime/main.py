@@ -3,75 +3,81 @@
 Input: a JSON spec on stdin (built by include/pipeline/ingest/embedded.py); the warehouse password
 comes in WAREHOUSE_PASSWORD, never on the command line. Output: progress lines, then `RESULT
 <json>` with per-stream figures (or `PROBLEMS`/`FAILURE` lines before a deliberate stop).
+
+The steps: hold the streams (locks.py), the connector's spec and catalog (metadata_cache.py), the
+config checked against the spec, then one `read` per write strategy (sync.py) into the warehouse
+(destination_postgres.py), each stream committed with its state.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import resource
 import sys
 import time
-import types
-import warnings
 
 from include.airbyte_runtime import checks as sync_checks
-from include.airbyte_runtime.catalog import read_groups
-from include.airbyte_runtime.connector import die_with_parent
-from include.airbyte_runtime.early import EarlyAnswers, EarlyRead, hook_connector_start
+from include.airbyte_runtime.catalog import check_config, configured_catalog, missing_streams, read_groups
+from include.airbyte_runtime.connector import ConnectorError, die_with_parent
+from include.airbyte_runtime.destination_postgres import WarehouseWriter
 from include.airbyte_runtime.locks import claim_streams, forget_stored_state
-from include.airbyte_runtime.messages import fast_execute
-from include.airbyte_runtime.metadata_cache import read_metadata_cache, use_metadata_cache
-from include.airbyte_runtime.postgres import copy_cache_class
+from include.airbyte_runtime.metadata_cache import connector_answers, read_metadata_cache, remember
 from include.airbyte_runtime.report import LOAD_SECONDS, RECORDS, log
 from include.airbyte_runtime.rows import record_layout
+from include.airbyte_runtime.state import stored_states
+from include.airbyte_runtime.sync import read_into
 from include.pipeline.ingest import bad_files, schema_changes
+
+
+def warehouse_connector(spec: dict):  # noqa: ANN201
+    """A function that opens a new connection to the spec's warehouse (psycopg2, autocommit off)."""
+    import psycopg2
+
+    wh = spec["warehouse"]
+    password = os.environ["WAREHOUSE_PASSWORD"]
+
+    def connect():  # noqa: ANN202
+        return psycopg2.connect(
+            host=wh["host"], port=wh["port"], user=wh["user"], password=password, dbname=wh["database"],
+            connect_timeout=30,
+        )  # fmt: skip
+
+    return connect
 
 
 def main() -> int:
     spec = json.loads(sys.stdin.readline())  # one line; stdin then stays open (die_with_parent)
     die_with_parent()
-    os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")  # the connector registry is unreachable
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("NO_LIVE_PROGRESS", "1")
     cached = read_metadata_cache(spec)
-    early = EarlyAnswers(spec, cached)  # the connector's spec/discover, beside the import below
-    early_read = EarlyRead(spec, cached)  # the connector's read itself, when it can be foreseen
-
-    import airbyte as ab
-
-    wh = spec["warehouse"]
-    cache = copy_cache_class()(
-        host=wh["host"],
-        port=wh["port"],
-        username=wh["user"],
-        password=os.environ["WAREHOUSE_PASSWORD"],
-        database=wh["database"],
-        schema_name=spec["schema"],
-        **({"cache_dir": spec["work_dir"]} if spec.get("work_dir") else {}),
-    )
-    streams = spec["streams"]
+    connect = warehouse_connector(spec)
+    schema, streams = spec["schema"], spec["streams"]
     sync_checks.setup(log_function=log, layout_function=record_layout, changes_module=schema_changes,
                       files_module=bad_files, spec=spec)  # fmt: skip
-    claim_streams(cache, spec)
+    try:
+        answers = connector_answers(spec, cached)
+        check_config(spec, answers["spec"])
+        missing = missing_streams(answers["catalog"], [s["name"] for s in streams])
+        if missing:
+            offered = sorted(s.get("name") for s in answers["catalog"].get("streams", []))
+            raise ValueError(f"{spec['connector']} offers no stream {missing} (its catalog has {offered})")
+    except (ConnectorError, ValueError) as e:
+        print(f"FAILURE {e}", flush=True)
+        return 1
+    from psycopg2 import sql
+
+    raw = connect()
+    try:  # created only if missing: the ingest role may use a schema without the right to create one
+        db = raw.cursor()
+        db.execute("select 1 from pg_namespace where nspname = %s", [schema])
+        if db.fetchone() is None:
+            db.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+        raw.commit()
+    finally:
+        raw.close()
+    claim_streams(connect, spec)
     if spec.get("full_refresh"):
-        forget_stored_state(cache, spec)
-    source = ab.get_source(
-        spec["connector"],
-        config=spec["config"],
-        local_executable=spec["executable"],
-        install_if_missing=False,
-    )
-    source._execute = types.MethodType(fast_execute, source)  # noqa: SLF001 - see fast_execute
-    hook_connector_start(early_read)
-    remember = use_metadata_cache(source, spec, cached, early)
-    source.select_streams([s["name"] for s in streams])  # needs the catalog: cached or discovered
-    for stream in streams:
-        if stream.get("cursor_field"):
-            source.set_cursor_key(stream["name"], stream["cursor_field"])
-        if stream.get("primary_key"):
-            source.set_primary_key(stream["name"], list(stream["primary_key"]))
+        forget_stored_state(connect, spec)
 
     figures: dict[str, dict] = {}
     for strategy, full, names in read_groups(spec):
@@ -79,17 +85,23 @@ def main() -> int:
         log(
             f"reading {', '.join(names)} (write strategy {strategy}, full refresh {full or bool(spec.get('full_refresh'))})"
         )
-        with warnings.catch_warnings():  # replace without force_full_refresh: the state was deleted
-            warnings.filterwarnings("ignore", category=ab.exceptions.PyAirbyteDataLossWarning)
-            try:
-                source.read(cache=cache, streams=names, write_strategy=strategy, force_full_refresh=full)
-            except Exception as e:
-                stop = sync_checks.stopped_by(e)
-                if stop is None:
-                    raise
-                sync_checks.report_problems("PROBLEMS")
-                print(f"FAILURE {stop}", flush=True)
-                return 1
+        catalog = configured_catalog(spec, answers["catalog"], names, full)
+        # a full refresh reads from no state: forget_stored_state deleted it
+        state = [] if full or spec.get("full_refresh") else _stored(connect, schema, spec["connector"])
+        writer = WarehouseWriter(connect, schema, spec["connector"], catalog, strategy)
+        try:
+            read_into(spec, catalog, state, writer)
+        except ConnectorError as e:
+            sync_checks.report_problems("PROBLEMS")
+            print(f"FAILURE {e}", flush=True)
+            return 1
+        except Exception as e:
+            stop = sync_checks.stopped_by(e)
+            if stop is None:
+                raise
+            sync_checks.report_problems("PROBLEMS")
+            print(f"FAILURE {stop}", flush=True)
+            return 1
         unread = sync_checks.unread_bad_files()
         if unread:
             sync_checks.report_problems("PROBLEMS")
@@ -99,22 +111,20 @@ def main() -> int:
         for name in names:
             figures[name] = {
                 "records": RECORDS.get(name, 0),
-                "table": f"{spec['schema']}.{name}",
+                "table": f"{schema}.{name}",
                 "write_strategy": strategy,
                 "seconds": seconds,
                 "load_seconds": round(LOAD_SECONDS.get(name, 0.0), 3),
             }
-            log(f"stream {name}: {figures[name]['records']} records -> {spec['schema']}.{name}")
+            log(f"stream {name}: {figures[name]['records']} records -> {schema}.{name}")
 
-    early_read.close()  # its files; a read never handed over (PyAirbyte started another) is stopped
-    remember()
-    from psycopg2 import sql
-
-    raw = cache.get_sql_engine().raw_connection()
+    if answers != cached:  # asked of the connector this time: kept for the next sync
+        remember(spec, answers)
+    raw = connect()
     try:
         db = raw.cursor()
         for name, fig in figures.items():
-            db.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(spec["schema"], name)))
+            db.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, name)))
             fig["rows_in_table"] = db.fetchone()[0]
     finally:
         raw.close()
@@ -127,12 +137,17 @@ def main() -> int:
     return 0
 
 
+def _stored(connect, schema: str, connector: str) -> list:  # noqa: ANN001
+    raw = connect()
+    try:
+        return stored_states(raw.cursor(), schema, connector)
+    finally:
+        raw.close()
+
+
 def run() -> None:
     """Run the sync and leave (the process exits with its code)."""
     code = main()
-    # The rows are committed and RESULT is out: run the exit handlers (logging's flush, the early
-    # read's files) and leave without the interpreter's teardown (freeing PyAirbyte's modules takes a while).
-    atexit._run_exitfuncs()  # noqa: SLF001
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(code)  # the rows are committed and RESULT is out; daemon threads need no teardown

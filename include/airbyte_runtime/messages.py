@@ -1,104 +1,85 @@
-"""Airbyte protocol messages as the runtime reads them, with a fast path for RECORD lines.
+"""Airbyte protocol messages as the runtime reads them from a connector, with a fast path for RECORD lines.
 
-The contract is the Airbyte protocol as published in airbyte-protocol-models (`AirbyteMessage`
-and friends, pinned by tests/ingest/test_runtime_contract.py). A RECORD line is most of a
-connector's output, and parsing it into pydantic models costs more than the rest of the sync's
-work per record, so RECORD lines are read with orjson into the few fields the writer uses; every
-other message (STATE, LOG, TRACE) is parsed by the protocol models.
+The contract is the Airbyte protocol as published in airbyte-protocol-models (`AirbyteMessage` and
+the messages it carries: RECORD, STATE, LOG, TRACE, SPEC, CATALOG; pinned by
+tests/ingest/test_runtime_contract.py). A RECORD line is most of a connector's output, and parsing
+it into pydantic models costs more than the rest of the sync's work per record, so RECORD lines are
+read with orjson into the three fields the writer uses; every other message is parsed by the
+protocol models. A line that is not a message is the connector's own log output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson  # a PyAirbyte dependency, in .venv-airbyte
+import orjson  # in .venv-airbyte (include/airbyte/requirements/pyairbyte.txt)
 
 RECORD_PREFIXES = ('{"type":"RECORD"', '{"type": "RECORD"')
 
 
-class FastRecord:
-    """The fields of an AirbyteRecordMessage the processor and progress tracker read."""
-
-    __slots__ = ("stream", "data", "emitted_at", "namespace")
-
-    def __init__(self, stream: str, data: dict, emitted_at: int, namespace: str | None) -> None:
-        self.stream, self.data, self.emitted_at, self.namespace = stream, data, emitted_at, namespace
-
-
-class FastMessage:
-    """A RECORD AirbyteMessage without pydantic: `type`, `record`, and no trace/state/log."""
-
-    __slots__ = ("record",)
-    trace = state = log = control = None
-
-    def __init__(self, record: FastRecord) -> None:
-        self.record = record
-
-    @property
-    def type(self):  # noqa: ANN201 - airbyte_protocol's Type.RECORD, imported once, lazily
-        record_type = FastMessage.__dict__.get("_record_type")
-        if record_type is None:
-            from airbyte_protocol.models import Type
-
-            record_type = FastMessage._record_type = Type.RECORD
-        return record_type
-
-
-# Where `fast_execute` hands each record line's stream, data, emitted_at and size, while a processor
-# is reading (set by CopyPostgresSqlProcessor.process_airbyte_messages), instead of yielding it.
-RECORD_SINK: Any = None
-
-
-def fast_execute(self, args: list[str], stdin=None, *, progress_tracker=None):  # noqa: ANN001, ANN201
-    """PyAirbyte's `ConnectorBase._execute` with RECORD lines parsed by orjson instead of pydantic.
-
-    Same contract: yields messages, peeks non-record ones (logs, connector errors), wraps failures
-    in AirbyteConnectorFailedError. A RECORD line orjson cannot read, or one without stream/data,
-    falls back to PyAirbyte's parser, which raises or logs it exactly as before.
-
-    While the cache's processor reads (RECORD_SINK is set), a record goes straight to it instead
-    of up PyAirbyte's chain of generators (progress tally, read loop, processor loop), a sizeable
-    share of the runner's work per record. It is written before the next line is read, so every
-    STATE message still reaches the processor after the records it covers, as before.
-    """
-    from airbyte import exceptions as exc
+def read_messages(lines: Iterator[str], take_record: Callable[[str, dict, int], None]) -> Iterator[Any]:
+    """The connector's non-record messages (AirbyteMessage models, or the text of a line that is no
+    message); each record goes to `take_record(stream, data, emitted_at)` before the next line is
+    read, so every STATE message comes after the records it covers."""
     from airbyte_protocol.models import AirbyteMessage, Type
 
-    record_type = Type.RECORD
-    loads = orjson.loads
-    self.executor.ensure_installation(auto_fix=False)
-    try:
-        for line in self.executor.execute(args, stdin=stdin, suppress_stderr=progress_tracker is not None):
-            if line.startswith(RECORD_PREFIXES):
-                try:
-                    record = loads(line)["record"]
-                    stream, data, emitted_at = record["stream"], record["data"], record["emitted_at"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    pass
-                else:
-                    if type(data) is dict and type(stream) is str:
-                        sink = RECORD_SINK
-                        if sink is not None:
-                            sink(stream, data, emitted_at, len(line))
-                            continue
-                        message = FastMessage(FastRecord(stream, data, emitted_at, record.get("namespace")))
-                        if progress_tracker:
-                            progress_tracker.tally_bytes_read(bytes_read=len(line), stream_name=stream)
-                        yield message
-                        continue
+    loads, validate, record_type = orjson.loads, AirbyteMessage.model_validate_json, Type.RECORD
+    for line in lines:
+        if line.startswith(RECORD_PREFIXES):
             try:
-                parsed: AirbyteMessage = AirbyteMessage.model_validate_json(json_data=line)
-                if progress_tracker and parsed.type is record_type:
-                    progress_tracker.tally_bytes_read(bytes_read=len(line), stream_name=parsed.record.stream)
-                self._peek_airbyte_message(parsed)
-                yield parsed
-            except Exception:  # noqa: BLE001 - as PyAirbyte: a line that is not a message is a log line
-                self._print_info_message(line)
-    except exc.AirbyteSubprocessFailedError as ex:
-        raise exc.AirbyteConnectorFailedError(
-            connector_name=self.name, log_text=ex.log_text, context={"exit_code": ex.exit_code}
-        ) from None
-    except Exception as e:  # noqa: BLE001
-        raise exc.AirbyteConnectorFailedError(
-            connector_name=self.name, log_text=self._last_log_messages, original_exception=e
-        ) from None
+                record = loads(line)["record"]
+                stream, data, emitted_at = record["stream"], record["data"], record["emitted_at"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                pass  # the models' parser below decides what it is
+            else:
+                if type(data) is dict and type(stream) is str:
+                    take_record(stream, data, emitted_at)
+                    continue
+        if not line.startswith("{"):
+            if line.strip():
+                yield line.rstrip("\n")
+            continue
+        try:
+            message = validate(line)
+        except ValueError:
+            yield line.rstrip("\n")  # not a protocol message: a log line
+            continue
+        if message.type is record_type:
+            take_record(message.record.stream, message.record.data, message.record.emitted_at)
+            continue
+        yield message
+
+
+def first_answer(output: str, kind: str) -> dict | None:
+    """The content of the first `kind` message (SPEC: its `spec`, CATALOG: its `catalog`) in a
+    connector's output, as JSON, or None if there is none."""
+    from airbyte_protocol.models import AirbyteMessage
+
+    field = {"SPEC": "spec", "CATALOG": "catalog"}[kind]
+    for line in output.splitlines():
+        if line.startswith("{") and kind in line[:40]:
+            try:
+                message = AirbyteMessage.model_validate_json(line)
+            except ValueError:
+                continue
+            if message.type.value == kind:
+                return getattr(message, field).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return None
+
+
+def error_of(output: str) -> str:
+    """The connector's own words for a failure: its TRACE errors' messages and its last ERROR logs."""
+    found = []
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if message.get("type") == "TRACE" and (message.get("trace") or {}).get("type") == "ERROR":
+            found.append(((message["trace"].get("error") or {}).get("message") or "").strip())
+        elif message.get("type") == "LOG" and (message.get("log") or {}).get("level") in ("ERROR", "FATAL"):
+            found.append((message["log"].get("message") or "").strip())
+    return "; ".join(f for f in found[-5:] if f)

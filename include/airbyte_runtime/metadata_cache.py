@@ -1,16 +1,21 @@
-"""The connector's `spec` and `discover` answers, kept between syncs for a connector version and config.
+"""The connector's `spec` and `discover` answers: kept between syncs for a connector version and config.
 
-Each start of a Python connector costs seconds of CPU before it sends a byte, and PyAirbyte asks
-for `spec` and `discover` before every read; both answers depend only on the connector version
-and its config, so they are stored once and reused (a full refresh discovers again).
+Each start of a Python connector costs seconds of CPU before it sends a byte (source-s3 and
+airbyte-cdk imports), and a sync needs the spec (to validate the config) and the catalog (to
+configure the read). Both depend only on the connector version and its config, so the first sync
+asks the connector for both at once (two processes side by side) and stores the answers; later
+syncs start the connector once, for `read`. This is what the Airbyte platform does too: a
+connection keeps the catalog it was configured with until its schema is refreshed; here a full
+refresh (the DAG's `full_refresh` param) is the refresh, and a changed config is a new key.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
+from include.airbyte_runtime.connector import ConnectorError, secret_file
+from include.airbyte_runtime.messages import error_of, first_answer
 from include.airbyte_runtime.report import log
 
 
@@ -47,57 +52,60 @@ def read_metadata_cache(spec: dict) -> dict | None:
     return cached if isinstance(cached, dict) and {"spec", "catalog"} <= cached.keys() else None
 
 
-def use_metadata_cache(source: Any, spec: dict, cached: dict | None, early: Any) -> Any:
-    """Start the connector once per sync (for `read`) instead of three times (spec, discover, read).
+def connector_answers(spec: dict, cached: dict | None) -> dict:
+    """{"spec": ..., "catalog": ...} for this sync: from the cache, else asked of the connector (at once).
 
-    Each start of a Python connector costs seconds of CPU before it sends a byte (source-s3 and
-    airbyte-cdk imports), and PyAirbyte asks for `spec` (to validate the config) and `discover`
-    (for the catalog) before every read. Both answers depend only on the connector version and
-    the config, so the first sync stores them (see `metadata_cache_path`) and later syncs reuse
-    them. The config is still validated against the spec, from the cache. What the cache cannot
-    answer comes from `early` (asked while PyAirbyte was loading), or else from PyAirbyte itself.
+    Raises ConnectorError naming the command and what the connector said when an answer does not come."""
+    import subprocess
 
-    The cached catalog is what the Airbyte platform does too: a connection keeps the catalog it
-    was configured with until its schema is refreshed. Here a full refresh (the DAG's
-    `full_refresh` param) is the refresh: it discovers again and stores the new answer, so a new
-    column in a source that infers its schema arrives with the next full refresh, or at once
-    when the config changes. Returns the function that stores the answers once they are known
-    (call it after a successful read).
-    """
+    answers = dict(cached or {})
+    if cached is not None and not spec.get("full_refresh"):
+        log("connector spec and catalog from the cache (the connector starts once, for read)")
+        return answers
+    wanted = ["discover"] if cached is not None else ["spec", "discover"]
+    log(
+        f"asking the connector for {' and '.join(wanted)} (at once)"
+        + (": a full refresh discovers again" if cached else "")
+    )
+    config = secret_file(spec["config"], spec.get("work_dir") or None, "config-")
+    processes: dict = {}
+    try:
+        processes = {
+            command: subprocess.Popen(
+                [spec["executable"], command] + (["--config", config] if command == "discover" else []),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for command in wanted
+        }
+        for command, process in processes.items():
+            output, errors = process.communicate()
+            kind = {"spec": "SPEC", "discover": "CATALOG"}[command]
+            answer = first_answer(output, kind) if process.returncode == 0 else None
+            if answer is None:
+                said = error_of(output) or "\n".join(errors.strip().splitlines()[-10:])
+                raise ConnectorError(
+                    f"{spec['connector']} {command} failed (exit {process.returncode}, no {kind} message): {said}"
+                )
+            answers["catalog" if command == "discover" else "spec"] = answer
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        os.unlink(config)
+    return answers
+
+
+def remember(spec: dict, answers: dict) -> None:
+    """Store the answers for the next sync (after a successful one); a reader never sees half a file."""
     path = metadata_cache_path(spec)
     if path is None:
-        return lambda: None
-    from airbyte_protocol.models import AirbyteCatalog, ConnectorSpecification
-
-    if cached is not None:
-        source._spec = ConnectorSpecification.model_validate(cached["spec"])  # noqa: SLF001
-        if not spec.get("full_refresh"):
-            source._discovered_catalog = AirbyteCatalog.model_validate(cached["catalog"])  # noqa: SLF001
-            log("connector spec and catalog from the cache (the connector starts once, for read)")
-            return lambda: None
-        log("full refresh: discovering the catalog again")
-    for command, attribute, model in (
-        ("spec", "_spec", ConnectorSpecification),
-        ("discover", "_discovered_catalog", AirbyteCatalog),
-    ):
-        answer = early.answer(command)
-        if answer is not None and getattr(source, attribute) is None:
-            try:
-                setattr(source, attribute, model.model_validate(answer))
-            except ValueError:
-                pass  # PyAirbyte asks again
-
-    def remember() -> None:
-        if source._spec is None or source._discovered_catalog is None:  # noqa: SLF001
-            return
-        answers = {
-            "spec": source._spec.model_dump(mode="json", exclude_none=True),  # noqa: SLF001
-            "catalog": source._discovered_catalog.model_dump(mode="json", exclude_none=True),  # noqa: SLF001
-        }
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(answers, f)
-        os.replace(temporary, path)  # a reader never sees half a file
-
-    return remember
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(answers, f)
+    os.replace(temporary, path)

@@ -1,6 +1,6 @@
 """Records as Postgres CSV rows in the stream's column order: raw ids, extracted-at, casts.
 
-PyAirbyte's per-record objects (StreamRecord, then a CSV writer) cost more than the connector
+A per-record object (PyAirbyte's StreamRecord, then a CSV writer) cost more than the connector
 spends making the record; the same rules (key normalisation, pruning of keys outside the schema,
 the Airbyte columns) are applied here once per distinct key tuple. A value its column cannot hold
 is NULLED and listed in `_airbyte_meta`, as Airbyte's Postgres destination does, so one bad value
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
 
-import orjson  # a PyAirbyte dependency, in .venv-airbyte
+import orjson  # in .venv-airbyte (include/airbyte/requirements/pyairbyte.txt)
 
 
 def csv_field(value: Any) -> str:
@@ -54,16 +54,14 @@ def csv_field(value: Any) -> str:
 Layout = tuple[list[str], list[int | None], tuple[int, int, int]]
 
 
-def record_layout(handler, keys: tuple) -> Layout:  # noqa: ANN001 - a PyAirbyte StreamRecordHandler
-    """Where each key of a record's data goes in the stream's CSV row: StreamRecord's rules, once.
+def record_layout(handler, keys: tuple) -> Layout:  # noqa: ANN001 - a tables.StreamKeys
+    """Where each key of a record's data goes in the stream's CSV row, worked out once per key tuple.
 
-    As StreamRecord: keys are matched in index case (normalised), keys outside the stream's schema
-    are dropped, missing ones are NULL, and the Airbyte columns follow the schema's columns.
-    Computed once per distinct key tuple, so a record costs one dict walk instead of a StreamRecord.
+    Keys are matched in index case (normalised), keys outside the stream's schema are dropped,
+    missing ones are NULL, and the Airbyte columns follow the schema's columns (PyAirbyte's
+    StreamRecord rules). Computed once per distinct key tuple, so a record costs one dict walk.
     """
-    from airbyte.constants import AB_EXTRACTED_AT_COLUMN, AB_META_COLUMN, AB_RAW_ID_COLUMN
-
-    internal = [AB_RAW_ID_COLUMN, AB_EXTRACTED_AT_COLUMN, AB_META_COLUMN]
+    internal = ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"]
     columns = list(handler.index_keys) + [c for c in internal if c not in handler.index_keys]
     position = {c: i for i, c in enumerate(columns)}
     slots = []
@@ -89,7 +87,7 @@ class RawIds:
     the variant and a 14-bit counter, then 48 random bits. Here the clock is read once per 1,024
     ids (the counter orders the ids of one reading) and the random bits come from a generator
     seeded once from the system's. Ids are strictly increasing in the order they are made, even
-    if the clock steps back, which the merge relies on (`_emulated_merge_temp_table_to_final_table`:
+    if the clock steps back, which the merge relies on (destination_postgres.py's merge:
     of two versions of a key extracted together, the one emitted later has the larger raw id).
     """
 

@@ -17,7 +17,7 @@ from include.airbyte_runtime.report import log
 
 
 class LoadError(RuntimeError):
-    """Rows could not be written to the warehouse (not the connector's failure: fast_execute lets it through)."""
+    """Rows could not be written to the warehouse (a value Postgres refused, a column the schema lacks)."""
 
 
 # A stream's stage COPY gets its rows in chunks of about this many characters.
@@ -41,13 +41,13 @@ class StageCopy:
     chunk (or at `finish`).
     """
 
-    def __init__(self, processor: Any, stream: str, columns: list[str], running: dict) -> None:
-        self.processor, self.stream, self.columns = processor, stream, columns
+    def __init__(self, writer: Any, stream: str, columns: list[str], running: dict) -> None:
+        self.processor, self.stream, self.columns = writer, stream, columns  # destination_postgres.WarehouseWriter
         self.table: str | None = None
         self.rows = 0
         self._parts: list[str] = []
         self._size = 0
-        self._running = running  # the processor's stages with a COPY open, least recently fed first
+        self._running = running  # the writer's stages with a COPY open, least recently fed first
         self._thread: threading.Thread | None = None
         self._out: Any = None
         self._error: BaseException | None = None
@@ -92,20 +92,18 @@ class StageCopy:
             oldest.pause()
         processor = self.processor
         if self.table is None:
-            known = set(processor._get_sql_column_definitions(self.stream))  # noqa: SLF001
+            known = set(processor.column_types(self.stream))
             unknown = sorted(set(self.columns) - known)
             if unknown:
                 raise LoadError(f"stream {self.stream}: columns {unknown} are not in its schema")
-            self.table = processor._create_table_for_loading(self.stream, None)  # noqa: SLF001
+            # Unlogged: the stage is dropped after the merge, no WAL for it (docs/benchmarks.md:
+            # COPY unlogged vs logged). A stage that becomes the final table (replace) is made
+            # logged first (destination_postgres.py).
+            self.table = processor.create_stage(self.stream)
         table = processor.stage_identifier(self.table)
-        raw = processor.get_sql_engine().raw_connection()
+        raw = processor.connect()
         try:
             cursor = raw.cursor()
-            # The stage is dropped after the merge: no WAL for it (docs/benchmarks.md: COPY
-            # unlogged vs logged). A stage that becomes the final table (replace) is made
-            # logged first, in _swap_temp_table_with_final_table.
-            cursor.execute(sql.SQL("alter table {} set unlogged").format(table))
-            raw.commit()
             copy = (
                 sql.SQL("copy {} ({}) from stdin with (format csv)")
                 .format(table, sql.SQL(", ").join(map(sql.Identifier, self.columns)))
@@ -178,10 +176,10 @@ class StageCopy:
 
         self.pause(complete=True)
         self._join()
-        if self.table is None:  # no row at all: an empty stage, as PyAirbyte would make
-            self.table = self.processor._create_table_for_loading(self.stream, None)  # noqa: SLF001
+        if self.table is None:  # no row at all: an empty stage
+            self.table = self.processor.create_stage(self.stream)
         if not self._analyzed:
-            raw = self.processor.get_sql_engine().raw_connection()
+            raw = self.processor.connect()
             try:
                 raw.cursor().execute(sql.SQL("analyze {}").format(self.processor.stage_identifier(self.table)))
                 raw.commit()
@@ -198,7 +196,7 @@ class StageCopy:
             self._join()
         if self.table is not None:
             with contextlib.suppress(Exception):
-                self.processor._drop_temp_table(self.table, if_exists=True)  # noqa: SLF001
+                self.processor.drop_table(self.table)
 
     def add_column(self, column: str, sql_type: str, columns: list[str]) -> None:
         """A column added while reading (a propagated schema change): the open COPY is committed, the
@@ -212,7 +210,7 @@ class StageCopy:
                 sql.SQL("alter table {} add column if not exists {} ").format(
                     self.processor.stage_identifier(self.table), sql.Identifier(column)
                 )
-                + sql.SQL(sql_type)  # the SQL type PyAirbyte's type converter names: never user text
+                + sql.SQL(sql_type)  # one of tables.SQL_TYPES: never user text
             )
         self.columns = columns
 
@@ -226,7 +224,7 @@ class StageCopy:
         return self._execute(query, (files,))
 
     def _execute(self, query: Any, params: Any = None) -> int:
-        raw = self.processor.get_sql_engine().raw_connection()
+        raw = self.processor.connect()
         try:
             cursor = raw.cursor()
             cursor.execute(query, params)

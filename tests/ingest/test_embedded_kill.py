@@ -1,10 +1,10 @@
 """The embedded sync dies with the task that started it (issue 10).
 
 Airflow's supervisor ends a task (mark failed, heartbeat lost, kill) with SIGTERM to the task
-runner's process group, then SIGKILL 5 s later. The PyAirbyte runner and its connector run in a
+runner's process group, then SIGKILL 5 s later. The embedded runtime and its connector run in a
 group of their own, out of that signal's reach: they must still be gone within 15 s, or they
 keep writing while the retry starts. The sync runs in a child process the test kills (started as
-the task runs it: sync_connection, the real runner, PyAirbyte and a protocol connector that
+the task runs it: sync_connection, the real runtime and a protocol connector that
 hangs after 5 records, i.e. mid-sync).
 """
 

@@ -1,8 +1,8 @@
-"""The embedded runner reads a connector's output ahead of PyAirbyte (ConnectorOutput).
+"""The embedded runner reads a connector's output ahead of its own reading (ConnectorOutput).
 
 A thread moves the connector's stdout into memory as it comes, so the connector never waits on the
-runner (while PyAirbyte still imports, or during slow rows), and PyAirbyte reads it line by line as
-from its own text pipe. These run in the embedded runtime's interpreter (.venv-airbyte) against a
+runner (while a stream commits, or during slow rows), and the runner reads it line by line as
+from a text pipe. These run in the embedded runtime's interpreter (.venv-airbyte) against a
 real pipe; the whole path in real syncs is in test_connector_metadata_cache.py and the write path tests.
 """
 

@@ -1,6 +1,6 @@
 """The embedded engine's write path (COPY + one-transaction merge) against a real Postgres.
 
-The connector is tests/ingest/protocol_source.py, run by the real runner and PyAirbyte like any
+The connector is tests/ingest/protocol_source.py, run by the real runtime like any
 connector, so each test chooses the exact values and versions of the records it sends.
 """
 
@@ -433,3 +433,28 @@ def test_case12_a_sync_killed_mid_way_and_resumed_has_no_duplicate_key_and_no_st
     ]  # fmt: skip
     state = sql("select state_json from raw._airbyte_state where stream_name = 'items'")
     assert json.loads(state[0][0])["stream"]["stream_state"] == {"updated_at": "2026-01-03T00:00:00+00:00"}
+
+
+def test_a_role_that_owns_its_schema_but_cannot_create_in_the_database_syncs(source, warehouse, sql):
+    """As the warehouse_ingest role (include/sql/warehouse/V001__roles.sql): it owns raw, and may not
+    create schemas. The runtime creates the schema and its state table only when they are missing."""
+    import dataclasses
+    import secrets
+
+    role, password = f"ingest_like_{secrets.token_hex(4)}", secrets.token_hex(16)
+    sql(SQL("create role {} login password %s").format(Identifier(role)), (password,))
+    try:
+        sql(SQL("revoke create on database {} from public").format(Identifier(warehouse.database)))
+        sql(SQL("create schema raw authorization {}").format(Identifier(role)))
+        as_role = dataclasses.replace(warehouse, user=role, password=password)
+        conn = connection(source([record(1, "01", name="a")]), "incremental_deduped_history")
+        assert sync(conn, as_role)["streams"]["items"]["rows_in_table"] == 1
+        source([record(1, "02", name="a v2"), record(2, "02", name="b")])
+        assert sync(conn, as_role)["streams"]["items"]["rows_in_table"] == 2
+        assert [(r[0], r[1]) for r in rows(sql)] == [(1, "a v2"), (2, "b")]
+        owners = sql("select distinct tableowner from pg_tables where schemaname = 'raw'")
+        assert owners == [(role,)], "the raw table and the state table are the role's own"
+    finally:
+        sql(SQL("drop schema if exists raw cascade"))
+        sql(SQL("drop owned by {}").format(Identifier(role)))
+        sql(SQL("drop role {}").format(Identifier(role)))

@@ -1,16 +1,16 @@
 """What the embedded runtime (include/airbyte_runtime/) relies on from the libraries it runs with.
 
-An upgrade of PyAirbyte or airbyte-protocol-models that changes any of these fails here, naming
+An upgrade of airbyte-protocol-models or jsonschema that changes any of these fails here, naming
 it, rather than in a sync. Checked in the runtime's own interpreter (.venv-airbyte), once for the
 module: each test then reads its part of the answers.
 
-- airbyte-protocol-models: the messages' fields the runtime reads, and that the fast RECORD path
-  (messages.py) reads the same stream, data, emitted_at and namespace as the models;
-- PyAirbyte's public API: get_source and the Source/cache calls main.py makes, StreamRecordHandler
-  and the column names rows.py writes, the Airbyte types rows.py derives casts from;
-- PyAirbyte's private names: the write path (postgres.py, stage.py) and the connector's start
-  (early.py, messages.py, metadata_cache.py) override or call them, as PyAirbyte has no public
-  hook there; each is pinned with the parameters the runtime passes.
+- airbyte-protocol-models: the messages and fields the runtime drives a connector with (RECORD on
+  the fast path read as the models read it, STATE as stored and handed back, LOG, TRACE errors and
+  stream statuses, SPEC and CATALOG answers);
+- jsonschema: the config checked against the connector's spec;
+- the warehouse layout PyAirbyte made (names, column types), which tables.py keeps: compared with
+  PyAirbyte's public records/types modules while it is installed, so existing warehouses carry on.
+The runtime imports no PyAirbyte module at all (the last test).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.support import REPO_ROOT
 CHECK = r"""
 import inspect, json, sys
 sys.path.append(".")  # the repository, after the venv's own paths
-out = {"protocol": [], "public": [], "private": []}
+out = {"protocol": [], "jsonschema": [], "layout": []}
 
 def need(area, ok, what):
     if not ok:
@@ -78,69 +78,67 @@ catalog = AirbyteCatalog.model_validate({"streams": [{"name": "users", "json_sch
 need("protocol", "connectionSpecification" in spec.model_dump(mode="json", by_alias=True), "ConnectorSpecification")
 need("protocol", catalog.streams[0].name == "users", "AirbyteCatalog.streams[].name")
 
-# -- PyAirbyte, public ------------------------------------------------------------------------------
-import airbyte
-from airbyte import constants, exceptions, records, types
-from airbyte.caches import PostgresCache
-from airbyte.sources.base import Source
-from include.airbyte_runtime import rows
+# -- the protocol messages the runtime drives the connector with (sync.py, state.py, metadata_cache.py) --
+from airbyte_protocol.models import AirbyteStateMessage, AirbyteStateType
+from include.airbyte_runtime import state as stored
 
-has("public", airbyte, "get_source", ["name", "config", "local_executable", "install_if_missing"])
-for name, params in {"select_streams": ["streams"], "set_cursor_key": ["stream_name", "cursor_key"],
-                     "set_primary_key": ["stream_name", "primary_key"],
-                     "read": ["cache", "streams", "write_strategy", "force_full_refresh"]}.items():
-    has("public", Source, name, params)
-fields = PostgresCache.model_fields
-for name in ("host", "port", "username", "password", "database", "schema_name", "cache_dir"):
-    need("public", name in fields, f"PostgresCache has no field {name}")
-for name in ("PyAirbyteDataLossWarning", "AirbyteConnectorFailedError", "AirbyteSubprocessFailedError"):
-    has("public", exceptions, name)
-need("public", (constants.AB_RAW_ID_COLUMN, constants.AB_EXTRACTED_AT_COLUMN, constants.AB_META_COLUMN)
-     == ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"), "the Airbyte columns were renamed")
-handler = records.StreamRecordHandler(json_schema={"properties": {"Id": {}}}, normalize_keys=True,
-                                      prune_extra_fields=True)
-need("public", "id" in handler.index_keys and handler.to_index_case("Id") == "id", "StreamRecordHandler keys")
-need("public", set(rows.CASTS) <= set(types.CONVERSION_MAP), "a cast for an Airbyte type PyAirbyte dropped")
+error = AirbyteMessage.model_validate_json(json.dumps({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 1,
+    "error": {"message": "refused", "failure_type": "config_error"}}}))
+need("protocol", error.trace.error is not None and error.trace.error.message == "refused", "trace.error.message")
+need("protocol", error.trace.stream_status is None, "a TRACE error carries no stream_status")
+log = AirbyteMessage.model_validate_json('{"type":"LOG","log":{"level":"ERROR","message":"m","stack_trace":"t"}}')
+need("protocol", log.log.stack_trace == "t", "log.stack_trace")
+need("protocol", state.state.type is AirbyteStateType.STREAM and stored.stream_of(state.state) == "users",
+     "state.type / the stream a STATE message belongs to")
+glob = AirbyteStateMessage.model_validate({"type": "GLOBAL", "global": {"stream_states": []}})
+need("protocol", stored.stream_of(glob) == "_GLOBAL", "a GLOBAL state is stored as _GLOBAL")
+dumped = json.loads(state.state.model_dump_json())
+need("protocol", dumped["stream"]["stream_state"] == {"c": 1} and dumped["type"] == "STREAM",
+     "AirbyteStateMessage.model_dump_json (the stored state_json)")
+need("protocol", stored.without_nulls(dumped) == {"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"},
+     "stream_state": {"c": 1}}}, "the state handed back to the connector")
+answers = "\n".join([json.dumps({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object"}}}),
+                     json.dumps({"type": "CATALOG", "catalog": {"streams": [{"name": "users", "json_schema": {},
+                                 "supported_sync_modes": ["incremental"]}]}})])
+need("protocol", messages.first_answer(answers, "SPEC")["connectionSpecification"] == {"type": "object"},
+     "the SPEC message's spec")
+need("protocol", messages.first_answer(answers, "CATALOG")["streams"][0]["name"] == "users",
+     "the CATALOG message's catalog")
+got = []
+rest = list(messages.read_messages(iter([line + "\n", "a log line\n", '{"type":"LOG","log":{"level":"INFO","message":"x"}}']),
+                                   lambda *record: got.append(record)))
+need("protocol", got == [("users", {"id": 1, "Name": "\u00e9"}, 1767225600123)], "records reach the writer")
+need("protocol", rest[0] == "a log line" and rest[1].type is Type.LOG, "non-record lines come out in order")
+
+# -- jsonschema: the config is checked against the connector's spec (catalog.check_config) ---------
+import jsonschema
+from include.airbyte_runtime import catalog as configured
+
+need("jsonschema", callable(getattr(jsonschema.validators, "validator_for", None)), "jsonschema.validators.validator_for")
+need("jsonschema", callable(getattr(jsonschema.exceptions, "best_match", None)), "jsonschema.exceptions.best_match")
+try:
+    configured.check_config({"connector": "source-x", "config": {"key": 42}},
+                            {"connectionSpecification": {"properties": {"key": {"type": "string"}}}})
+    need("jsonschema", False, "a config its spec refuses was accepted")
+except ValueError as e:
+    need("jsonschema", "key fails type" in str(e) and "42" not in str(e), f"the refusal names where, not the value: {e}")
+
+# -- PyAirbyte's layout, kept for the warehouses it wrote (tables.py); PyAirbyte is only compared with --
+from airbyte import records, types
+from include.airbyte_runtime import rows, tables
+
+handler = records.StreamRecordHandler(json_schema={"properties": {}}, normalize_keys=True, prune_extra_fields=True)
+for name in ("Id", "Hello World!", "1b", "x" * 70, "caf\u00e9", "a-b.c"):
+    need("layout", tables.normalize(name) == handler.to_index_case(name)[:63], f"the name {name!r} normalizes otherwise")
+need("layout", set(rows.CASTS) <= set(types.CONVERSION_MAP), "a cast for an Airbyte type PyAirbyte dropped")
 definitions = [{"type": "integer"}, {"type": ["null", "number"]}, {"type": "boolean"}, {"type": "object"},
                {"type": "array", "items": {"type": "string"}}, {"type": "string", "format": "date-time"},
-               {"type": "string", "format": "date"}, {"type": "string"}, {"type": "string", "airbyte_type": "integer"}]
-for definition in definitions:  # the column PyAirbyte creates is the type the casts assume
-    need("public", types._get_airbyte_type(definition)[0] == rows.airbyte_type(definition),
-         f"Airbyte type of {definition}: PyAirbyte {types._get_airbyte_type(definition)[0]}, ours {rows.airbyte_type(definition)}")
-
-# -- PyAirbyte, private names the runtime overrides or calls -----------------------------------------
-from airbyte._connector_base import ConnectorBase
-from airbyte._executors import base as executors
-from airbyte._processors.sql.postgres import PostgresSqlProcessor
-from airbyte._writers.file_writers import FileWriterBase
-
-need("private", hasattr(executors, "subprocess") and hasattr(executors.subprocess, "Popen"),
-     "airbyte._executors.base no longer starts connectors with its module's subprocess.Popen (early.py)")
-has("private", executors, "_stream_from_subprocess")
-has("private", ConnectorBase, "_execute", ["args", "stdin", "progress_tracker"])
-has("private", ConnectorBase, "_peek_airbyte_message", ["message"])
-has("private", ConnectorBase, "_print_info_message")
-for owner, name in ((ConnectorBase, "_spec"), (Source, "_discovered_catalog")):
-    need("private", f"self.{name}" in inspect.getsource(owner), f"{owner.__name__}.{name} is gone (metadata_cache.py)")
-for name, params in {
-    "_write_files_to_new_table": ["files", "stream_name", "batch_id"],
-    "_emulated_merge_temp_table_to_final_table": ["stream_name", "temp_table_name", "final_table_name"],
-    "_append_temp_table_to_final_table": ["temp_table_name", "final_table_name", "stream_name"],
-    "_swap_temp_table_with_final_table": ["stream_name", "temp_table_name", "final_table_name"],
-    "_get_sql_column_definitions": ["stream_name"],
-    "_create_table_for_loading": ["stream_name", "batch_id"],
-    "_drop_temp_table": ["table_name", "if_exists"],
-    "process_airbyte_messages": ["messages", "write_strategy", "progress_tracker"],
-    "process_record_message": ["record_msg", "stream_record_handler", "progress_tracker"],
-}.items():
-    has("private", PostgresSqlProcessor, name, params)
-has("private", FileWriterBase, "_open_new_file", ["file_path"])
-has("private", FileWriterBase, "_write_record_dict", ["record_dict", "open_file_writer"])
-has("private", FileWriterBase, "_new_batch", ["stream_name", "progress_tracker"])
-need("private", "_active_batches" in inspect.getsource(FileWriterBase), "FileWriterBase._active_batches is gone")
-need("private", hasattr(FileWriterBase, "MAX_BATCH_SIZE"), "FileWriterBase.MAX_BATCH_SIZE is gone")
-need("private", "_sql_processor_class" in PostgresCache.__private_attributes__ or
-     hasattr(PostgresCache, "_sql_processor_class"), "PostgresCache._sql_processor_class is gone")
+               {"type": "string", "format": "date"}, {"type": "string"}, {"type": "string", "airbyte_type": "integer"},
+               {"type": "string", "format": "time"}, {"type": ["null", "string", "integer"]}, {},
+               {"type": "string", "format": "date", "airbyte_type": "unknown_kind"}, {"type": "array", "airbyte_type": "x"}]
+for definition in definitions:  # the column type PyAirbyte created is the one tables.py creates
+    theirs = str(types.SQLTypeConverter().to_sql_type(definition))
+    need("layout", tables.sql_type(definition) == theirs, f"column type of {definition}: PyAirbyte {theirs}, ours {tables.sql_type(definition)}")
 print(json.dumps(out))
 """
 
@@ -160,36 +158,32 @@ def test_the_protocol_messages_carry_the_fields_the_runtime_reads(contract):
     assert contract["protocol"] == []
 
 
-def test_pyairbyte_s_public_api_the_runtime_calls_is_unchanged(contract):
-    assert contract["public"] == []
+def test_the_config_check_uses_jsonschema_s_public_api(contract):
+    assert contract["jsonschema"] == []
 
 
-def test_pyairbyte_s_private_names_the_write_path_overrides_are_unchanged(contract):
-    assert contract["private"] == []
+def test_tables_keep_the_names_and_types_pyairbyte_gave_them(contract):
+    assert contract["layout"] == []
 
 
 RUNTIME = REPO_ROOT / "include" / "airbyte_runtime"
-# The runtime's modules that still reach PyAirbyte's private names (no public hook: see their
-# docstrings and docs/ingest.md); the test above pins each name they use.
-PRIVATE_USERS = {"early.py", "main.py", "messages.py", "metadata_cache.py", "postgres.py", "stage.py"}
 
 
 def test_each_runtime_module_holds_one_idea_in_a_few_hundred_lines():
     sizes = {path.name: len(path.read_text().splitlines()) for path in RUNTIME.glob("*.py")}
-    assert {"connector.py", "messages.py", "catalog.py", "postgres.py", "lake.py", "locks.py", "main.py"} <= set(sizes)
-    assert max(sizes.values()) <= 400, sizes
+    assert {"connector.py", "messages.py", "catalog.py", "destination_postgres.py", "lake.py", "locks.py"} <= set(sizes)
+    assert max(sizes.values()) <= 300, sizes
 
 
-def test_only_the_named_modules_reach_pyairbyte_private_names():
+def test_the_runtime_does_not_import_pyairbyte():
+    """The runtime drives connectors over the published protocol: PyAirbyte is no part of it."""
     import re
 
-    private = re.compile(
-        r"from airbyte\._|import airbyte\._|noqa: SLF001|\b(source|processor|writer|batch)\._[a-z]"
-        r"|self\._(peek_airbyte_message|print_info_message|last_log_messages)\b"
-    )
+    pyairbyte = re.compile(r"^\s*(from airbyte(\.| import)|import airbyte\b)")
     users = {
-        path.name
+        f"{path.name}:{n}"
         for path in RUNTIME.glob("*.py")
-        if any(private.search(line) and "_run_exitfuncs" not in line for line in path.read_text().splitlines())
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pyairbyte.match(line)
     }
-    assert users == PRIVATE_USERS, f"a new module reaches PyAirbyte's private names: {sorted(users - PRIVATE_USERS)}"
+    assert users == set(), f"runtime modules import PyAirbyte: {sorted(users)}"

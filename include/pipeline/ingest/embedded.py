@@ -1,6 +1,6 @@
-"""The embedded ingestion engine: a declared connection run by PyAirbyte, in-process, no server.
+"""The embedded ingestion engine: a declared connection run by the embedded Airbyte runtime, no server.
 
-Airflow calls `sync_connection` from a task. PyAirbyte runs in its own interpreter
+Airflow calls `sync_connection` from a task. The runtime (include/airbyte_runtime/) runs in its own interpreter
 (.venv-airbyte), started as a child process rather than `@task.external_python` so that its
 progress streams into the task log line by line and the child is killed with the task (timeout,
 mark-failed), leaving no sync running.
@@ -37,7 +37,7 @@ RUNTIME = Path(__file__).resolve().parents[2] / "airbyte_runtime" / "__main__.py
 
 
 class EmbeddedSyncError(RuntimeError):
-    """The PyAirbyte run failed; the message carries the tail of its output, and `problems` the
+    """The runtime's sync failed; the message carries the tail of its output, and `problems` the
     schema changes and bad files the runner met before it stopped (schema_changes.py, bad_files.py)."""
 
     def __init__(self, message: str, problems: dict | None = None) -> None:
@@ -45,7 +45,7 @@ class EmbeddedSyncError(RuntimeError):
         self.problems = problems or {}
 
 
-# What a connector or PyAirbyte child inherits from the task's environment: the basics of a
+# What a connector or runtime child inherits from the task's environment: the basics of a
 # process (paths, locale, temp dir, CA bundles, proxies), nothing else. The Airflow task's
 # environment holds AIRFLOW_ADMIN_PASSWORD, METRICS_PASSWORD, AIRFLOW_CONN_* and the like; a
 # connector (third-party code reading untrusted data) needs none of them. Its own settings come
@@ -65,7 +65,7 @@ INHERITED_ENV = (
 
 
 def child_env(extra: dict[str, str] | None = None, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a connector or PyAirbyte child: INHERITED_ENV from `environ`, plus `extra`."""
+    """The environment of a connector or runtime child: INHERITED_ENV from `environ`, plus `extra`."""
     environ = os.environ if environ is None else environ
     env = {key: environ[key] for key in INHERITED_ENV if key in environ}
     env.update({"AIRBYTE_OFFLINE_MODE": "1", "DO_NOT_TRACK": "1"})
@@ -161,7 +161,7 @@ def sync_connection(
     """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}.
     `environ`: what the source's `${VAR}`s resolve from (default os.environ)."""
     for path, what in (
-        (runtime_python(), "the PyAirbyte runtime"),
+        (runtime_python(), "the embedded Airbyte runtime"),
         (connector_executable(connection.source.connector), f"the connector {connection.source.connector}"),
     ):
         if not path.exists():
@@ -173,7 +173,7 @@ def sync_connection(
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     logs_dir = settings.LOCAL_DIR / "logs" / "airbyte"
     logs_dir.mkdir(parents=True, exist_ok=True)
-    # No PYTHONPATH (Airflow's packages must not leak into the PyAirbyte interpreter) and no other
+    # No PYTHONPATH (Airflow's packages must not leak into the runtime's interpreter) and no other
     # secret of the task: only what child_env lets through, and the warehouse password it needs.
     env = child_env({
         "WAREHOUSE_PASSWORD": warehouse.password,
@@ -181,7 +181,7 @@ def sync_connection(
         "AIRBYTE_LOGGING_ROOT": str(logs_dir),
         "AIRBYTE_PROJECT_DIR": spec["work_dir"],
         "PYTHONUNBUFFERED": "1",
-        # PyAirbyte imports Google client libraries that warn about Python 3.11's end of life.
+        # libraries of .venv-airbyte warn about Python 3.11's end of life
         "PYTHONWARNINGS": "ignore::FutureWarning",
     })  # fmt: skip
 

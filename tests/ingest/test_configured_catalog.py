@@ -1,11 +1,10 @@
-"""The embedded runner's early read: the connector's `read` started before PyAirbyte loads.
+"""The configured catalog the runtime gives a connector's `read`, and how it starts that read.
 
-The runner foresees the command PyAirbyte will run (config, configured catalog, state) and starts
-it first; PyAirbyte's own command is then compared with it, and the early process is used only if
-they are the same (see EarlyRead in include/airbyte_runtime/early.py). These run in the
-embedded runtime's own interpreter (.venv-airbyte), against PyAirbyte's real catalog code, so an
-upgrade that changes what PyAirbyte sends fails here instead of silently starting every read twice.
-The adoption in real syncs (fresh, with state, full refresh) is in test_connector_metadata_cache.py.
+Connections synced before the runtime drove connectors itself were read with PyAirbyte's configured
+catalog; the runtime builds the same one (include/airbyte_runtime/catalog.py), so the connector
+reads those connections on exactly as before. Compared here with PyAirbyte's own catalog code (still
+installed in .venv-airbyte), in the runtime's interpreter. The read's process (connector.py) gets a
+widened stdout pipe and keeps its stderr's last lines for a failure's message.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import fcntl, importlib.util, json, subprocess, sys, tempfile, os
 import sys
 # the repository after the venv's own paths: no folder of ours shadows a library
 sys.path.append(".")
-from include.airbyte_runtime import early as runner
+from include.airbyte_runtime import catalog as runner
 """
 
 STREAM = {
@@ -102,79 +101,31 @@ def test_the_foreseen_catalog_is_the_one_pyairbyte_builds():
     assert results[2][0]["streams"][0]["sync_mode"] == "full_refresh"
 
 
-ADOPT = (
+START = (
     LOAD_RUNNER
     + r"""
+from include.airbyte_runtime import connector
 tmp = tempfile.mkdtemp()
-connector = os.path.join(tmp, "source-test")
-with open(connector, "w") as f:
-    f.write("#!/bin/sh\nexec sleep 60\n")
-os.chmod(connector, 0o755)
-catalog = json.loads(sys.stdin.read())
-spec = {"connector": "source-test", "executable": connector, "config": {"bucket": "b", "key": "s3cr3t"},
-        "streams": [{"name": "users", "sync_mode": "incremental_deduped_history", "primary_key": ["id"]}],
-        "full_refresh": True, "work_dir": tmp}
-cached = {"spec": {}, "catalog": catalog}
-
-def pyairbyte_args(catalog_change=None, config=None):
-    paths = []
-    _, full, names = runner.read_groups(spec)[0]  # what the runner asks PyAirbyte to read
-    expected = runner.configured_catalog(spec, catalog, names, full)
-    if catalog_change:
-        expected["streams"][0].update(catalog_change)
-    for content in (config or spec["config"], expected, []):
-        descriptor, path = tempfile.mkstemp(prefix="pyairbyte-", suffix=".json", dir=tmp)
-        with os.fdopen(descriptor, "w") as f:
-            json.dump(content, f)
-        paths.append(path)
-    return [connector, "read", "--config", paths[0], "--catalog", paths[1], "--state", paths[2]]
-
-pipes = {"stdin": None, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL,
-         "universal_newlines": True, "encoding": "utf-8"}
-out = {}
-for case, args, kwargs in (
-    ("same", pyairbyte_args(), pipes),
-    ("other catalog", pyairbyte_args({"sync_mode": "full_refresh"}), pipes),
-    ("other config", pyairbyte_args(config={"bucket": "other", "key": "s3cr3t"}), pipes),
-    ("other pipes", pyairbyte_args(), {**pipes, "stderr": None}),
-    ("other command", [connector, "check", "--config", "x"], pipes),
-):
-    early = runner.EarlyRead(spec, cached)
-    started = early.process
-    files = list(early._files)
-    pipe = fcntl.fcntl(started.stdout.fileno(), fcntl.F_GETPIPE_SZ)
-    adopted = early.adopt(args, kwargs)
-    out[case] = {"adopted": adopted is started, "none": adopted is None, "running": started.poll() is None}
-    out[case]["pipe"] = pipe
-    early.close()
-    out[case]["files_left"] = [p for p in files if os.path.exists(p)]
-    started.kill()
-    started.wait()
-# a connector PyAirbyte starts itself, through the hook: its stdout pipe widened too
-runner.hook_connector_start(None)
-from airbyte._executors import base
-process = base.subprocess.Popen([connector], **pipes)
-out["pyairbyte_pipe"] = fcntl.fcntl(process.stdout.fileno(), fcntl.F_GETPIPE_SZ)
-process.kill()
-process.wait()
-print(json.dumps(out))
+script = os.path.join(tmp, "source-test")
+with open(script, "w") as f:
+    f.write("#!/bin/sh\necho '{\"type\":\"LOG\"}'\necho 'failing on purpose' >&2\nexit 3\n")
+os.chmod(script, 0o755)
+process = connector.start_connector([script, "read"])
+pipe = fcntl.fcntl(process.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+lines = list(iter(process.stdout.readline, ""))
+code = process.wait()
+import time
+time.sleep(0.2)  # the stderr thread's last line
+print(json.dumps({"pipe": pipe, "lines": lines, "code": code, "stderr": process.stderr_tail()}))
 """
 )
 
 
-def test_an_early_read_is_used_only_for_the_very_command_pyairbyte_runs():
-    proc = run_in_runtime(ADOPT, CATALOG)
+def test_the_read_s_pipe_is_widened_and_its_stderr_kept_for_a_failure():
+    proc = run_in_runtime(START, None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
         wide = min(8 << 20, int(f.read()))  # connector.PIPE_BYTES, capped by the system
-    assert wide > 64 * 1024 and out.pop("pyairbyte_pipe") == wide
-    assert {out[case].pop("pipe") for case in out} == {wide}
-    assert out["same"] == {"adopted": True, "none": False, "running": True, "files_left": []}
-    for case in ("other catalog", "other config", "other pipes", "other command"):
-        # not handed over, and stopped at once: PyAirbyte starts its own, nothing reads twice
-        assert out[case] == {"adopted": False, "none": True, "running": False, "files_left": []}, case
-    log = proc.stdout
-    assert "another catalog at streams[0].sync_mode" in log
-    assert "another config" in log and "s3cr3t" not in log  # where a config differs, not its values
-    assert "other pipes" in log and "another command: " in log
+    assert wide > 64 * 1024 and out["pipe"] == wide
+    assert out == {"pipe": wide, "lines": ['{"type":"LOG"}\n'], "code": 3, "stderr": ["failing on purpose"]}
