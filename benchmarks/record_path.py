@@ -51,7 +51,9 @@ def main() -> int:
     pydantic_s = time.process_time() - started
 
     layouts: dict = {}
-    keys = {s["stream"]["name"]: tables.StreamKeys(s["stream"]["json_schema"]["properties"]) for s in catalog["streams"]}
+    keys = {
+        s["stream"]["name"]: tables.StreamKeys(s["stream"]["json_schema"]["properties"]) for s in catalog["streams"]
+    }
 
     def take_record(stream: str, data: dict, emitted_at: int) -> None:
         key = (stream, tuple(data))

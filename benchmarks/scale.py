@@ -127,7 +127,7 @@ print(json.dumps(sum(int(s.get("records") or 0) for s in figures["streams"].valu
 # yet, so it reads every file, as a first sync does (incremental streams, merge, the cached catalog).
 SYNC_ALONE = """
 import json, os, sys
-from include.pipeline import settings
+from include.pipeline import endpoints, environments
 from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded import sync_connection
 os.environ.update(environments.s3_env())  # the stage keys connections.yaml names
