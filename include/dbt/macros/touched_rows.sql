@@ -62,7 +62,7 @@
     {%- set column = kwargs.get('column_name') -%}
     {%- set key = (entry['keys'] | list)[0] -%}
     {%- if scope['changes'] is not none -%}
-        {%- set own_rows = key ~ ' in (' ~ touched_values(scope['changes'], entry['keys'][key]) ~ ')' -%}
+        {%- set own_rows = among([key], touched_values(scope['changes'], entry['keys'][key])) -%}
     {%- else -%}
         {%- set own_rows = 'extracted_at >= ' ~ scope['since'] -%}
     {%- endif -%}
@@ -73,19 +73,31 @@
         {%- if columns == [key] and scope['changes'] is not none -%}
             {%- do return(own_rows) -%}
         {%- endif -%}
-        {%- set listed = columns | join(', ') -%}
-        {%- do return('(' ~ listed ~ ') in (select ' ~ listed ~ ' from ' ~ relation ~ ' where ' ~ own_rows ~ ')') -%}
+        {%- do return(among(columns, 'select ' ~ columns | join(', ') ~ ' from ' ~ relation ~ ' where ' ~ own_rows)) -%}
     {%- elif name == 'relationships' and scope['changes'] is not none and column in entry['keys'] -%}
-        {%- do return(column ~ ' in (' ~ touched_values(scope['changes'], entry['keys'][column]) ~ ')') -%}
+        {%- do return(among([column], touched_values(scope['changes'], entry['keys'][column]))) -%}
     {%- else -%}
         {%- do return('') -%}
     {%- endif -%}
 {%- endmacro %}
 
 
+{#- SQL: the rows whose `columns` hold a row of `query`. One column: `= any(array(...))`, which
+    Postgres estimates as a few values and reads through the column's index, one probe per value
+    (a semi-join `in (select ...)` is estimated from the whole work table and hashes a scan of
+    every row of the model: 0.3-0.5 s a test at 1.1M rows, for a day's 2%). -#}
+{% macro among(columns, query) -%}
+    {%- if columns | length == 1 -%}
+        {{ columns[0] }} = any(array({{ query }}))
+    {%- else -%}
+        ({{ columns | join(', ') }}) in ({{ query }})
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- SQL: the non-null values of `column` in int_purchase_changes (`changes`). -#}
 {% macro touched_values(changes, column) -%}
-    select {{ column }} from {{ changes }} where {{ column }} is not null
+    select distinct {{ column }} from {{ changes }} where {{ column }} is not null
 {%- endmacro %}
 
 
@@ -104,7 +116,12 @@
     {%- if mark == 'increment of dbt invocation ' ~ invocation_id -%}
         {%- do return({'changes': changes}) -%}
     {%- elif entry['since'] and not (mark or '').endswith(' of dbt invocation ' ~ invocation_id) -%}
-        {%- do return({'changes': none, 'since': "(select coalesce(max(extracted_at), '-infinity'::timestamp) from " ~ enriched ~ ')'}) -%}
+        {#- a literal, not a subquery: Postgres then estimates the few rows at or after it from the
+            extracted_at index, and reads them through it, instead of guessing a third of the table -#}
+        {%- set since = run_query(
+            "select coalesce(max(extracted_at), '-infinity'::timestamp)::text from " ~ enriched
+        ).columns[0].values()[0] -%}
+        {%- do return({'changes': none, 'since': "'" ~ since ~ "'::timestamp"}) -%}
     {%- else -%}
         {%- do return(none) -%}
     {%- endif -%}
