@@ -10,7 +10,9 @@ the next (incremental, from the manifest) and every mart is then copied and comp
 row (EXCEPT ALL both ways), with a `--full-refresh` build of the same raw data. Also: the daily
 run wrote only about the day's records into staging and marts, a key whose newest extraction
 is flagged left staging for quarantine, and the snapshot, reading only the day's changed
-customers, holds each staged profile as its current row.
+customers, holds each staged profile as its current row. The days' data tests read the rows the
+day touched (macro get_where_subquery), and a last day bringing a new customer with an old,
+untouched customer's e-mail still fails its `unique` test.
 """
 
 from __future__ import annotations
