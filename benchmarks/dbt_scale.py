@@ -67,6 +67,12 @@ def tests_seconds(results: dict) -> float:
     return sum(r["execution_time"] for r in results["results"] if r["unique_id"].startswith(("test.", "unit_test.")))
 
 
+def top_nodes(results: dict, n: int) -> list[tuple[str, float]]:
+    """The `n` nodes (models, snapshots, tests) of `results` that took longest, with their seconds."""
+    timed = [(r["unique_id"].split(".", 2)[2], r["execution_time"]) for r in results["results"]]
+    return sorted(timed, key=lambda item: -item[1])[:n]
+
+
 def count_rows(conn, relation: str | None) -> int | None:
     if not relation:
         return None
@@ -109,6 +115,7 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     for day in range(1, args.days + 1):
         appended = add_day(conn, size, day, share=args.share)
         wall, results = run_dbt(["build"], project, work, env, args.timeout)
+        (work / f"run_results_day{day}.json").write_text(json.dumps(results))
         daily.append((appended, wall, relations(results), results))
     # the same project rebuilt from scratch on the same data: what the day's build is measured against
     wall_full, full = run_dbt(["build", "--full-refresh"], project, work, env, args.timeout)
@@ -134,8 +141,14 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
         line += f" {wall:>9.2f} {wall / wall0:>8.2f} {'':>8}"
     print(line)
     print(f"{'dbt build --full-refresh, wall':34} {'':>10} {wall_full:>10.2f} (tests {tests_seconds(full):.2f} s)")
-    for day, (appended, wall, *_rest) in enumerate(daily, start=1):
+    for day, (appended, wall, _, results) in enumerate(daily, start=1):
         print(f"day {day} appended to raw: {appended}; day's build / full rebuild: {wall / wall_full:.2f}x")
+        print(f"day {day}'s {args.top} costliest nodes (dbt's execution_time; {work}/run_results_day{day}.json):")
+        for name, seconds in top_nodes(results, args.top):
+            print(f"  {seconds:8.2f} s  {name}")
+    print(f"full rebuild's {args.top} costliest nodes:")
+    for name, seconds in top_nodes(full, args.top):
+        print(f"  {seconds:8.2f} s  {name}")
     with conn.cursor() as cur:
         cur.execute("select pg_size_pretty(pg_database_size(current_database()))")
         print(f"database size after the runs: {cur.fetchone()[0]}")
@@ -149,6 +162,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=1, help="daily runs after the initial build")
     parser.add_argument("--share", type=float, default=0.01, help="share of the shop new or changed per day")
     parser.add_argument("--project-dir", default=str(ROOT / "include" / "dbt"))
+    parser.add_argument("--top", type=int, default=5, help="costliest nodes listed per build")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
     args = parser.parse_args()
 

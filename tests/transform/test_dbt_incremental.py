@@ -10,7 +10,9 @@ the next (incremental, from the manifest) and every mart is then copied and comp
 row (EXCEPT ALL both ways), with a `--full-refresh` build of the same raw data. Also: the daily
 run wrote only about the day's records into staging and marts, a key whose newest extraction
 is flagged left staging for quarantine, and the snapshot, reading only the day's changed
-customers, holds each staged profile as its current row.
+customers, holds each staged profile as its current row. The days' data tests read the rows the
+day touched (macro get_where_subquery), and a last day bringing a new customer with an old,
+untouched customer's e-mail still fails its `unique` test.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     size = fill_shop(conn, CUSTOMERS)
     dbt("build")
     out: dict = {"appended": [], "written": [], "compared": compared(manifest)}
+    out["first_tests"] = compiled_tests(dbt.run_results())
     for day in DAYS:
         out["appended"].append(add_day(conn, size, day))
         if day == DAYS[1]:
@@ -100,6 +103,7 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
                 if r["unique_id"].startswith(("model.", "snapshot."))
             }
         )
+        out["tests"] = compiled_tests(dbt.run_results())
     out["incremental"] = {
         r: contents(conn, r) for r in ("staging.stg_shop__users", "staging.stg_shop__quarantined_records")
     }
@@ -128,7 +132,38 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     dbt("run", "--full-refresh")
     out["differences"] = {relation: differences(conn, relation) for relation in out["compared"]}
     conn.close()
+    out["target"], out["dbt"] = target, dbt
     return out
+
+
+def compiled_tests(results: dict) -> dict[str, str]:
+    """{test name: its compiled SQL} of a build's data tests."""
+    return {
+        r["unique_id"].split(".")[2]: r["compiled_code"]
+        for r in results["results"]
+        if r["unique_id"].startswith("test.")
+    }
+
+
+@pytest.fixture(scope="module")
+def duplicate_day(builds) -> dict:
+    """After the daily builds (and their comparison), a day whose one new customer has the e-mail
+    of a customer no day touched; its `dbt build`, expected to fail, and its run results."""
+    conn = builds["target"].connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "insert into raw.users select (select max(id) + 1 from raw.users), created_at, updated_at, name, title,"
+            " age, email, telephone, gender, language, academic_degree, nationality, occupation, height, blood_type,"
+            " weight, address, _airbyte_raw_id || '-duplicate', (select max(_airbyte_extracted_at) + interval '1 day'"
+            " from raw.users), '{}'::json from raw.users where id = (select min(id) from raw.users as old"
+            " where not exists (select from raw.users as newer where newer.id = old.id"
+            " and newer._airbyte_extracted_at > old._airbyte_extracted_at)) returning email"
+        )
+        (email,) = cur.fetchone()
+    conn.close()
+    proc = builds["dbt"]("build", check=False)
+    return {"email": email, "returncode": proc.returncode, "results": builds["dbt"].run_results()}
 
 
 def test_every_mart_and_incremental_model_is_compared(builds, manifest):
@@ -173,3 +208,31 @@ def test_a_key_extracted_clean_again_leaves_the_quarantine_for_staging(builds):
     }
     assert customer not in quarantined
     assert customer in {row[0] for row in builds["incremental"]["staging.stg_shop__users"]}
+
+
+def test_a_daily_build_tests_the_rows_it_touched(builds):
+    """The day's tests of the big models read the touched keys (macro get_where_subquery), not
+    whole tables; the first build's tests, and those of the small tables, read everything."""
+
+    def restricted(code: str) -> bool:
+        return "dbt_subquery" in code  # what get_where_subquery reads a filtered model as
+
+    for model in ("stg_shop__users", "stg_shop__purchases", "int_purchases_enriched", "orders", "customers"):
+        names = [name for name in builds["tests"] if name.startswith(f"unique_{model}_")]
+        assert names and all(restricted(builds["tests"][name]) for name in names), (model, names)
+        assert not any(restricted(builds["first_tests"][name]) for name in names), model
+    small = [name for name in builds["tests"] if name.startswith(("unique_daily_revenue_", "unique_products_"))]
+    assert small and not any(restricted(builds["tests"][name]) for name in small)
+
+
+def test_a_duplicate_brought_by_a_day_fails_that_days_restricted_test(duplicate_day):
+    """A new customer with an old, untouched customer's e-mail: the day's `unique` test on e-mail,
+    restricted to the e-mails the day's rows hold, reads both rows and fails the build."""
+    assert duplicate_day["returncode"] != 0
+    failed = {
+        r["unique_id"].split(".")[2]: r for r in duplicate_day["results"]["results"] if r["status"] in ("fail", "error")
+    }
+    name = next((n for n in failed if n.startswith("unique_stg_shop__users_email")), None)
+    assert name, sorted(failed)
+    assert failed[name]["failures"] == 1
+    assert "dbt_subquery" in failed[name]["compiled_code"], "the test was not restricted to the day's rows"

@@ -11,9 +11,15 @@
 
     It runs before int_purchases_enriched (which refs it), so it reads that table by name, as the
     last build left it. With no such table yet (a first build), every staged key is a change; on
-    `--full-refresh` nothing is (every model downstream is rebuilt whole).
+    `--full-refresh` nothing is (every model downstream is rebuilt whole). Its comment says which
+    of these this build computed, and the dbt invocation (macro purchase_changes_mark): a daily
+    build's data tests read only the rows these keys touch (macro get_where_subquery).
 -#}
-{{ config(materialized='table', indexes=[{'columns': ['purchase_id']}]) }}
+{{ config(
+    materialized='table',
+    indexes=[{'columns': ['purchase_id']}],
+    post_hook="{{ purchase_changes_mark() }}",
+) }}
 
 {%- set enriched = adapter.get_relation(this.database, this.schema, 'int_purchases_enriched') if execute else none %}
 
