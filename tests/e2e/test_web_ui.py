@@ -209,7 +209,7 @@ def test_a_task_that_prints_its_connections_password_shows_stars_in_its_log(airf
 
 
 def _sync_processes(stack: Stack) -> list[psutil.Process]:
-    """The embedded sync's processes of this stack: the PyAirbyte runner and the connectors it
+    """The embedded sync's processes of this stack: the runtime and the connectors it
     starts (their environment names the stack's work folder, whoever their parent is now)."""
     found = []
     for proc in psutil.process_iter():
@@ -221,12 +221,43 @@ def _sync_processes(stack: Stack) -> list[psutil.Process]:
     return found
 
 
+def pad_the_days_read(stack: Stack, records: int = 400_000) -> str:
+    """Put one large users file (an existing one's records repeated) in the exports bucket, so the
+    next sync reads for many seconds: the demo's day alone is read in about a second, less than it
+    takes to mark the task failed (the stack is this module's own). Returns the object's key."""
+    import gzip
+    import io
+    import json
+
+    from minio import Minio
+
+    port = json.loads((stack.root / ".local" / "services.json").read_text())["s3"]["port"]
+    keys = settings.read_env_file(stack.root / ".env")  # the admin key `make upload` uses
+    client = Minio(f"127.0.0.1:{port}", keys["S3_ACCESS_KEY"], keys["S3_SECRET_KEY"], secure=False)
+    bucket = "shop-exports"
+    source = max(
+        (o for o in client.list_objects(bucket, prefix="users/", recursive=True) if o.object_name.endswith(".gz")),
+        key=lambda o: o.size,
+    )
+    response = client.get_object(bucket, source.object_name)
+    try:
+        lines = gzip.decompress(response.read()).splitlines(keepends=True)
+    finally:
+        response.close()
+        response.release_conn()
+    body = gzip.compress(b"".join(lines * (records // len(lines) + 1)), compresslevel=1)
+    key = source.object_name.rsplit("/", 1)[0] + "/zz-padding-for-a-long-read.jsonl.gz"
+    client.put_object(bucket, key, io.BytesIO(body), len(body))
+    return key
+
+
 def test_an_ingest_task_marked_failed_mid_sync_leaves_no_sync_running(airflow_up):
     """Issue 10 through the real path: the scheduler runs the DAG, the ingest task is marked failed
     through the REST API while its connector reads; Airflow's supervisor SIGTERMs (then SIGKILLs)
-    the task runner's group, and the PyAirbyte runner and the connector, in a group of their own,
-    must be gone within 15 s too."""
+    the task runner's group, and the embedded runtime and the connector, in a group of their own,
+    must be gone within 15 s too. A large file makes the read long enough to be cut."""
     base, proc, stack = airflow_up
+    pad_the_days_read(stack)
     token, run_url, run = trigger(base, stack, "ecommerce_daily", "2026-01-03")
 
     deadline = time.monotonic() + 900

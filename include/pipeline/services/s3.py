@@ -27,6 +27,7 @@ import psutil
 
 from include.pipeline.services import ServiceError, find_free_port, port_owner
 
+VOLUME_MAX = 1000  # the volumes weed may hold: one or more per bucket (see start())
 # weed mini's listeners (all on 127.0.0.1), each given its own free port (its gRPC defaults are HTTP port + 10000,
 # which may be taken or above 65535, so they are chosen too).
 PORT_FLAGS = (
@@ -162,6 +163,10 @@ class EmbeddedS3:
             str(weed_binary()),
             "mini",
             f"-dir={self.data_dir}",
+            # SeaweedFS gives every bucket at least one volume of its own, and `weed mini` caps the
+            # volumes at the disk's free GB: with 38 GB free, the 39th bucket's writes failed (500,
+            # "no free volumes left"). Volumes are sparse files, so a higher cap costs nothing until used.
+            f"-volume.max={VOLUME_MAX}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             f"-s3.config={self.config_file}",
