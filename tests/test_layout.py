@@ -210,3 +210,28 @@ def test_no_module_imports_another_modules_private_names():
         if target.startswith("include.") and any(n.startswith("_") and n != "__future__" for n in names)
     ]
     assert not offenders, "private names imported from another module:\n" + "\n".join(offenders)
+
+
+def test_every_reliability_case_cited_is_on_the_in_repo_list():
+    """Comments, tests and docs cite "reliability case N": N must be on docs/reliability.md's list,
+    and nothing cites a list outside the repository (a clone has no design notes beside it)."""
+    import re
+
+    listed = {int(n) for n in re.findall(r"^\| (\d+) \|", (REPO_ROOT / "docs/reliability.md").read_text(), re.M)}
+    assert listed == set(range(1, max(listed) + 1)), f"docs/reliability.md numbers its cases 1..N: {sorted(listed)}"
+    cited, outside = [], []
+    roots = ["include", "dags", "plugins", "tests", "docs", "benchmarks", "compose"]
+    for path in sorted(p for root in roots for p in (REPO_ROOT / root).rglob("*") if p.is_file()):
+        if "__pycache__" in path.parts or path.suffix not in {".py", ".md", ".sql", ".yaml", ".yml", ".sh"}:
+            continue
+        text = path.read_text(errors="replace")
+        where = path.relative_to(REPO_ROOT)
+        for match in re.finditer(r"[Rr]eliability cases? (\d+)(?:-(\d+))?", text):
+            first, last = int(match[1]), int(match[2] or match[1])
+            cited += [(f"{where}", n) for n in range(first, last + 1)]
+        if "DESIGN.md" in text and path != Path(__file__):
+            outside.append(str(where))
+    assert cited, "no citation found: the pattern no longer matches how the repository cites cases"
+    unknown = sorted({f"{where}: case {n}" for where, n in cited if n not in listed})
+    assert not unknown, "cited cases missing from docs/reliability.md:\n" + "\n".join(unknown)
+    assert not outside, f"files citing design notes outside the repository: {outside}"

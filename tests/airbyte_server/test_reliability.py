@@ -1,4 +1,4 @@
-"""Reliability cases 1-8 of DESIGN.md for the platform engine, against the fake Airbyte API.
+"""Reliability cases 1-8 (docs/reliability.md) for the platform engine, against the fake Airbyte API.
 
 Each test drives the operator the way Airflow does (execute; on TaskDeferred the serialized
 trigger runs until its event and a FRESH operator resumes with it) and asserts figures from the
