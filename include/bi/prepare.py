@@ -1,4 +1,4 @@
-"""Ready Superset's metadata for a start, in one process (each `superset` command pays ~20 s of app
+"""Ready Superset's metadata for a start, in one process (each `superset` command pays the app's
 start): migrate it (`superset db upgrade`), sync roles and permissions (`superset init`), set the
 admin's password from SUPERSET_ADMIN_PASSWORD, import include/bi/assets (Superset's export format,
 unzipped). Run by Superset's own interpreter (.venv-superset) from include/bi/run.py, with the

@@ -8,8 +8,8 @@ through Cosmos's Postgres profile mapping, so credentials live in one place.
 One `dbt build` runs in a producer task (`transform.dbt_producer_watcher`, transform/producer.py)
 and each model, snapshot and model's tests keep their own Airflow task (transform/watcher.py),
 which turns green or red when the producer's dbt reports that node. dbt pays its start-up and
-project parse once per run instead of once per task (one dbt command per task: ~17 s per task
-under the scheduler for a 0.2 s view). dbt build itself skips the children of a failed model or
+project parse once per run instead of once per task (one dbt command per task made the dbt
+part 5x one `dbt build`: docs/benchmarks.md, "Cosmos vs one dbt build"). dbt build itself skips the children of a failed model or
 test; their tasks fail. A retried or cleared node task runs its own node again (`dbt run` /
 `dbt test --select <model>`).
 

@@ -3,8 +3,8 @@
 One `dbt build` runs in the producer task (transform/producer.py); each model, snapshot and
 model's tests keep their own Airflow task, which reads the node's result from the producer's XCom
 (transform/node_results.py). A waiting task must cost no worker process: a worker start and a DAG
-parse are ~2-3 s of CPU, 4 per model here, on the same 2 cores as dbt, and under the real
-scheduler they made the chain of tasks lag the build (see benchmarks/scheduler_dbt.py). So the
+parse per task, on the same cores as dbt, made the chain of tasks lag the build under the real
+scheduler (docs/benchmarks.md, "Cosmos vs one dbt build"; benchmarks/scheduler_dbt.py). So the
 scheduler hands each task straight to the triggerer (Airflow's `start_from_trigger`), and
 `NodeTrigger` ends the task there (TaskSuccessEvent / TaskFailedEvent / TaskSkippedEvent). What
 needs a worker resumes the task in `execute_complete`: a retried or cleared task whose producer
