@@ -117,7 +117,12 @@ def run_embedded(
     if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
         reader = shared_readers(config).get(connection_name)
         if reader and pull is not None and not full_refresh:
-            done = result_from_reader(connection, reader, pull(reader), log=log, environ=environ)
+            try:
+                reported = pull(reader)
+            except Exception as e:  # noqa: BLE001 - the reader's result unknown: the lake reads on its own
+                log(f"shared read: {reader}'s result could not be read ({type(e).__name__}: {e})")
+                reported = None
+            done = result_from_reader(connection, reader, reported, log=log, environ=environ)
             if done is not None:
                 return done
         return sync_to_lake(connection, full_refresh=full_refresh, log=log, environ=environ)
