@@ -11,6 +11,10 @@ its tests right after it), every day.
   `AIRBYTE_ENGINE`; the task log says which): `embedded` (default: PyAirbyte, no Airbyte
   server) or `platform` (an Airbyte server; the connection is looked up by name, the sync is
   deferrable, and a retry reattaches to the running job instead of starting a second one).
+  A lake connection that reads the same source, streams and cursors as a warehouse connection
+  (`shop_to_lake`, `shop_to_warehouse`) runs after it: with the embedded engine the warehouse's
+  read also writes the lake's part, and the lake's task reports it and reads nothing (when that
+  part failed, it reads on its own).
 - **freshness**: a gate (sensor, reschedule mode: no worker slot while it waits) that passes when
   every raw table the dbt sources declare covers the run's data interval (this run's sync reported
   it, or its newest `_airbyte_extracted_at` is within the source's dbt `error_after` of the
@@ -57,6 +61,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task_group
 
 from include.pipeline.ingest.declaration import load_connections
+from include.pipeline.ingest.shared_read import shared_readers
 from include.pipeline.ingest.tasks import ingest_step, shop_export
 from include.pipeline.observe.alerts import PipelineNotifier, deadline_alerts
 from include.pipeline.observe.callbacks import SYNC_METRICS_CALLBACKS
@@ -115,8 +120,16 @@ def ecommerce_daily():
         | {"on_failure_callback": [SYNC_METRICS_CALLBACKS["on_failure_callback"], TASK_FAILED]}
     )
     def ingest():
-        for connection in load_connections().connections:
-            ingest_step(connection.name)
+        config = load_connections()
+        # a lake connection after the warehouse connection whose read feeds it (shared_read.py);
+        # all_done: a failed warehouse sync never blocks the lake's own read
+        readers = shared_readers(config)
+        steps = {
+            c.name: ingest_step(c.name, trigger_rule="all_done" if c.name in readers else "all_success")
+            for c in config.connections
+        }
+        for lake, reader in readers.items():
+            steps[reader] >> steps[lake]
 
     transform = cosmos_config.transform_group(
         group_id="transform",

@@ -112,15 +112,21 @@ class LakeSync:
             kind = message.get("type")
             if kind == "RECORD":
                 record = message["record"]
-                writer = self._writer(record["stream"], record.get("namespace"))
-                data = record.get("data") or {}
-                if (record["stream"], tuple(data)) not in self._known_keys:
-                    self._meet_keys(writer, data)
-                writer.add(writer.layout.row(data, record["emitted_at"], self.sync_id, 0))
+                self.take(record["stream"], record.get("namespace"), record.get("data") or {}, record["emitted_at"])
             elif kind == "STATE":
-                state = message["state"]
-                descriptor = (state.get("stream") or {}).get("stream_descriptor") or {}
-                self.states[descriptor.get("name", "")] = state
+                self.take_state(message["state"])
+
+    def take(self, stream: str, namespace: str | None, data: dict, emitted_at: int) -> None:
+        """One record into its stream's open part."""
+        writer = self._writer(stream, namespace)
+        if (stream, tuple(data)) not in self._known_keys:
+            self._meet_keys(writer, data)
+        writer.add(writer.layout.row(data, emitted_at, self.sync_id, 0))
+
+    def take_state(self, state: dict) -> None:
+        """A state message (as JSON): saved by `commit`, after every record before it is uploaded."""
+        descriptor = (state.get("stream") or {}).get("stream_descriptor") or {}
+        self.states[descriptor.get("name", "")] = state
 
     def _meet_keys(self, writer: PartWriter, data: dict) -> None:
         """A record with keys not seen yet: a key the stream's schema lacks is a new column, which the
@@ -173,6 +179,17 @@ class LakeSync:
             name: {"records": w.records, "bytes": w.bytes, "objects": len(w.keys), "keys": w.keys}
             for name, w in self.writers.items()
         }
+
+    def uploaded_keys(self) -> list[str]:
+        return [key for writer in self.writers.values() for key in writer.keys]
+
+    def remove_uploaded(self) -> int:
+        """Remove the parts this sync uploaded (its state was not saved: they would be read again)."""
+        removed = 0
+        for key in self.uploaded_keys():
+            self.client.remove_object(self.s3.bucket, key)
+            removed += 1
+        return removed
 
     def close(self) -> None:
         import shutil

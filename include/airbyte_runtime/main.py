@@ -6,7 +6,9 @@ comes in WAREHOUSE_PASSWORD, never on the command line. Output: progress lines, 
 
 The steps: hold the streams (locks.py), the connector's spec and catalog (metadata_cache.py), the
 config checked against the spec, then one `read` per write strategy (sync.py) into the warehouse
-(destination_postgres.py), each stream committed with its state.
+(destination_postgres.py), each stream committed with its state. A spec with a `lake` part (the
+lake connection this one reads for) also feeds that lake from the same read when it can
+(shared_lake.py); RESULT's `lake` then says what the lake got (the S3 keys in the spec, on stdin).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from include.airbyte_runtime.locks import claim_streams, forget_stored_state
 from include.airbyte_runtime.metadata_cache import connector_answers, read_metadata_cache, remember
 from include.airbyte_runtime.report import LOAD_SECONDS, RECORDS, log
 from include.airbyte_runtime.rows import record_layout
+from include.airbyte_runtime.shared_lake import TwoDestinations, open_lake
 from include.airbyte_runtime.state import stored_states
 from include.airbyte_runtime.sync import read_into
 from include.pipeline.ingest import bad_files, schema_changes
@@ -80,7 +83,9 @@ def main() -> int:
         forget_stored_state(connect, spec)
 
     figures: dict[str, dict] = {}
-    for strategy, full, names in read_groups(spec):
+    groups = read_groups(spec)
+    shared, sink, asked = None, None, False  # the lake connection this read also feeds (shared_lake.py)
+    for strategy, full, names in groups:
         started = time.monotonic()
         log(
             f"reading {', '.join(names)} (write strategy {strategy}, full refresh {full or bool(spec.get('full_refresh'))})"
@@ -89,6 +94,15 @@ def main() -> int:
         # a full refresh reads from no state: forget_stored_state deleted it
         state = [] if full or spec.get("full_refresh") else _stored(connect, schema, spec["connector"])
         writer = WarehouseWriter(connect, schema, spec["connector"], catalog, strategy)
+        if spec.get("lake") and not asked:
+            asked, lake_name = True, spec["lake"]["connection"]
+            sink, why = open_lake(spec, catalog, len(groups), state)
+            if sink is None:
+                log(f"lake: {lake_name} reads on its own: {why}")
+            else:
+                where = f"s3://{sink.s3.bucket}/{sink.s3.path_prefix}/"
+                log(f"lake: one read for two destinations: {lake_name}'s records into {where} too")
+                shared = writer = TwoDestinations(writer, sink, catalog)
         try:
             read_into(spec, catalog, state, writer)
         except ConnectorError as e:
@@ -133,6 +147,8 @@ def main() -> int:
     log(f"peak RSS of this runner: {peak_rss_mib} MiB")
     result = {"connection": spec["connection"], "streams": figures, "runner_peak_rss_mib": peak_rss_mib}
     result |= sync_checks.REPORT  # schema_changes, bad_files
+    if sink is not None:
+        result["lake"] = shared.outcome(sink)
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

@@ -71,6 +71,8 @@ print(
                             "retries": t.retries,
                             "execution_timeout": str(t.execution_timeout),
                             "outlets": sorted(getattr(o, "uri", o.name) for o in t.outlets),
+                            "upstream": sorted(t.upstream_task_ids),
+                            "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
                         }
                         for t in dag.tasks
                     },

@@ -159,3 +159,23 @@ def test_the_trigger_form_says_what_a_past_date_and_unpausing_do(parsed):
     text = republish["description_md"]
     assert "keeps its published partitions" in text and "skipped" in text
     assert "Unpause ecommerce_daily on trigger" in text and "untick it to run only your date" in text
+
+
+def test_a_lake_task_runs_after_the_warehouse_task_whose_read_feeds_it(parsed):
+    """One read for two destinations (include/pipeline/ingest/shared_read.py): each lake connection
+    paired with a warehouse connection runs after it, whatever its outcome (all_done: a failed
+    warehouse sync never blocks the lake's own read); a connection paired with none keeps its rule."""
+    from include.pipeline.ingest.declaration import load_connections
+    from include.pipeline.ingest.shared_read import shared_readers
+
+    config = load_connections()
+    readers = shared_readers(config)
+    assert readers, "the shipped declaration pairs its lake connection with its warehouse connection"
+    tasks = parsed["dags"]["ecommerce_daily"]["tasks"]
+    for connection in config.connections:
+        task = tasks[f"ingest.{connection.name}"]
+        if connection.name in readers:
+            assert f"ingest.{readers[connection.name]}" in task["upstream"], task
+            assert task["trigger_rule"] == "all_done", task
+        else:
+            assert task["trigger_rule"] == "all_success", task

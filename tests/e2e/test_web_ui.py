@@ -153,7 +153,9 @@ SETUP_ONLY = frozenset(("WAREHOUSE_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", 
 # What a process of the stack may hold in its environment, by kind (tests/support/environ_sample.py);
 # any other kind holds none. The servers keep what they were started with (their own secrets).
 MAY_HOLD = {
-    "ingest sync": {"WAREHOUSE_INGEST_PASSWORD"},
+    # the warehouse's sync also writes the lake's part of a shared read (shared_read.py): the lake
+    # writer's keys reach its runtime on stdin (never its environment), allowed here all the same
+    "ingest sync": {"WAREHOUSE_INGEST_PASSWORD", *settings.s3_key_names("lake_writer")},
     "dbt (Cosmos)": {"WAREHOUSE_TRANSFORM_PASSWORD"},  # a child of dbt's (multiprocessing's resource tracker)
     "postgres": None,
     "weed": None,

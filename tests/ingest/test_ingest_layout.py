@@ -39,12 +39,13 @@ def test_the_embedded_engine_is_a_plain_call_with_the_runs_day(monkeypatch, para
     from include.pipeline.ingest.tasks import ingest_step
 
     calls: list[tuple] = []
-    monkeypatch.setattr(daily, "run_embedded", lambda *args: calls.append(args) or {"streams": {}})
+    monkeypatch.setattr(daily, "run_embedded", lambda *args, pull: calls.append((*args, pull)) or {"streams": {}})
     monkeypatch.delenv("AIRFLOW_VAR_AIRBYTE_ENGINE", raising=False)
     monkeypatch.setenv("AIRBYTE_ENGINE", "embedded")
     ti = TI()
     result = ingest_step("shop_to_warehouse").execute({"ti": ti, "ds": "2026-01-05", "params": params})
-    assert calls == [("shop_to_warehouse", "2026-01-05", full_refresh)]
+    assert [call[:3] for call in calls] == [("shop_to_warehouse", "2026-01-05", full_refresh)]
+    assert callable(calls[0][3]), "a lake task can read its reader's result (shared_read.py)"
     assert result == {"streams": {}}
     assert ti.xcoms == [("ingest_engine", "embedded")], "the engine, read once, pushed once"
 

@@ -45,8 +45,13 @@ class AirbyteConnectionSync(AirbyteServerSync):
             from include.pipeline.ingest.embedded_sync import run_embedded
             from include.pipeline.observe import ingest_problems
 
+            def pull(reader: str) -> Any:  # a lake task: the result of the task whose read feeds it
+                return reader_result(context, self.task_id, reader)
+
             try:
-                result = run_embedded(self.connection_name, context.get("ds"), resets_ingest(context.get("params")))
+                result = run_embedded(
+                    self.connection_name, context.get("ds"), resets_ingest(context.get("params")), pull=pull
+                )
             except EmbeddedSyncError as e:  # what it met before it stopped: for the metrics callback
                 if e.problems:
                     self._push(context, e.problems, key=ingest_problems.XCOM_KEY)
@@ -55,6 +60,15 @@ class AirbyteConnectionSync(AirbyteServerSync):
             ingest_problems.alert_kept_going(context, self.connection_name, result)
             return result
         return super().execute(context)
+
+
+def reader_result(context: Any, task_id: str, reader: str) -> Any:
+    """The XCom result of `reader`'s task in this run (the same task group as `task_id`), or None."""
+    group = task_id.rpartition(".")[0]
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    return ti.xcom_pull(task_ids=f"{group}.{reader}" if group else reader)
 
 
 def resets_ingest(params: dict | None) -> bool:

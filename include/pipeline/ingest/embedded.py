@@ -157,9 +157,12 @@ def sync_connection(
     log: Callable[[str], None] = print,
     config_overrides: dict | None = None,
     environ: dict[str, str] | None = None,
+    lake: dict | None = None,
 ) -> dict:
     """Run one connection to completion; return {'connection', 'streams': {name: figures}, 'seconds'}.
-    `environ`: what the source's `${VAR}`s resolve from (default os.environ)."""
+    `environ`: what the source's `${VAR}`s resolve from (default os.environ). `lake`: the lake
+    connection this read also feeds when it can (shared_read.py `lake_part`; its keys go to the
+    runtime on stdin, like the source's config); the result's `lake` then says what it got."""
     for path, what in (
         (runtime_python(), "the embedded Airbyte runtime"),
         (connector_executable(connection.source.connector), f"the connector {connection.source.connector}"),
@@ -169,7 +172,11 @@ def sync_connection(
 
     spec = build_spec(connection, warehouse, full_refresh=full_refresh, environ=environ)
     spec["config"].update(config_overrides or {})
-    redact = secret_redactor(connection.source.connector, spec["config"], [warehouse.password])
+    lake_keys = []
+    if lake:
+        spec["lake"] = lake
+        lake_keys = [lake["s3"]["access_key_id"], lake["s3"]["secret_access_key"]]
+    redact = secret_redactor(connection.source.connector, spec["config"], [warehouse.password, *lake_keys])
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     logs_dir = settings.LOCAL_DIR / "logs" / "airbyte"
     logs_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from typing import Any
 from include.pipeline.endpoints import Warehouse
 from include.pipeline.ingest.declaration import Connection, Source, load_connections
 from include.pipeline.ingest.embedded import sync_connection
+from include.pipeline.ingest.lake_sync import lake_part, result_from_reader, sync_to_lake
+from include.pipeline.ingest.shared_read import lake_read_by, shared_readers
 from include.pipeline.ingest.stage_keys import connection_names, run_environ
 from include.simulator.exports import export_day
 from include.simulator.shop import ANCHOR_DATE, ShopHistory, ShopSettings, day_index
@@ -78,38 +80,61 @@ def sync_day(
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
     environ: dict[str, str] | None = None,
+    lake: dict | None = None,
 ) -> dict:
     """The embedded sync of one day: source-s3 reads the files that are new since its state.
-    A full refresh re-reads every file (after `shop_export` replaced them with one full export)."""
+    A full refresh re-reads every file (after `shop_export` replaced them with one full export).
+    `lake`: the lake connection the read also feeds (embedded.py `sync_connection`)."""
     if full_refresh:
         drop_dependent_views(target, connection.destination.schema, [s.name for s in connection.streams], log=log)
     log(
         f"daily data: {connection.name} for {str(logical_date)[:10]} (day {day_index(logical_date)} since {ANCHOR_DATE})"
     )
-    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ)
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ, lake=lake)
 
 
 def run_embedded(
-    connection_name: str, ds: str | None, full_refresh: bool = False, *, log: Callable[[str], None] | None = None
+    connection_name: str,
+    ds: str | None,
+    full_refresh: bool = False,
+    *,
+    log: Callable[[str], None] | None = None,
+    pull: Callable[[str], Any] | None = None,
 ) -> dict:
     """The embedded engine's sync of one declared connection, as the ingest task runs it.
 
     `ds`: the run's logical date (the shop moves day by day with it); None syncs what is there.
     `full_refresh` re-reads every stream. The warehouse is the destination's Airflow connection.
+    `pull(connection)`: that connection's task result in this run (its XCom): a lake connection
+    whose part another connection's read already wrote (shared_read.py) reads nothing.
     Returns the per-stream figures (the task's XCom, read by the metrics callback)."""
 
     log = log or _log.info
-    connection = load_connections().connection(connection_name)
+    config = load_connections()
+    connection = config.connection(connection_name)
     # the S3 keys the declaration names, from their Airflow connections (never os.environ)
     environ = run_environ(connection_names(connection))
     if connection.destination.type == "s3":  # the lake: Parquet in Airbyte's S3 layout, no warehouse
-        from include.pipeline.ingest.lake_sync import sync_to_lake
-
+        reader = shared_readers(config).get(connection_name)
+        if reader and pull is not None and not full_refresh:
+            try:
+                reported = pull(reader)
+            except Exception as e:  # noqa: BLE001 - the reader's result unknown: the lake reads on its own
+                log(f"shared read: {reader}'s result could not be read ({type(e).__name__}: {e})")
+                reported = None
+            done = result_from_reader(connection, reader, reported, log=log, environ=environ)
+            if done is not None:
+                return done
         return sync_to_lake(connection, full_refresh=full_refresh, log=log, environ=environ)
+    lake, fed = None, lake_read_by(config, connection_name)
+    if fed is not None and full_refresh:
+        log(f"shared read: {fed.name} reads on its own: a reset of the ingest this run")
+    elif fed is not None:
+        lake = lake_part(fed, run_environ(connection_names(fed)))
     target = Warehouse.from_airflow_connection(connection.destination.airflow_conn_id)
     if ds:
-        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log, environ=environ)
-    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ)
+        return sync_day(connection, target, ds, full_refresh=full_refresh, log=log, environ=environ, lake=lake)
+    return sync_connection(connection, target, full_refresh=full_refresh, log=log, environ=environ, lake=lake)
 
 
 # Objects that depend on a relation (deptype 'n': the ones that stop a plain DROP), with what

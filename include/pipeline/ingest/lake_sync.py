@@ -2,11 +2,14 @@
 
 Resolves the declaration (the connector's executable and config, the catalog, the secrets to
 redact) and hands the run to the runtime's lake destination (include/airbyte_runtime/lake.py),
-whose connector process code is the warehouse's.
+whose connector process code is the warehouse's. When a warehouse connection's read feeds this
+lake connection too (shared_read.py), `lake_part` is what that read is given of the lake, and
+`result_from_reader` the lake task's result from what it reports.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -25,7 +28,8 @@ from include.airbyte_runtime.lake import (
     run_connector,
 )
 from include.airbyte_runtime.parquet import StreamLayout
-from include.pipeline.ingest.declaration import FILE_COLUMNS, FILE_CURSOR, load_catalog
+from include.airbyte_runtime.shared_lake import normalized
+from include.pipeline.ingest.declaration import FILE_COLUMNS, FILE_CURSOR, Connection, load_catalog
 from include.pipeline.ingest.embedded import EmbeddedSyncError, child_env, connector_executable, secret_redactor
 
 
@@ -121,18 +125,75 @@ def sync_to_lake(
     seconds = round(time.monotonic() - started, 3)
     total = sum(f["records"] for f in figures.values())
     say(f"embedded engine: '{connection.name}' done in {seconds} s, {total} records into the lake")
+    return lake_result(connection, s3, figures, sink.started, seconds=seconds, uploaded=sink.uploaded_bytes,
+                       schema_changes=sink.schema_changes)  # fmt: skip
+
+
+def lake_result(connection, s3, figures: dict[str, dict], started, *, seconds: float, uploaded: int,
+                schema_changes: list) -> dict:  # fmt: skip
+    """The lake task's result (its XCom: per-stream figures, for metrics, outlets and lineage)."""
     streams = {
         s.name: {  # `table`: where metrics.syncs' destination_table points for this stream
             "records": 0,
             "bytes": 0,
             **figures.get(s.name, {}),
-            "table": f"s3://{s3.bucket}/{object_key(s3, s.name, None, sink.started, 0).rsplit('/', 1)[0]}/",
+            "table": f"s3://{s3.bucket}/{object_key(s3, s.name, None, started, 0).rsplit('/', 1)[0]}/",
         }  # fmt: skip
         for s in connection.streams
     }
     return {"connection": connection.name, "streams": streams, "seconds": seconds, "engine": "embedded",
-            "destination": f"s3://{s3.bucket}/{s3.path_prefix}/", "bytes": sink.uploaded_bytes,
-            "schema_changes": sink.schema_changes, "bad_files": []}  # fmt: skip
+            "destination": f"s3://{s3.bucket}/{s3.path_prefix}/", "bytes": uploaded,
+            "schema_changes": schema_changes, "bad_files": []}  # fmt: skip
+
+
+def lake_part(lake: Connection, environ: dict[str, str] | None = None) -> dict:
+    """The runtime spec's `lake` block: the lake connection's destination (its keys resolved from
+    `environ`: the spec goes on the runtime's stdin, never argv or env), its streams' schemas as the
+    lake's own sync declares them, the overwrite streams and its schema-change policy."""
+    s3 = lake.destination.s3.resolved(environ)
+    declared = declared_catalog(lake.source) or {}
+    return {
+        "connection": lake.name,
+        "s3": {
+            "bucket": s3.bucket,
+            "path_prefix": s3.path_prefix,
+            "path_format": s3.path_format,
+            "endpoint": s3.endpoint,
+            "region": s3.region,
+            "access_key_id": s3.access_key_id,
+            "secret_access_key": s3.secret_access_key,
+        },
+        "json_schemas": {s.name: declared[s.name]["json_schema"] for s in lake.streams if s.name in declared},
+        "overwrite": [s.name for s in lake.streams if s.sync_mode == "full_refresh_overwrite"],
+        "schema_policy": lake.non_breaking_schema_updates_behavior,
+    }
+
+
+def result_from_reader(
+    lake: Connection, reader: str, reported: dict | None, *, log: Callable[[str], None] = print,
+    environ: dict[str, str] | None = None,
+) -> dict | None:  # fmt: skip
+    """The lake task's result when `reader`'s sync (its result `reported`, this run) wrote the lake's
+    part and the lake's saved state is the one it reports; None: the lake reads on its own (why logged)."""
+    part = (reported or {}).get("lake") if isinstance(reported, dict) else None
+    if not part or part.get("connection") != lake.name:
+        log(f"shared read: {reader}'s sync in this run did not write {lake.name}'s part: reading on its own")
+        return None
+    if part.get("failed"):
+        log(f"shared read: {reader}'s sync could not write {lake.name}'s part ({part['failed']}): reading on its own")
+        return None
+    s3 = lake.destination.s3.resolved(environ)
+    saved = load_state(client_for(s3), s3, lake.name)
+    if normalized(saved) != normalized(part.get("state")):
+        log(f"shared read: {lake.name}'s saved state is not the one {reader}'s sync reported: reading on its own")
+        return None
+    started = dt.datetime.fromisoformat(part["started"])
+    result = lake_result(lake, s3, part["streams"], started, seconds=part.get("seconds", 0.0),
+                         uploaded=part.get("bytes", 0), schema_changes=part.get("schema_changes") or [])  # fmt: skip
+    total = sum(f["records"] for f in part["streams"].values())
+    log(f"read by {reader}'s sync in this run: {total} records into {result['destination']}")
+    result["read_by"] = reader
+    return result
 
 
 def declared_catalog(source) -> dict[str, dict] | None:

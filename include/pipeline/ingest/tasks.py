@@ -13,7 +13,7 @@ from include.pipeline.ingest.declaration import load_connections
 log = logging.getLogger(__name__)
 
 
-def ingest_step(connection_name: str) -> AirbyteConnectionSync:
+def ingest_step(connection_name: str, trigger_rule: str = "all_success") -> AirbyteConnectionSync:
     """The DAG's ingest task of one declared connection (task id = its name), for either engine.
 
     The engine is read when the task RUNS (include/pipeline/ingest/connection_sync.py): `embedded` runs
@@ -24,7 +24,7 @@ def ingest_step(connection_name: str) -> AirbyteConnectionSync:
 
     return AirbyteConnectionSync(
         task_id=connection_name, connection_name=connection_name, execution_timeout=timedelta(minutes=30),
-        outlets=connection_outputs(load_connections().connection(connection_name)),
+        outlets=connection_outputs(load_connections().connection(connection_name)), trigger_rule=trigger_rule,
     )  # fmt: skip
 
 
