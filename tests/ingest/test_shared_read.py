@@ -258,3 +258,37 @@ def test_pairing_comes_from_the_declaration_and_leaves_other_connections_alone(t
     changed = config.model_copy(update={"connections": tuple(moved if c.name == lake.name else c
                                                              for c in config.connections)})  # fmt: skip
     assert shared_readers(changed) == {}, "another cursor: two reads"
+
+
+class _TaskInstance:
+    """What the lake task asks of its own task instance: Airflow's `get_task_states`, answering in the
+    execution API's shape ({run_id: {task_id: state}}) from the states given."""
+
+    dag_id, run_id = "ecommerce_daily", "scheduled__2026-01-02T00:00:00+00:00"
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states, self.asked = states, []
+
+    def get_task_states(self, dag_id, task_ids, run_ids):  # noqa: ANN001, ANN201
+        self.asked.append((dag_id, tuple(task_ids), tuple(run_ids)))
+        return {self.run_id: {t: self.states[t] for t in task_ids if t in self.states}}
+
+
+@pytest.mark.parametrize(
+    ("reader_state", "stops"),
+    [("upstream_failed", True), ("skipped", True), ("failed", False), ("success", False)],
+)
+def test_a_lake_task_reads_nothing_when_its_reader_never_ran(reader_state, stops):
+    """all_done lets the lake read after its reader's own failure, not after the export's."""
+    from include.pipeline.ingest.connection_sync import reader_not_run
+
+    readers = shared_readers(load_connections())
+    assert readers, "the declaration pairs no lake connection with a reader"
+    lake, reader = next(iter(readers.items()))
+    ti = _TaskInstance({f"ingest.{reader}": reader_state})
+    why = reader_not_run({"ti": ti}, f"ingest.{lake}", lake)
+    assert ti.asked == [(ti.dag_id, (f"ingest.{reader}",), (ti.run_id,))]
+    assert bool(why) is stops
+    if stops:
+        assert reader in why and reader_state in why
+    assert reader_not_run({"ti": _TaskInstance({})}, f"ingest.{reader}", reader) is None  # a reader itself

@@ -39,6 +39,11 @@ class AirbyteConnectionSync(AirbyteServerSync):
             "ingest engine: %s (Airflow Variable airbyte_engine or AIRBYTE_ENGINE; embedded|platform)", engine
         )
         self._push(context, engine, key=ENGINE_XCOM_KEY)
+        not_run = reader_not_run(context, self.task_id, self.connection_name)
+        if not_run:
+            from airflow.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(not_run)
         if engine == "embedded":
             # imported when a task runs: embedded_sync.py pulls in numpy (the shop), which the DAG's parse must not
             from include.pipeline.ingest.embedded import EmbeddedSyncError
@@ -69,6 +74,31 @@ def reader_result(context: Any, task_id: str, reader: str) -> Any:
     if ti is None:
         return None
     return ti.xcom_pull(task_ids=f"{group}.{reader}" if group else reader)
+
+
+def reader_not_run(context: Any, task_id: str, connection_name: str) -> str | None:
+    """Why a lake task paired with a reader (shared_read.py) must not read: its reader never ran
+    because a task before the ingest failed (the day's export). The pair's trigger rule is all_done,
+    so that a reader's OWN failure never blocks the lake's read; a failure before both must still
+    stop both, as it did when each connection hung on the export alone. None: go on."""
+    from include.pipeline.ingest.declaration import load_connections
+    from include.pipeline.ingest.shared_read import shared_readers
+
+    reader = shared_readers(load_connections()).get(connection_name)
+    ti = context.get("ti")
+    if reader is None or ti is None:
+        return None
+    group = task_id.rpartition(".")[0]
+    reader_id = f"{group}.{reader}" if group else reader
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[reader_id], run_ids=[ti.run_id])
+    state = (states.get(ti.run_id) or {}).get(reader_id)
+    state = getattr(state, "value", state)  # a string over the execution API
+    if str(state) in ("upstream_failed", "skipped"):
+        return (
+            f"'{connection_name}' reads after '{reader}', which did not run ({state}): a task before the "
+            "ingest failed, so nothing is read; the next run reads these files"
+        )
+    return None
 
 
 def resets_ingest(params: dict | None) -> bool:
