@@ -12,7 +12,7 @@ both from one connector read when their stored states are equal
 (trigger rule all_done): when the warehouse's result (its XCom, this run) says it wrote the lake's
 part and the lake's saved state is the one it reports, the lake task reports those figures and
 reads nothing (lake_sync.py `result_from_reader`); otherwise it reads on its own, as before. The
-platform engine (an Airbyte server) is unchanged. Imports the declaration only: the DAG uses it.
+platform engine (an Airbyte server) syncs each connection as before, one after the other. Imports the declaration only: the DAG uses it.
 """
 
 from __future__ import annotations
