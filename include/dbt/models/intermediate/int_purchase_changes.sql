@@ -27,10 +27,6 @@
 
 with
 
-purchases as (
-    select * from {{ ref('stg_shop__purchases') }}
-),
-
 customers as (
     select * from {{ ref('stg_shop__users') }}
 ),
@@ -70,16 +66,18 @@ changed_products as (
     where left_staging.stream_name = 'products'
 ),
 
+-- staging's purchases read where they are used, not through a CTE: a CTE read several times is
+-- materialized, and every read of it scans all its rows (no index).
 -- unions and semi-joins, not `or ... in (subquery)`: an `or` keeps Postgres from a hash join, and
 -- past work_mem it probes the subquery once per purchase (quadratic)
 changed_purchases as (
-    select purchases.purchase_id from purchases
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.extracted_at >= {{ since }}
     union
-    select purchases.purchase_id from purchases
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.customer_id in (select changed_customers.customer_id from changed_customers)
     union
-    select purchases.purchase_id from purchases
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.product_id in (select changed_products.product_id from changed_products)
 ),
 
@@ -89,8 +87,8 @@ after_build as (
         customer_id,
         product_id,
         (purchased_at at time zone 'UTC')::date as order_date
-    from purchases
-    where purchase_id in (select changed_purchases.purchase_id from changed_purchases)
+    from {{ ref('stg_shop__purchases') }}
+    where {{ among_keys('purchase_id', 'select changed_purchases.purchase_id from changed_purchases', enriched) }}
 ),
 
 before_build as (
@@ -117,12 +115,12 @@ before_build as (
             refund_amount,
             net_amount
         from {{ enriched }}
-        where purchase_id in (
+        where purchase_id = any(array(
             select changed_purchases.purchase_id from changed_purchases
             union
             select left_staging.record_key from left_staging
             where left_staging.stream_name = 'purchases'
-        )
+        ))
     {% endif %}
 ),
 

@@ -28,11 +28,6 @@ with
 
 {% if is_incremental() %}
 
-    changes as (
-        select * from {{ ref('int_purchase_changes') }}
-        where purchase_id is not null
-    ),
-
     purchases_now as (
         select
             purchase_id,
@@ -43,7 +38,10 @@ with
             refund_amount,
             net_amount
         from {{ ref('int_purchases_enriched') }}
-        where purchase_id in (select changes.purchase_id from changes)
+        where purchase_id = any(array(  -- through the purchase_id index (see pair_purchases)
+            select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
+            where changes.purchase_id is not null
+        ))
     ),
 
     contributions as (
@@ -66,7 +64,7 @@ with
             gross_amount,
             refund_amount,
             net_amount
-        from changes
+        from {{ ref('int_purchase_changes') }}
         where state = 'before' and order_date is not null
     ),
 
@@ -90,7 +88,9 @@ with
         where customer_id is not null
     ),
 
-    -- every purchase now of a pair's customer on the pair's day (changed or not)
+    -- every purchase now of a pair's customer on the pair's day (changed or not); the customers'
+    -- purchases read through the customer_id index (`= any(array(...))`: Postgres estimates a few
+    -- values and probes the index per customer, where a join would hash a scan of every purchase)
     pair_purchases as (
         select
             enriched.purchase_id,
@@ -99,6 +99,7 @@ with
         from {{ ref('int_purchases_enriched') }} as enriched
         inner join pairs
             on enriched.customer_id = pairs.customer_id and enriched.order_date = pairs.order_date
+        where enriched.customer_id = any(array(select distinct pairs.customer_id from pairs))
     ),
 
     presence as (
@@ -113,8 +114,9 @@ with
                 order_date,
                 true as is_now,
                 -- a purchase the build did not change was there before it, as it is
-                not exists (
-                    select from changes as changed where changed.purchase_id = pair_purchases.purchase_id
+                not exists (  -- read through int_purchase_changes' purchase_id index
+                    select from {{ ref('int_purchase_changes') }} as changed
+                    where changed.purchase_id = pair_purchases.purchase_id
                 ) as was_before
             from pair_purchases
             union all
@@ -123,7 +125,7 @@ with
                 order_date,
                 false as is_now,
                 true as was_before
-            from changes
+            from {{ ref('int_purchase_changes') }}
             where state = 'before' and order_date is not null and customer_id is not null
         ) as found
         group by customer_id, order_date
