@@ -53,12 +53,18 @@
 -#}
 {% macro delete_newly_quarantined(relation, model_key, key_columns='id', since_column='extracted_at') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }}
-        where ({{ quoted(model_key) | join(', ') }}) in (
+        {%- set flagged -%}
             select {% for key in quoted(key_columns) %}latest.{{ key }}{% if not loop.last %}, {% endif %}{% endfor %}
             from ({{ latest_extraction(relation, key_columns, since_column) }}) as latest
             where latest.record_problem is not null
-        )
+        {%- endset -%}
+        delete from {{ this }}
+        {%- if as_list(model_key) | length == 1 %}
+        {#- through the key's index, one probe per flagged key (a semi-join hashes every row) #}
+        where {{ quoted(model_key)[0] }} = any(array({{ flagged }}))
+        {%- else %}
+        where ({{ quoted(model_key) | join(', ') }}) in ({{ flagged }})
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
