@@ -1,7 +1,7 @@
 """Does every dbt model stay linear in the shop's size? `dbt build` on synthetic shops of given sizes.
 
     .venv/bin/python benchmarks/dbt_scale.py --customers 100000 1000000 [--days 1] [--share 0.01]
-        [--project-dir include/dbt] [--timeout 3600]
+        [--project-dir include/dbt] [--no-raw-index] [--timeout 3600]
 
 For each size: a fresh database on a throw-away embedded Postgres, `fill_shop` (the raw tables in
 the Destinations-V2 shape, benchmarks/synthetic_shop.py), one `dbt build` (the initial load),
@@ -11,7 +11,8 @@ build / full rebuild ratio, issue 27's target: at most 0.25x). Prints, per model
 the initial build and time per row, the daily run's time, the daily/initial ratio and the rows
 the daily run wrote (dbt's rows_affected: merged, inserted or snapshotted); then the
 tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
---project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after).
+--project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after);
+--no-raw-index leaves out the index on raw's `_airbyte_extracted_at` the runtime creates.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -36,11 +38,14 @@ from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
 DBT = Path(sys.executable).with_name("dbt")
 
 
-def run_dbt(args: list[str], project: Path, work: Path, env: dict, timeout: float) -> tuple[float, dict]:
-    """Run dbt; return (wall seconds, run_results.json). Raises when dbt fails."""
+def run_dbt(
+    args: list[str], project: Path, work: Path, env: dict, timeout: float, logs: str = "logs"
+) -> tuple[float, dict]:
+    """Run dbt, its log (dbt.log: every statement and its seconds) in `work`/`logs`; return
+    (wall seconds, run_results.json). Raises when dbt fails."""
     cmd = [
         str(DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project),
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+        "--target-path", str(work / "target"), "--log-path", str(work / logs),
     ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -71,6 +76,32 @@ def top_nodes(results: dict, n: int) -> list[tuple[str, float]]:
     """The `n` nodes (models, snapshots, tests) of `results` that took longest, with their seconds."""
     timed = [(r["unique_id"].split(".", 2)[2], r["execution_time"]) for r in results["results"]]
     return sorted(timed, key=lambda item: -item[1])[:n]
+
+
+_LINE = re.compile(r"^\S*\s*\d\d:\d\d:\d\d\.\d+ \[\w+ *\] \[([^\]]*)\]: (.*)$")
+_STATUS = re.compile(r"SQL status: (.*) in (\d+\.\d+) seconds")
+
+
+def slow_statements(log: Path, n: int) -> list[tuple[float, str, str]]:
+    """The `n` slowest SQL statements of a dbt.log: (seconds, node, the statement's start)."""
+    found, node, statement = [], {}, {}
+    thread = None
+    for line in log.read_text(errors="replace").splitlines():
+        match = _LINE.match(line)
+        if not match:
+            if thread is not None and not statement.get(thread, "").strip():
+                statement[thread] = line.strip()  # the statement's first line after dbt's comment
+            continue
+        thread, text = match.groups()
+        if text.startswith("On ") and ": " in text:
+            who, _, rest = text[3:].partition(": ")
+            node[thread] = who
+            statement[thread] = re.sub(r"^/\*.*?\*/\s*", "", rest)
+        elif status := _STATUS.search(text):
+            found.append((float(status.group(2)), node.get(thread, "?"), statement.get(thread, "")[:90]))
+        else:
+            thread = None
+    return sorted(found, key=lambda item: -item[0])[:n]
 
 
 def count_rows(conn, relation: str | None) -> int | None:
@@ -104,7 +135,7 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     project = Path(args.project_dir).resolve()
 
     started = time.monotonic()
-    size = fill_shop(conn, customers, args.purchases)
+    size = fill_shop(conn, customers, args.purchases, extracted_at_index=args.raw_index)
     print(
         f"\n== {customers:,} customers, {size.purchases:,} purchases (raw filled in {time.monotonic() - started:.1f} s)"
     )
@@ -114,11 +145,11 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     daily: list[tuple[dict, float, dict, dict]] = []
     for day in range(1, args.days + 1):
         appended = add_day(conn, size, day, share=args.share)
-        wall, results = run_dbt(["build"], project, work, env, args.timeout)
+        wall, results = run_dbt(["build"], project, work, env, args.timeout, logs=f"logs-day{day}")
         (work / f"run_results_day{day}.json").write_text(json.dumps(results))
         daily.append((appended, wall, relations(results), results))
     # the same project rebuilt from scratch on the same data: what the day's build is measured against
-    wall_full, full = run_dbt(["build", "--full-refresh"], project, work, env, args.timeout)
+    wall_full, full = run_dbt(["build", "--full-refresh"], project, work, env, args.timeout, logs="logs-full")
 
     header = f"{'node':34} {'rows':>10} {'initial s':>10} {'us/row':>8}"
     for day in range(1, args.days + 1):
@@ -146,6 +177,9 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
         print(f"day {day}'s {args.top} costliest nodes (dbt's execution_time; {work}/run_results_day{day}.json):")
         for name, seconds in top_nodes(results, args.top):
             print(f"  {seconds:8.2f} s  {name}")
+        print(f"day {day}'s {args.top} slowest statements ({work}/logs-day{day}/dbt.log):")
+        for seconds, node, statement in slow_statements(work / f"logs-day{day}" / "dbt.log", args.top):
+            print(f"  {seconds:8.2f} s  {node}: {statement}")
     print(f"full rebuild's {args.top} costliest nodes:")
     for name, seconds in top_nodes(full, args.top):
         print(f"  {seconds:8.2f} s  {name}")
@@ -162,6 +196,9 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=1, help="daily runs after the initial build")
     parser.add_argument("--share", type=float, default=0.01, help="share of the shop new or changed per day")
     parser.add_argument("--project-dir", default=str(ROOT / "include" / "dbt"))
+    parser.add_argument(
+        "--no-raw-index", dest="raw_index", action="store_false", help="raw tables without the runtime's index"
+    )
     parser.add_argument("--top", type=int, default=5, help="costliest nodes listed per build")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
     args = parser.parse_args()

@@ -4,7 +4,8 @@ The faker connector emits ~5,000 records/s and the embedded loader less, so a 1M
 takes hours to ingest; dbt's behaviour at scale only needs the raw tables' shape and contents.
 `fill_shop` writes `raw.users`, `raw.products`, `raw.purchases` in the exact shape PyAirbyte's
 Postgres cache gives them (Destinations V2: `_airbyte_raw_id`, `_airbyte_extracted_at`,
-`_airbyte_meta`; column types as in a real sync), generated inside Postgres with
+`_airbyte_meta`; column types as in a real sync; the index on `_airbyte_extracted_at` the
+runtime gives every raw table, include/airbyte_runtime/tables.py), generated inside Postgres with
 `generate_series`, so nothing crosses the wire. Everything is a function of (size, seed, day):
 the same call always writes the same rows.
 
@@ -158,9 +159,11 @@ def fill_shop(
     duplicate_share: float = 0.02,
     problem_share: float = 0.001,
     null_keys: int = 0,
+    extracted_at_index: bool = True,
 ) -> ShopSize:
     """Replace raw.users/products/purchases with a shop of `customers` (and as many purchases
-    unless given) on the psycopg2 connection `conn`. Returns the size."""
+    unless given) on the psycopg2 connection `conn`. Returns the size. `extracted_at_index=False`
+    leaves out the runtime's raw index (to measure what it saves)."""
     purchases = customers if purchases is None else purchases
     size = ShopSize(customers, purchases)
     base = f"timestamp '{INITIAL_EXTRACTION}' + interval '1 millisecond' * (coalesce(i, 0) % 1000)"
@@ -169,6 +172,10 @@ def fill_shop(
     flagged = f"i % {bad} = {bad // 2}" if bad else "false"
     older = f"timestamp '{INITIAL_EXTRACTION}' - interval '1 day'"
     statements = [TABLES, RANDOM]
+    if extracted_at_index:  # as the runtime creates a raw table: with its index, before the rows
+        statements += [
+            f"create index on raw.{table} (_airbyte_extracted_at)" for table in ("users", "products", "purchases")
+        ]
     for template, count in ((USERS, customers), (PURCHASES, purchases)):
         statements.append(_fill(template, _keys(1, count, "1", base, flagged), customers))
         if dup:

@@ -214,6 +214,7 @@ class WarehouseWriter(sync_checks.SyncChecks):
             db.execute(sql.SQL("alter table {} set logged").format(staged))  # a final table is crash-safe
             db.execute(sql.SQL("drop table if exists {}").format(final))
             db.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(table)))
+            tables.ensure_extracted_at_index(db, self.schema, table)  # built once, on the whole table
             how = "replace: swapped"
         else:
             tables.ensure_final_table(db, self.schema, table, columns)

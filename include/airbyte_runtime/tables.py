@@ -9,7 +9,9 @@ sources and every reader of the raw schema see no difference:
   (Destinations V2). The DDL is the generic SQL PyAirbyte wrote (`TIMESTAMP` without a zone: it
   rendered SQLAlchemy types without the Postgres dialect), so new tables match older ones;
 - a stream's stage is `<stream>_<9 lower-case characters>`, unlogged (locks.py drops left-overs by
-  that pattern).
+  that pattern);
+- every final table has an index on `_airbyte_extracted_at` (`ensure_extracted_at_index`): a daily
+  dbt build reads only the records extracted since its last one, and finds them through it.
 Owned here rather than taken from PyAirbyte: its processor has no public API for its DDL.
 """
 
@@ -104,6 +106,7 @@ def ensure_final_table(cursor: Any, schema: str, table: str, columns: dict[str, 
     found = existing_columns(cursor, schema, table)
     if found is None:
         create_table(cursor, schema, table, columns)
+        ensure_extracted_at_index(cursor, schema, table)
         return False
     for column, kind in columns.items():
         if column not in found:
@@ -111,7 +114,29 @@ def ensure_final_table(cursor: Any, schema: str, table: str, columns: dict[str, 
                 sql.SQL("alter table {} add column {} ").format(sql.Identifier(schema, table), sql.Identifier(column))
                 + sql.SQL(kind)
             )
+    ensure_extracted_at_index(cursor, schema, table)  # a table of an older runtime, or PyAirbyte's
     return True
+
+
+def ensure_extracted_at_index(cursor: Any, schema: str, table: str) -> None:
+    """An index on the table's `_airbyte_extracted_at`, created unless one leads with it already.
+
+    Checked in the catalog first: `create index if not exists` would lock the table before it
+    looks. Postgres names the index (`<table>__airbyte_extracted_at_idx`, cut and numbered to fit).
+    """
+    from psycopg2 import sql
+
+    cursor.execute(
+        "select 1 from pg_index i join pg_class c on c.oid = i.indrelid"
+        " join pg_namespace n on n.oid = c.relnamespace"
+        " join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]"
+        " where n.nspname = %s and c.relname = %s and a.attname = %s",
+        (schema, table, EXTRACTED_AT),
+    )
+    if cursor.fetchone() is None:
+        cursor.execute(
+            sql.SQL("create index on {} ({})").format(sql.Identifier(schema, table), sql.Identifier(EXTRACTED_AT))
+        )
 
 
 class StreamKeys:

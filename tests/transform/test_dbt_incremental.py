@@ -12,7 +12,9 @@ run wrote only about the day's records into staging and marts, a key whose newes
 is flagged left staging for quarantine, and the snapshot, reading only the day's changed
 customers, holds each staged profile as its current row. The days' data tests read the rows the
 day touched (macro get_where_subquery), and a last day bringing a new customer with an old,
-untouched customer's e-mail still fails its `unique` test.
+untouched customer's e-mail still fails its `unique` test. A day's staging reads raw from a
+literal time, which Postgres estimates from raw's `_airbyte_extracted_at` index; `daily_revenue`,
+kept by difference, merges only the days the day touched (moved, returned and late purchases).
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
             }
         )
         out["tests"] = compiled_tests(dbt.run_results())
+        out.setdefault("day_changes", []).append(day_changes(conn))
+        out["raw_reads"] = raw_reads(conn, dbt.run_results())
     out["incremental"] = {
         r: contents(conn, r) for r in ("staging.stg_shop__users", "staging.stg_shop__quarantined_records")
     }
@@ -134,6 +138,59 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     conn.close()
     out["target"], out["dbt"] = target, dbt
     return out
+
+
+def day_changes(conn) -> dict[str, int]:
+    """What the day's build recomputed (int_purchase_changes, before the full rebuild empties it):
+    purchases moved to another day, purchases returned, new purchases of days long past (late),
+    the days touched, and the days daily_revenue holds."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select"
+            " (select count(*) from intermediate.int_purchase_changes as b"
+            "  join intermediate.int_purchases_enriched as e on e.purchase_id = b.purchase_id"
+            "  where b.state = 'before' and b.order_date <> e.order_date),"
+            " (select count(*) from intermediate.int_purchase_changes as b"
+            "  join intermediate.int_purchases_enriched as e on e.purchase_id = b.purchase_id"
+            "  where b.state = 'before' and b.order_status = 'purchased' and e.order_status = 'returned'),"
+            " (select count(*) from intermediate.int_purchase_changes as a"
+            "  where a.state = 'after' and a.order_date < date '2025-01-01' and not exists ("
+            "   select from intermediate.int_purchase_changes as b"
+            "   where b.state = 'before' and b.purchase_id = a.purchase_id)),"
+            " (select count(distinct order_date) from intermediate.int_purchase_changes),"
+            " (select count(*) from marts.daily_revenue)"
+        )
+        moved, returned, late, touched_days, days = cur.fetchone()
+    return {"moved": moved, "returned": returned, "late": late, "touched_days": touched_days, "days": days}
+
+
+def raw_reads(conn, results: dict) -> dict[str, dict]:
+    """{staging model: its raw table's rows, the rows Postgres expects its day's read of raw to
+    return, and the index it reads through when scans are barred} from EXPLAIN of the day's
+    compiled SQL (which holds the time it reads from)."""
+    out = {}
+    for result in results["results"]:
+        name = result["unique_id"].split(".")[-1]
+        if name not in ("stg_shop__users", "stg_shop__purchases"):
+            continue
+        table = name.split("__")[1]
+        with conn.cursor() as cur:
+            cur.execute(identifiers.count_rows(f"raw.{table}"))
+            (rows,) = cur.fetchone()
+            cur.execute(f"explain (format json) {result['compiled_code']}")
+            estimated = [
+                n["Plan Rows"] for n in plan_nodes(cur.fetchone()[0][0]["Plan"]) if n.get("Relation Name") == table
+            ]
+            cur.execute("begin; set local enable_seqscan = off")
+            cur.execute(f"explain (format json) {result['compiled_code']}")
+            indexes = {n.get("Index Name") for n in plan_nodes(cur.fetchone()[0][0]["Plan"])} - {None}
+            cur.execute("rollback")
+        out[name] = {"rows": rows, "estimated": estimated, "indexes": indexes}
+    return out
+
+
+def plan_nodes(node: dict) -> list[dict]:
+    return [node] + [n for child in node.get("Plans", []) for n in plan_nodes(child)]
 
 
 def compiled_tests(results: dict) -> dict[str, str]:
@@ -236,3 +293,22 @@ def test_a_duplicate_brought_by_a_day_fails_that_days_restricted_test(duplicate_
     assert name, sorted(failed)
     assert failed[name]["failures"] == 1
     assert "dbt_subquery" in failed[name]["compiled_code"], "the test was not restricted to the day's rows"
+
+
+def test_a_day_reads_raw_through_the_extracted_at_index(builds):
+    """Staging's day reads raw from a literal time (macro newest_extraction): Postgres expects the
+    day's few records, not a third of the table, and can read them through the runtime's index."""
+    for model, read in builds["raw_reads"].items():
+        assert read["estimated"] and max(read["estimated"]) < read["rows"] / 10, (model, read)
+        assert any("_airbyte_extracted_at" in index for index in read["indexes"]), (model, read)
+
+
+def test_daily_revenue_is_kept_by_difference_through_moved_late_and_returned_orders(builds):
+    """The days moved purchases between days, returned some and brought late ones (equality with
+    a full rebuild: test_incremental_days_equal_a_full_rebuild_row_for_row); each day's build
+    merged the days it touched only, not every day."""
+    days = builds["day_changes"]
+    for kind in ("moved", "returned", "late"):
+        assert sum(day[kind] for day in days) > 0, (kind, days)
+    for day, written in zip(days, builds["written"], strict=True):
+        assert 0 < written["daily_revenue"] <= day["touched_days"] < day["days"], (written["daily_revenue"], day)

@@ -12,7 +12,8 @@
     In an incremental model (`since_column` given), only the extractions at or after the newest
     one already loaded are read (`>=`: a record landing with that same time stamp is merged again,
     never missed), so a daily run reads the day's records, not the whole history. `since` (SQL, a
-    timestamp) reads the extractions at or after it instead.
+    timestamp) reads the extractions at or after it instead. Both reach raw as a literal (macro
+    newest_extraction), found through the index the runtime gives `_airbyte_extracted_at`.
 -#}
 {% macro latest_extraction(relation, key_columns='id', since_column=none, since=none) -%}
     {%- set keys = quoted(key_columns) | join(', ') -%}
@@ -26,9 +27,7 @@
     {%- if since is not none %}
         where _airbyte_extracted_at >= {{ since }}
     {%- elif since_column and is_incremental() %}
-        where _airbyte_extracted_at >= (
-            select coalesce(max({{ since_column }}), '-infinity'::timestamp) from {{ this }}
-        )
+        where _airbyte_extracted_at >= {{ newest_extraction(this, since_column) }}
     {%- endif %}
     order by {{ keys }}, _airbyte_extracted_at desc, _airbyte_raw_id desc
 {%- endmacro %}
@@ -54,13 +53,38 @@
 -#}
 {% macro delete_newly_quarantined(relation, model_key, key_columns='id', since_column='extracted_at') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }}
-        where ({{ quoted(model_key) | join(', ') }}) in (
+        {%- set flagged -%}
             select {% for key in quoted(key_columns) %}latest.{{ key }}{% if not loop.last %}, {% endif %}{% endfor %}
             from ({{ latest_extraction(relation, key_columns, since_column) }}) as latest
             where latest.record_problem is not null
-        )
+        {%- endset -%}
+        delete from {{ this }}
+        {%- if as_list(model_key) | length == 1 %}
+        {#- through the key's index, one probe per flagged key (a semi-join hashes every row) #}
+        where {{ quoted(model_key)[0] }} = any(array({{ flagged }}))
+        {%- else %}
+        where ({{ quoted(model_key) | join(', ') }}) in ({{ flagged }})
+        {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    SQL: the newest `column` (a timestamp) of `relation`, or -infinity when it is empty. When dbt
+    executes, a literal it reads first: Postgres then estimates the few rows at or after it (from
+    the column's index, past the statistics' last value) and reads them through the index. A
+    subquery's value is unknown when the plan is made: Postgres guesses a third of the table
+    and scans all of it (a day's staging then reads each raw table whole).
+-#}
+{% macro newest_extraction(relation, column='extracted_at') -%}
+    {%- set newest -%}
+        (select coalesce(max({{ column }}), '-infinity'::timestamp) from {{ relation }})
+    {%- endset -%}
+    {%- if execute -%}
+        {%- set value = run_query('select ' ~ newest ~ '::text').columns[0].values()[0] -%}
+        {{ return("'" ~ value ~ "'::timestamp") }}
+    {%- endif -%}
+    {{ return(newest) }}
 {%- endmacro %}
 
 

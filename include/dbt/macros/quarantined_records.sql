@@ -65,13 +65,21 @@
 
 
 {#- SQL: the extraction time the quarantine model last read its raw tables through (its table's
-    comment, `raw read through <timestamp>`), or -infinity (read everything). -#}
+    comment, `raw read through <timestamp>`), or -infinity (read everything). A literal when dbt
+    executes (as macro newest_extraction: Postgres reads the records since through raw's
+    `_airbyte_extracted_at` index), else a scalar subquery (evaluated once per statement). -#}
 {% macro quarantine_read_through() -%}
-    {#- a scalar subquery: evaluated once per statement, not once per raw row -#}
-    (select coalesce(
-        substring(obj_description('{{ this }}'::regclass, 'pg_class') from 'raw read through (.+)$')::timestamp,
-        '-infinity'::timestamp
-    ))
+    {%- set mark -%}
+        (select coalesce(
+            substring(obj_description('{{ this }}'::regclass, 'pg_class') from 'raw read through (.+)$')::timestamp,
+            '-infinity'::timestamp
+        ))
+    {%- endset -%}
+    {%- if execute -%}
+        {%- set value = run_query('select ' ~ mark ~ '::text').columns[0].values()[0] -%}
+        {{ return("'" ~ value ~ "'::timestamp") }}
+    {%- endif -%}
+    {{ return(mark) }}
 {%- endmacro %}
 
 

@@ -34,13 +34,15 @@
 
 {#- The models whose daily tests read the touched rows only: {model: {column: the column of
     int_purchase_changes holding its touched values}}, the model's own key first; `since`: the
-    model is built before int_purchase_changes (staging, the snapshot) and has `extracted_at`. -#}
+    model is built before int_purchase_changes (staging, the snapshot) and has `extracted_at`;
+    `indexed`: other columns with an index of their own (a `unique` test on one reads it through
+    the index, macro among). -#}
 {% macro touched_keys() -%}
     {%- set purchase = {'purchase_id': 'purchase_id', 'customer_id': 'customer_id', 'product_id': 'product_id'} -%}
     {%- do return({
         'stg_shop__users': {'keys': {'customer_id': 'customer_id'}, 'since': true},
         'stg_shop__purchases': {'keys': purchase, 'since': true},
-        'customers_snapshot': {'keys': {'customer_id': 'customer_id'}, 'since': true},
+        'customers_snapshot': {'keys': {'customer_id': 'customer_id'}, 'since': true, 'indexed': ['dbt_scd_id']},
         'int_purchases_enriched': {'keys': purchase, 'since': false},
         'orders': {'keys': {'order_id': 'purchase_id', 'customer_id': 'customer_id', 'product_id': 'product_id'}, 'since': false},
         'customers': {'keys': {'customer_id': 'customer_id'}, 'since': false},
@@ -74,7 +76,11 @@
             {%- do return(own_rows) -%}
         {%- endif -%}
         {%- set query = 'select ' ~ columns | join(', ') ~ ' from ' ~ relation ~ ' where ' ~ own_rows -%}
-        {%- do return(among(columns, query) if columns == [key] else '(' ~ columns | join(', ') ~ ') in (' ~ query ~ ')') -%}
+        {%- set indexed = [key] + entry.get('indexed', []) -%}
+        {%- if columns | length == 1 and columns[0] in indexed -%}
+            {%- do return(among(columns, query)) -%}
+        {%- endif -%}
+        {%- do return('(' ~ columns | join(', ') ~ ') in (' ~ query ~ ')') -%}
     {%- elif name == 'relationships' and scope['changes'] is not none and column in entry['keys'] -%}
         {%- do return(column ~ ' in (' ~ touched_values(scope['changes'], entry['keys'][column]) ~ ')') -%}
     {%- else -%}

@@ -1,7 +1,7 @@
 {#-
     The purchases a daily build must recompute, each with the keys it had before the build
-    (`state` 'before': its row in int_purchases_enriched as it stands) and after it ('after': its
-    staged record), plus the customers and products whose record changed (purchase_id null). The
+    (`state` 'before': its row in int_purchases_enriched as it stands, with its status and
+    amounts, which daily_revenue subtracts) and after it ('after': its staged record), plus the customers and products whose record changed (purchase_id null). The
     incremental models downstream recompute only these keys: a purchase moved to another customer
     or day changes both the old and the new customer's, day's and cohort's figures.
 
@@ -22,12 +22,10 @@
 ) }}
 
 {%- set enriched = adapter.get_relation(this.database, this.schema, 'int_purchases_enriched') if execute else none %}
+{#- a literal (macro newest_extraction): read through staging's extracted_at indexes -#}
+{%- set since = "'-infinity'::timestamp" if enriched is none else newest_extraction(enriched) %}
 
 with
-
-purchases as (
-    select * from {{ ref('stg_shop__purchases') }}
-),
 
 customers as (
     select * from {{ ref('stg_shop__users') }}
@@ -41,14 +39,6 @@ quarantined as (
     select * from {{ ref('stg_shop__quarantined_records') }}
 ),
 
-since as (
-    {% if enriched is none %}
-        select '-infinity'::timestamp as extracted_at
-    {% else %}
-        select coalesce(max(extracted_at), '-infinity'::timestamp) as extracted_at from {{ enriched }}
-    {% endif %}
-),
-
 -- keys whose newest extraction was quarantined since: they left staging
 left_staging as (
     select
@@ -56,13 +46,13 @@ left_staging as (
         quarantined.record_key::bigint as record_key
     from quarantined
     where
-        quarantined.extracted_at >= (select since.extracted_at from since)
+        quarantined.extracted_at >= {{ since }}
         and quarantined.record_key ~ '^[0-9]+$'
 ),
 
 changed_customers as (
     select customers.customer_id from customers
-    where customers.extracted_at >= (select since.extracted_at from since)
+    where customers.extracted_at >= {{ since }}
     union
     select left_staging.record_key as customer_id from left_staging
     where left_staging.stream_name = 'users'
@@ -70,22 +60,24 @@ changed_customers as (
 
 changed_products as (
     select products.product_id from products
-    where products.extracted_at >= (select since.extracted_at from since)
+    where products.extracted_at >= {{ since }}
     union
     select left_staging.record_key as product_id from left_staging
     where left_staging.stream_name = 'products'
 ),
 
+-- staging's purchases read where they are used, not through a CTE: a CTE read several times is
+-- materialized, and every read of it scans all its rows (no index).
 -- unions and semi-joins, not `or ... in (subquery)`: an `or` keeps Postgres from a hash join, and
 -- past work_mem it probes the subquery once per purchase (quadratic)
 changed_purchases as (
-    select purchases.purchase_id from purchases
-    where purchases.extracted_at >= (select since.extracted_at from since)
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
+    where purchases.extracted_at >= {{ since }}
     union
-    select purchases.purchase_id from purchases
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.customer_id in (select changed_customers.customer_id from changed_customers)
     union
-    select purchases.purchase_id from purchases
+    select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.product_id in (select changed_products.product_id from changed_products)
 ),
 
@@ -95,8 +87,8 @@ after_build as (
         customer_id,
         product_id,
         (purchased_at at time zone 'UTC')::date as order_date
-    from purchases
-    where purchase_id in (select changed_purchases.purchase_id from changed_purchases)
+    from {{ ref('stg_shop__purchases') }}
+    where {{ among_keys('purchase_id', 'select changed_purchases.purchase_id from changed_purchases', enriched) }}
 ),
 
 before_build as (
@@ -105,7 +97,11 @@ before_build as (
             purchase_id,
             customer_id,
             product_id,
-            order_date
+            order_date,
+            null::varchar as order_status,
+            null::numeric(14, 2) as gross_amount,
+            null::numeric(14, 2) as refund_amount,
+            null::numeric(14, 2) as net_amount
         from after_build
         where false
     {% else %}
@@ -113,14 +109,18 @@ before_build as (
             purchase_id,
             customer_id,
             product_id,
-            order_date
+            order_date,
+            order_status,
+            gross_amount,
+            refund_amount,
+            net_amount
         from {{ enriched }}
-        where purchase_id in (
+        where purchase_id = any(array(
             select changed_purchases.purchase_id from changed_purchases
             union
             select left_staging.record_key from left_staging
             where left_staging.stream_name = 'purchases'
-        )
+        ))
     {% endif %}
 ),
 
@@ -130,6 +130,10 @@ final as (
         customer_id,
         product_id,
         order_date,
+        null::varchar as order_status,
+        null::numeric(14, 2) as gross_amount,
+        null::numeric(14, 2) as refund_amount,
+        null::numeric(14, 2) as net_amount,
         'after'::varchar as state
     from after_build
     union all
@@ -138,6 +142,10 @@ final as (
         customer_id,
         product_id,
         order_date,
+        order_status,
+        gross_amount,
+        refund_amount,
+        net_amount,
         'before'::varchar as state
     from before_build
     union all
@@ -146,6 +154,10 @@ final as (
         customer_id,
         null::bigint as product_id,
         null::date as order_date,
+        null::varchar as order_status,
+        null::numeric(14, 2) as gross_amount,
+        null::numeric(14, 2) as refund_amount,
+        null::numeric(14, 2) as net_amount,
         'after'::varchar as state
     from changed_customers
     union all
@@ -154,6 +166,10 @@ final as (
         null::bigint as customer_id,
         product_id,
         null::date as order_date,
+        null::varchar as order_status,
+        null::numeric(14, 2) as gross_amount,
+        null::numeric(14, 2) as refund_amount,
+        null::numeric(14, 2) as net_amount,
         'after'::varchar as state
     from changed_products
 )

@@ -1,20 +1,19 @@
 {#-
     Incremental: a daily build recomputes only the purchases int_purchase_changes lists (their
-    record, product or customer changed) and merges them on purchase_id; the pre-hook deletes
+    record, product or customer changed) and replaces them by purchase_id (strategy by_key); the pre-hook deletes
     those that left staging (quarantined), as a full build would leave them out. Indexed for the
-    marts' reads of the changed keys (customer_id, order_date) and for the newest extraction it
+    marts' reads of the changed keys (customer_id) and for the newest extraction it
     holds (extracted_at: where int_purchase_changes and a daily build's staging tests start).
 -#}
 {{
     config(
         materialized='incremental',
         unique_key='purchase_id',
-        incremental_strategy='merge',
+        incremental_strategy='by_key',
         on_schema_change='fail',
         indexes=[
             {'columns': ['purchase_id'], 'unique': true},
             {'columns': ['customer_id']},
-            {'columns': ['order_date']},
             {'columns': ['extracted_at']},
         ],
         pre_hook="{% if is_incremental() %}

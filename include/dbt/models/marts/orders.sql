@@ -1,5 +1,5 @@
 {#-
-    Incremental: merges on order_id the purchases int_purchase_changes lists (their record,
+    Incremental: replaces by order_id (strategy by_key) the purchases int_purchase_changes lists (their record,
     product or customer changed since the last build); the pre-hook deletes those whose purchase
     left the intermediate model (its newest extraction was quarantined), as a full build would
     leave them out.
@@ -8,7 +8,7 @@
     config(
         materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='merge',
+        incremental_strategy='by_key',
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}
             delete from {{ this }} as orders
