@@ -19,7 +19,7 @@ For each size N (customers, and as many orders), in a stack of its own under --w
    records of the same shop); source-s3's own read of every export file (no destination, the
    configured catalog the sync sends, no state), then the embedded sync of the same files alone
    (into a schema of its own with no state yet, so every file, as a first sync: in the DAG the
-   sync shares the cores with the lake's); COPY of the raw rows into fresh tables;
+   same sync also writes the lake's part, one read for both); COPY of the raw rows into fresh tables;
 5. the disk the stack's folder uses (Postgres, S3, logs) after all that;
 6. one table for all sizes, and the ratios: embedded sync vs the connector's own read vs COPY,
    the DAG's dbt part vs one dbt build, a day's dbt build vs a full rebuild (issue 27: at most
@@ -122,8 +122,8 @@ print(json.dumps(sum(int(s.get("records") or 0) for s in figures["streams"].valu
 """
 
 
-# The same connection's sync of every export file, alone on the machine (in the DAG it shares the
-# cores with the lake's sync): into a schema of its own, as the warehouse's admin. No state there
+# The same connection's sync of every export file, alone on the machine (in the DAG the same read
+# also feeds the lake's connection: include/pipeline/ingest/shared_read.py): into a schema of its own, as the warehouse's admin. No state there
 # yet, so it reads every file, as a first sync does (incremental streams, merge, the cached catalog).
 SYNC_ALONE = """
 import json, os, sys
@@ -316,7 +316,7 @@ def print_report(results: list[dict]) -> None:
         alone = (f"; alone, same files: {read_rate / (r['alone_records'] / r['alone_seconds']):.2f}x"
                  if "alone_seconds" in r else "")  # fmt: skip
         print(f"  {r['size']:>9,}: embedded sync / connector's own read (time per record) "
-              f"{read_rate / sync_rate:.2f}x in the DAG (beside the lake's sync){alone}; "
+              f"{read_rate / sync_rate:.2f}x in the DAG (one read feeding the lake too){alone}; "
               f"COPY is {r['copy_rows'] / r['copy_seconds'] / sync_rate:.0f}x faster than the sync")  # fmt: skip
         fair = (f", {d1['dbt'] / r['dbt_build_increment']:.2f}x vs one dbt build of the next day's increment"
                 if "dbt_build_increment" in r else "")  # fmt: skip
