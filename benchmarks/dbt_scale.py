@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,14 +204,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
     args = parser.parse_args()
 
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="dbt-scale-pg-")), password=secrets.token_urlsafe(16))
-    server.start()
+    data = Path(tempfile.mkdtemp(prefix="dbt-scale-pg-"))
+    server = EmbeddedPostgres(data, password=secrets.token_urlsafe(16))
     try:
+        server.start()
         print(f"machine: {os.cpu_count()} cores; project: {args.project_dir}")
         for customers in args.customers:
             measure(server, customers, args)
     finally:
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)  # the shop's Postgres: ~3 GB at 1.1M customers, ~10x at 10M
     return 0
 
 
