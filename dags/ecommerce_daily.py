@@ -146,7 +146,10 @@ def ecommerce_daily():
     )
 
     gate = FreshnessGate(task_id="freshness")
-    shop_export() >> ingest() >> gate >> transform
+    syncs = ingest()
+    shop_export() >> syncs >> gate >> transform
+    for sync in syncs.children.values():  # the gate waits on every sync, not only the group's last (a
+        sync >> gate  # lake task after its reader would otherwise stand for a failed warehouse sync)
     docs = cosmos_config.docs_task()  # dbt docs kept with the run's artifacts
     transform >> docs
     publish_group(transform)  # each mart after its own model and tests (publish/tasks.py)

@@ -65,10 +65,12 @@ def test_every_mart_enforces_a_contract_with_typed_described_columns(manifest):
             assert column.get("description"), f"{node['name']}.{name} has no description"
 
 
-def test_orders_is_incremental_merging_on_order_id(manifest):
+def test_orders_is_incremental_replacing_by_order_id(manifest):
+    """`by_key` (macros/incremental_by_key.sql): the day's keys deleted through the key's index, then
+    inserted, as a merge on the key would leave them."""
     orders = manifest["nodes"]["model.ecommerce.orders"]["config"]
     assert (orders["materialized"], orders["unique_key"], orders["incremental_strategy"]) == (
-        "incremental", "order_id", "merge",
+        "incremental", "order_id", "by_key",
     )  # fmt: skip
     assert orders["on_schema_change"] == "fail"
 
@@ -101,8 +103,8 @@ def test_orders_has_a_primary_key_constraint_like_the_other_keyed_marts(manifest
 
 def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manifest):
     """Plan-stable staging (issue 8): deduped once, by one macro (latest_clean_records over
-    latest_extraction), into tables merged on the primary key, indexed on it and on extracted_at
-    (the incremental cutoff)."""
+    latest_extraction), into tables whose rows of the day's keys are replaced (strategy `by_key`,
+    a merge on the primary key), indexed on it and on extracted_at (the incremental cutoff)."""
     keys = {  # the shop's models rename their keys; a scaffolded model keeps the declared names
         "stg_shop__users": "customer_id",
         "stg_shop__products": "product_id",
@@ -115,7 +117,7 @@ def test_staging_dedupes_once_into_incremental_tables_indexed_on_their_key(manif
         key = keys.get(name) or list(stream.model_key)
         key = key[0] if isinstance(key, list) and len(key) == 1 else key
         assert (config["materialized"], config["unique_key"], config["incremental_strategy"]) == (
-            "incremental", key, "merge",
+            "incremental", key, "by_key",
         ), name  # fmt: skip
         indexes = [(tuple(i["columns"]), bool(i.get("unique"))) for i in config["indexes"]]
         unique = (key,) if isinstance(key, str) else tuple(key)
