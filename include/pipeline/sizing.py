@@ -1,4 +1,5 @@
-"""How many processes Airflow may run on this machine (its cores and free memory)."""
+"""What the stack may use on this machine: how many processes Airflow may run (its cores and free
+memory), and the embedded warehouse's memory and checkpoint settings (its RAM)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,33 @@ class Sizing:
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
             "AIRFLOW__API__WORKERS": str(self.api_workers),
         }
+
+
+def warehouse_settings(total_mib: int | None = None) -> dict[str, str]:
+    """Server settings of the embedded warehouse Postgres, from this machine's memory (Postgres's own
+    defaults: 128 MB of buffers, 4 MB per sort or hash, a checkpoint forced after 1 GB of WAL,
+    after which each page written is logged in full again). A day's dbt build at 10M rows writes
+    GBs into tables with indexes (docs/benchmarks.md, "Scale: 10M orders": 13% faster with these).
+    A Postgres of your own keeps its own settings.
+
+    - shared_buffers: 1/8 of RAM, 128 MB to 2 GB; effective_cache_size (a planner hint): 1/2;
+    - work_mem: 64 MB per sort or hash (a day's 800k changed keys sort in memory; dbt runs 2
+      threads, each query a few such nodes), 16 MB under 8 GB of RAM;
+    - maintenance_work_mem (index builds of a full rebuild, vacuum): 1/16 of RAM, at most 1 GB;
+    - max_wal_size 4 GB and checkpoint_timeout 15 min: checkpoints by time, not forced by a build.
+    """
+    if total_mib is None:
+        try:
+            import psutil
+
+            total_mib = psutil.virtual_memory().total // 2**20
+        except ImportError:
+            total_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    return {
+        "shared_buffers": f"{max(128, min(total_mib // 8, 2048))}MB",
+        "effective_cache_size": f"{max(256, total_mib // 2)}MB",
+        "work_mem": "64MB" if total_mib >= 8192 else "16MB",
+        "maintenance_work_mem": f"{max(64, min(total_mib // 16, 1024))}MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+    }

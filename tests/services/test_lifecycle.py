@@ -14,6 +14,7 @@ import psutil
 import psycopg2
 import pytest
 
+from include.pipeline import sizing
 from include.pipeline.endpoints import Warehouse
 from include.pipeline.services import port_owner
 from include.pipeline.services.postgres import EmbeddedPostgres
@@ -121,3 +122,33 @@ def test_a_stale_pid_file_naming_another_postgres_is_not_taken_for_ours(tmp_path
         server.stop()
     assert psutil.pid_exists(other_pid), "the other server was left alone"
     Warehouse("127.0.0.1", other_port, "postgres", postgres_server.password, "postgres").connect().close()
+
+
+def test_the_embedded_warehouse_runs_with_settings_sized_to_the_machine(postgres_server):
+    """Postgres's defaults (128 MB of buffers, 4 MB per sort, a checkpoint forced after 1 GB of WAL)
+    made a 10M-order day 13% slower (docs/benchmarks.md): each start passes the machine's own."""
+    expected = sizing.warehouse_settings()
+    conn = postgres_server.connect()
+    try:
+        with conn.cursor() as cur:
+            for name, value in expected.items():
+                if name == "checkpoint_timeout":
+                    cur.execute("select current_setting(%s)", (name,))
+                    assert cur.fetchone()[0] == value
+                else:
+                    cur.execute("select pg_size_bytes(current_setting(%s)) = pg_size_bytes(%s)", (name, value))
+                    assert cur.fetchone()[0], f"{name}: not {value}"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("ram_mib", "shared_buffers", "work_mem", "maintenance_work_mem"),
+    [(2048, "256MB", "16MB", "128MB"), (8192, "1024MB", "64MB", "512MB"), (65536, "2048MB", "64MB", "1024MB")],
+)
+def test_the_warehouse_settings_follow_the_ram_within_bounds(ram_mib, shared_buffers, work_mem, maintenance_work_mem):
+    got = sizing.warehouse_settings(ram_mib)
+    assert (got["shared_buffers"], got["work_mem"], got["maintenance_work_mem"]) == (
+        shared_buffers, work_mem, maintenance_work_mem,
+    )  # fmt: skip
+    assert got["effective_cache_size"] == f"{ram_mib // 2}MB"

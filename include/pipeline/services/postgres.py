@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from include.pipeline import sizing
 from include.pipeline.services import ServiceError, find_free_port, port_owner
 
 SYSTEM_USER = "pgserver"
@@ -141,6 +142,7 @@ class EmbeddedPostgres:
 
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        tuning = " ".join(f"-c {key}={value}" for key, value in sizing.warehouse_settings().items())
 
         self._run(
             "pg_ctl",
@@ -148,7 +150,7 @@ class EmbeddedPostgres:
             "-D", str(self.data_dir),
             "-l", str(self.log_file),
             "-w", "-t", "60",
-            "-o", f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''",
+            "-o", f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' {tuning}",
         )  # fmt: skip
         self._wait_ready()
         self._ensure_databases()
