@@ -93,6 +93,9 @@ def builds(postgres_server, tmp_path_factory, manifest) -> dict:
     dbt("build")
     out: dict = {"appended": [], "written": [], "compared": compared(manifest)}
     out["first_tests"] = compiled_tests(dbt.run_results())
+    out["unit_tests"] = {
+        r["unique_id"]: r["status"] for r in dbt.run_results()["results"] if r["unique_id"].startswith("unit_test.")
+    }
     for day in DAYS:
         out["appended"].append(add_day(conn, size, day))
         if day == DAYS[1]:
@@ -267,19 +270,80 @@ def test_a_key_extracted_clean_again_leaves_the_quarantine_for_staging(builds):
     assert customer in {row[0] for row in builds["incremental"]["staging.stg_shop__users"]}
 
 
-def test_a_daily_build_tests_the_rows_it_touched(builds):
+def test_a_daily_build_tests_the_rows_it_touched(builds, manifest):
     """The day's tests of the big models read the touched keys (macro get_where_subquery), not
     whole tables; the first build's tests, and those of the small tables, read everything."""
 
     def restricted(code: str) -> bool:
         return "dbt_subquery" in code  # what get_where_subquery reads a filtered model as
 
-    for model in ("stg_shop__users", "stg_shop__purchases", "int_purchases_enriched", "orders", "customers"):
-        names = [name for name in builds["tests"] if name.startswith(f"unique_{model}_")]
+    def tests_of(model: str, kinds: tuple[str, ...]) -> list[str]:
+        return [
+            n["name"] for n in manifest["nodes"].values()
+            if n["resource_type"] == "test" and n.get("attached_node") == f"model.ecommerce.{model}"
+            and (n.get("test_metadata") or {}).get("name") in kinds and n["name"] in builds["tests"]
+        ]  # fmt: skip
+
+    big = ("stg_shop__users", "stg_shop__purchases", "int_purchases_enriched", "orders", "customers")
+    for model in big:  # keys are unique indexes or primary-key constraints: the other tests are looked at
+        names = tests_of(
+            model, ("unique", "not_null", "accepted_values", "accepted_range", "not_before", "relationships")
+        )
         assert names and all(restricted(builds["tests"][name]) for name in names), (model, names)
         assert not any(restricted(builds["first_tests"][name]) for name in names), model
-    small = [name for name in builds["tests"] if name.startswith(("unique_daily_revenue_", "unique_products_"))]
+    small = [
+        name for model in ("products", "monthly_cohort_retention") for name in tests_of(model, ("accepted_range",))
+    ]
     assert small and not any(restricted(builds["tests"][name]) for name in small)
+
+
+def test_the_unit_tests_run_and_pass_here_as_the_daily_dag_leaves_them_out(builds, manifest):
+    """The DAG's build excludes dbt's unit tests (fixed rows: they follow the code, not the day's
+    data; cosmos_config.py); a plain `dbt build`, as here in `make test`, runs every one."""
+    assert set(builds["unit_tests"]) == set(manifest["unit_tests"]) and manifest["unit_tests"]
+    assert set(builds["unit_tests"].values()) == {"pass"}
+
+
+def test_the_constraints_and_unique_indexes_that_replace_tests_are_in_the_database(builds, manifest):
+    """Where the database holds a key, no data test reads the table again for it: the marts'
+    not_null and primary-key constraints (enforced contracts), the unique indexes of staging,
+    int_purchases_enriched and the snapshot (their `indexes` config). All are on the tables the
+    daily builds wrote into, so a null or a duplicate fails the build that writes it."""
+    conn = builds["target"].connect()
+    checked = 0
+    try:
+        with conn.cursor() as cur:
+            for node in manifest["nodes"].values():
+                if node["resource_type"] not in ("model", "snapshot"):
+                    continue
+                relation = f"{node['schema']}.{node['alias']}"
+                cur.execute(
+                    "select a.attname from pg_attribute as a where a.attrelid = %s::regclass and a.attnotnull",
+                    (relation,),
+                )
+                not_null = {r[0] for r in cur.fetchall()}
+                cur.execute(
+                    "select array(select a.attname from unnest(i.indkey) as k join pg_attribute as a"
+                    " on a.attrelid = i.indrelid and a.attnum = k), i.indisprimary from pg_index as i"
+                    " where i.indrelid = %s::regclass and i.indisunique",
+                    (relation,),
+                )
+                unique = {(tuple(sorted(cols)), primary) for cols, primary in cur.fetchall()}
+                for name, column in node["columns"].items():
+                    types = {c["type"] for c in column.get("constraints", [])}
+                    if types & {"not_null", "primary_key"}:
+                        assert name in not_null, f"{relation}.{name}: not null in its contract, not in the table"
+                        checked += 1
+                    if "primary_key" in types:
+                        assert ((name,), True) in unique, f"{relation}: no primary key on {name}"
+                for index in node["config"].get("indexes") or []:
+                    if index.get("unique"):
+                        columns = tuple(sorted(index["columns"]))
+                        assert {u for u, _ in unique} >= {columns}, f"{relation}: no unique index on {columns}"
+                        checked += 1
+    finally:
+        conn.close()
+    assert checked > 10
 
 
 def test_a_duplicate_brought_by_a_day_fails_that_days_restricted_test(duplicate_day):

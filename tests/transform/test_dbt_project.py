@@ -39,20 +39,49 @@ def test_every_layer_has_models(manifest):
     assert {"customers", "daily_revenue", "monthly_cohort_retention", "orders", "products"} <= set(names["marts"])
 
 
+def enforced(node: dict) -> dict[str, set[str]]:
+    """{column: {constraint types}} the database enforces on `node` (an enforced contract's
+    column constraints; Postgres enforces not_null and primary_key), {} without a contract."""
+    if not node["config"].get("contract", {}).get("enforced"):
+        return {}
+    return {name: {c["type"] for c in col.get("constraints", [])} for name, col in node["columns"].items()}
+
+
+def unique_indexes(node: dict) -> list[tuple[str, ...]]:
+    """The column lists of `node`'s unique indexes (its `indexes` config): Postgres refuses a
+    duplicate as it is written."""
+    return [tuple(i["columns"]) for i in node["config"].get("indexes") or [] if i.get("unique")]
+
+
+def keys(manifest: dict, node: dict) -> list[tuple[str, ...]]:
+    """`node`'s keys held unique and not null, by data tests or by the database: a column tested
+    unique (or with a unique index) and not_null, a primary-key constraint of an enforced contract,
+    columns tested together by unique_combination_of_columns (or with a unique index on them) and
+    each not_null."""
+    tests = column_tests(manifest, node["unique_id"])
+    not_null = {c for c, names in tests.items() if "not_null" in names}
+    unique = {(c,) for c, names in tests.items() if "unique" in names} | set(unique_indexes(node))
+    found = [u for u in unique if set(u) <= not_null]
+    found += [(c,) for c, types in enforced(node).items() if "primary_key" in types]
+    if "unique_combination_of_columns" in tests.get("", set()):
+        found.append(("<tested combination>",))
+    return found
+
+
 @pytest.mark.parametrize("layer", LAYERS)
-def test_every_model_has_a_primary_key_tested_unique_and_not_null(manifest, layer):
+def test_every_model_has_a_primary_key_tested_or_enforced(manifest, layer):
+    """Unique and not null: by data tests, or by the database (a unique index, or a primary-key
+    constraint of an enforced contract, which every keyed mart has)."""
     for node in models(manifest, layer):
         tests = column_tests(manifest, node["unique_id"])
-        keyed = [c for c, names in tests.items() if {"unique", "not_null"} <= names]
-        compound = tests.get("", set()) & {"unique_combination_of_columns"}
-        assert keyed or compound, f"{node['name']}: no column with both unique and not_null tests ({tests})"
+        assert keys(manifest, node), f"{node['name']}: no key held unique and not null ({tests})"
 
 
 def test_the_snapshot_keeps_one_current_row_per_customer(manifest):
     snapshot = manifest["nodes"]["snapshot.ecommerce.customers_snapshot"]
     assert snapshot["config"]["strategy"] == "check" and snapshot["config"]["unique_key"] == "customer_id"
     tests = column_tests(manifest, snapshot["unique_id"])
-    assert {"unique", "not_null"} <= tests["dbt_scd_id"]
+    assert ("dbt_scd_id",) in keys(manifest, snapshot)  # its unique index, and not_null
     assert "one_current_row_per_key" in tests["customer_id"]
 
 

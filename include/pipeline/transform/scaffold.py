@@ -13,7 +13,8 @@ the models can be written before the first sync. Under include/dbt/models/stagin
 - `stg_<source>__quarantined_records.sql`: the records staging leaves out (a value the loader
   could not fit to its declared type, flagged in `_airbyte_meta`; a date or time that does not
   parse; a missing key), with the reason;
-- `_<source>__models.yml`: `unique` + `not_null` on every key, the quarantine's accepted values.
+- `_<source>__models.yml`: `not_null` on every key (its uniqueness is the model's unique index), the
+  quarantine's accepted values.
 
 It never overwrites a file: an existing one is reported as skipped, so it can be run again after a
 stream is added (delete a file to have it written again).
@@ -273,17 +274,9 @@ def models_yml(source: str, streams: list[StagedStream]) -> str:
             f"  - name: {s.model}",
             f"    description: One row per key of {source}.{s.name} (the latest clean extraction).",
         ]
-        keys = list(s.model_key)
-        if len(keys) == 1:
-            lines += ["    columns:", f"      - name: {keys[0]}", "        data_tests: [unique, not_null]"]
-        else:
-            lines += [
-                "    data_tests:",
-                "      - unique_combination_of_columns:",
-                f"          arguments: {{combination: [{', '.join(keys)}]}}",
-                "    columns:",
-            ]
-            lines += [f"      - name: {k}\n        data_tests: [not_null]" for k in keys]
+        # unique: the model's unique index on its key (model_sql); Postgres refuses a duplicate
+        lines += ["    columns:"]
+        lines += [f"      - name: {k}\n        data_tests: [not_null]" for k in s.model_key]
     quarantine = f"stg_{source}__quarantined_records"
     lines += [
         f"  - name: {quarantine}",
