@@ -13,6 +13,7 @@ the daily run wrote (dbt's rows_affected: merged, inserted or snapshotted); then
 tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
 --project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after);
 --no-raw-index leaves out the index on raw's `_airbyte_extracted_at` the runtime creates.
+Every build is the DAG's: `--exclude-resource-type unit_test` (--unit-tests runs them too).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from include.pipeline import identifiers  # noqa: E402
 from include.pipeline.services.postgres import EmbeddedPostgres  # noqa: E402
 
 DBT = Path(sys.executable).with_name("dbt")
+# Every build here is the one the DAG runs: without dbt's unit tests (fixed rows, not the day's
+# data: include/pipeline/transform/cosmos_config.py); --unit-tests puts them back.
+DAG_BUILD = ("--exclude-resource-type", "unit_test")
 
 
 def run_dbt(
@@ -134,23 +138,26 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     }  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix=f"dbt-scale-{customers}-"))
     project = Path(args.project_dir).resolve()
+    build_flags = () if args.unit_tests else DAG_BUILD
 
     started = time.monotonic()
     size = fill_shop(conn, customers, args.purchases, extracted_at_index=args.raw_index)
     print(
         f"\n== {customers:,} customers, {size.purchases:,} purchases (raw filled in {time.monotonic() - started:.1f} s)"
     )
-    wall0, initial = run_dbt(["build"], project, work, env, args.timeout)
+    wall0, initial = run_dbt(["build", *build_flags], project, work, env, args.timeout)
     nodes0 = relations(initial)
     rows = {name: count_rows(conn, n["relation"]) for name, n in nodes0.items()}
     daily: list[tuple[dict, float, dict, dict]] = []
     for day in range(1, args.days + 1):
         appended = add_day(conn, size, day, share=args.share)
-        wall, results = run_dbt(["build"], project, work, env, args.timeout, logs=f"logs-day{day}")
+        wall, results = run_dbt(["build", *build_flags], project, work, env, args.timeout, logs=f"logs-day{day}")
         (work / f"run_results_day{day}.json").write_text(json.dumps(results))
         daily.append((appended, wall, relations(results), results))
     # the same project rebuilt from scratch on the same data: what the day's build is measured against
-    wall_full, full = run_dbt(["build", "--full-refresh"], project, work, env, args.timeout, logs="logs-full")
+    wall_full, full = run_dbt(
+        ["build", "--full-refresh", *build_flags], project, work, env, args.timeout, logs="logs-full"
+    )
 
     header = f"{'node':34} {'rows':>10} {'initial s':>10} {'us/row':>8}"
     for day in range(1, args.days + 1):
@@ -200,6 +207,7 @@ def main() -> int:
     parser.add_argument(
         "--no-raw-index", dest="raw_index", action="store_false", help="raw tables without the runtime's index"
     )
+    parser.add_argument("--unit-tests", action="store_true", help="run dbt's unit tests too (the DAG does not)")
     parser.add_argument("--top", type=int, default=5, help="costliest nodes listed per build")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
     args = parser.parse_args()
