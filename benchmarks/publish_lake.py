@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/publish_lake.py [--rows 1000000]
 
 Starts a throw-away Postgres and S3 server (the embedded ones the stack uses) in a temp folder,
-fills `marts.orders` with `--rows` order-like rows (ids, text, numeric(12,2), dates, timestamps,
-booleans), publishes it with include/pipeline/publish/lake.py as `make demo` does, reads the
+fills `marts.orders` with `--rows` rows shaped like the orders mart (13 columns: ids, a status,
+timestamps, a date, numerics; its primary key), publishes it with include/pipeline/publish/lake.py as `make demo` does, reads the
 partition back through its manifest (checksums verified) and prints one line per step. Memory
 should stay flat whatever the row count (one row group of 50,000 rows at a time).
 """
@@ -45,15 +45,26 @@ def main() -> int:
             started = time.monotonic()
             with conn, conn.cursor() as cur:
                 cur.execute("create schema marts")
+                # the shape of the orders mart (include/dbt/models/marts/orders.yml): 13 columns,
+                # its primary key from the contract; a null returned_at/refund on most rows
                 cur.execute(
-                    "create table marts.orders as select g as order_id, g %% 100000 as customer_id,"
-                    " 'customer ' || (g %% 100000) as customer_name, (g %% 9973 * 1.37)::numeric(12, 2) as amount,"
-                    " date '2026-01-01' + (g %% 365) as order_date,"
-                    " timestamptz '2026-01-01 00:00:00+00' + g * interval '7 seconds' as placed_at,"
-                    " g %% 3 = 0 as paid, case when g %% 11 = 0 then null else 'shipped' end as status"
+                    "create table marts.orders as select g::bigint as order_id, (g %% 100000)::bigint as customer_id,"
+                    " (g %% 5000)::bigint as product_id,"
+                    " (case when g %% 11 = 0 then 'returned' when g %% 3 = 0 then 'pending' else 'complete' end)::varchar"
+                    " as order_status,"
+                    " timestamptz '2026-01-01 00:00:00+00' + g * interval '7 seconds' as added_to_cart_at,"
+                    " timestamptz '2026-01-01 00:03:00+00' + g * interval '7 seconds' as purchased_at,"
+                    " case when g %% 11 = 0 then timestamptz '2026-02-01 00:00:00+00' + g * interval '7 seconds' end"
+                    " as returned_at, date '2026-01-01' + (g %% 365) as order_date,"
+                    " (g %% 9973 * 0.37)::numeric(12, 2) as unit_price, (g %% 9973 * 1.37)::numeric(14, 2) as gross_amount,"
+                    " case when g %% 11 = 0 then (g %% 9973 * 1.37)::numeric(14, 2) end as refund_amount,"
+                    " (case when g %% 11 = 0 then 0 else g %% 9973 * 1.37 end)::numeric(14, 2) as net_amount,"
+                    " timestamptz '2026-03-01 00:00:00+00' + g * interval '1 second' as updated_at"
                     " from generate_series(1, %s) g",
                     (args.rows,),
                 )
+                cur.execute("alter table marts.orders add primary key (order_id)")
+                cur.execute("analyze marts.orders")
             print(f"filled marts.orders with {args.rows:,} rows in {time.monotonic() - started:.1f} s", flush=True)
             rss_before = peak_rss_mib()
             started = time.monotonic()

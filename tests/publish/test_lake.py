@@ -212,3 +212,75 @@ def test_the_marts_published_are_the_dbt_models_under_models_marts():
     assert sorted(found) == mart_models(), "the DAG's tasks (file names) are the manifest's marts"
     assert found["orders"] == ("marts", "orders") and "daily_revenue" in found
     assert all(schema == "marts" for schema, _ in found.values()) and len(found) >= 5
+
+
+def test_the_lake_holds_the_same_bytes_whatever_the_sessions_date_style_and_time_zone(pg, client):
+    """The publish reads Postgres's own CSV: it sets how values are written (ISO dates, UTC) for
+    its COPY and gives the connection its settings back. Text that looks like a NULL, an empty
+    string and a value with a newline and quotes stay what they are."""
+    with pg, pg.cursor() as cur:
+        cur.execute("update marts.orders set customer = '' where order_id = 3")
+        cur.execute("update marts.orders set customer = 'N/A' where order_id = 4")
+        cur.execute("update marts.orders set customer = 'line one\nline \"two\", end' where order_id = 5")
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    plain = lake.publish_mart(pg, client, "orders", "2026-01-10", lake_bucket=bucket, log=lambda _: None)
+    with pg.cursor() as cur:
+        cur.execute("set datestyle to 'SQL, DMY'")
+        cur.execute("set timezone to 'Asia/Kolkata'")
+    odd = lake.publish_mart(pg, client, "orders", "2026-01-11", lake_bucket=bucket, log=lambda _: None)
+    assert [o["sha256"] for o in odd["objects"]] == [o["sha256"] for o in plain["objects"]]
+    with pg.cursor() as cur:
+        cur.execute("select current_setting('DateStyle'), current_setting('TimeZone')")
+        assert cur.fetchone() == ("SQL, DMY", "Asia/Kolkata"), "the connection's own settings are back"
+    pg.rollback()
+    customers = dict(zip(*(lake.read_partition(client, "orders", "2026-01-11", lake_bucket=bucket)
+                          .select(["order_id", "customer"]).to_pydict().values()), strict=True))  # fmt: skip
+    assert customers[3] == "" and customers[4] == "N/A" and customers[7] is None
+    assert customers[5] == 'line one\nline "two", end'
+
+
+def test_a_value_the_lake_cannot_type_names_the_mart_and_leaves_the_connection_usable(pg, client):
+    with pg, pg.cursor() as cur:
+        cur.execute("update marts.orders set placed_at = 'infinity' where order_id = 42")
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(lake.PublishError, match=r"marts\.orders: a value Postgres wrote cannot be read") as caught:
+        lake.publish_mart(pg, client, "orders", "2026-01-07", lake_bucket=bucket, log=lambda _: None)
+    assert "placed_at" in str(caught.value) or "infinity" in str(caught.value)
+    assert lake.read_manifest(client, "orders", "2026-01-07", lake_bucket=bucket) is None, "nothing committed"
+    with pg.cursor() as cur:
+        cur.execute("select count(*) from marts.orders")
+        assert cur.fetchone()[0] == ROWS
+
+
+def test_an_upload_failing_while_postgres_still_writes_stops_the_copy_and_frees_the_connection(
+    pg, client, small_objects, monkeypatch
+):
+    """The copy runs in a thread beside the upload: an upload that fails early cancels the query
+    still streaming, the thread ends and the connection takes the next statement."""
+    import threading
+
+    streaming = []
+    finish = lake._CopyOut.finish
+
+    def watched(self, *, failed):
+        streaming.append(self._thread.is_alive())
+        return finish(self, failed=failed)
+
+    monkeypatch.setattr(lake._CopyOut, "finish", watched)
+
+    with pg, pg.cursor() as cur:
+        cur.execute(
+            "insert into marts.orders (order_id, customer, amount) select g, repeat('c', 60) || g, 1"
+            " from generate_series(%s, %s) g",
+            (ROWS + 1, ROWS + 1_000_000),
+        )
+    threads = threading.active_count()
+    with pytest.raises(ConnectionError, match="injected"):
+        lake.publish_mart(
+            pg, FailingPut(client, fail_on=1), "orders", "2026-01-13", lake_bucket=f"lake-{uuid.uuid4().hex[:8]}"
+        )
+    assert streaming == [True], "the upload failed while Postgres was still writing"
+    assert threading.active_count() == threads, "the copy's thread ended"
+    with pg.cursor() as cur:
+        cur.execute("select count(*) from marts.orders")
+        assert cur.fetchone()[0] == ROWS + 1_000_000

@@ -2,10 +2,12 @@
 
 A partition is committed atomically, the way a reader can check without any lock:
 
-1. the mart is read in a fixed order (every column, `order_by`) with a server-side cursor,
-   `ROWS_PER_GROUP` rows at a time, and written as Parquet row groups to a local file; every
-   `ROWS_PER_OBJECT` rows the file is closed and uploaded as `part-<NNNN>-<sha256 prefix>.parquet`
-   (memory holds one row group, disk one object);
+1. the mart is read in a fixed order (its primary key, or every column when it has none:
+   `order_by`) as Postgres's own CSV (`COPY ... TO STDOUT`, streamed through a pipe: no Python
+   object per value), parsed by Arrow into the columns' types, and written as Parquet row groups
+   of `ROWS_PER_GROUP` rows to a local file; every `ROWS_PER_OBJECT` rows the file is closed and
+   uploaded as `part-<NNNN>-<sha256 prefix>.parquet` (memory holds a few row groups, disk one
+   object);
 2. `_manifest.json` is written last: the objects with their rows, bytes and sha256, the schema,
    the row count, the dbt invocation id and the run id;
 3. only then are the partition's other objects deleted (an earlier run's, a failed attempt's).
@@ -23,12 +25,15 @@ throughout; rows that changed make new keys, which no committed manifest lists.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,32 +110,135 @@ def columns_of(cur, schema: str, table: str) -> list[Column]:
     return found
 
 
-def converter(column: Column) -> Callable | None:
-    """How a value psycopg2 returns becomes the column's Arrow value (None: as it comes)."""
-    if column.pg_type in ("json", "jsonb"):
-        return lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
-    if column.pg_type == "numeric" and (column.precision is None or column.scale is None):
-        return lambda v: None if v is None else float(v)
-    if column.pg_type not in _NATIVE:
-        return lambda v: None if v is None else str(v)
-    return None
+def key_columns(cur, schema: str, table: str) -> list[str]:
+    """The table's primary-key columns in key order ([] when it has none: a mart's enforced
+    contract gives it one)."""
+    cur.execute(
+        "select a.attname from pg_index i join pg_class c on c.oid = i.indrelid"
+        " join pg_namespace n on n.oid = c.relnamespace"
+        " cross join lateral unnest(i.indkey) with ordinality as k(attnum, position)"
+        " join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum"
+        " where n.nspname = %s and c.relname = %s and i.indisprimary order by k.position",
+        (schema, table),
+    )
+    return [name for (name,) in cur.fetchall()]
 
 
-_NATIVE = {
-    "smallint", "integer", "bigint", "real", "double precision", "numeric", "boolean", "date",
-    "timestamp without time zone", "timestamp with time zone", "text", "character varying", "character",
-}  # fmt: skip
-
-
-def order_by(columns: list[Column]):
-    """Every column, in table order, as the publish's sort: the same rows come out in the same order
-    whatever order a rebuilt table holds them in (json has no ordering: its text)."""
+def order_by(columns: list[Column], key: list[str] | None = None):
+    """The publish's sort, so the same rows come out in the same order whatever order a rebuilt
+    table holds them in: the primary key (unique, so a total order), else every column in table
+    order (json has no ordering: its text)."""
     from psycopg2 import sql
 
+    if key:
+        return sql.SQL(", ").join(sql.Identifier(name) for name in key)
     return sql.SQL(", ").join(
         sql.SQL("{}::text").format(sql.Identifier(c.name)) if c.pg_type == "json" else sql.Identifier(c.name)
         for c in columns
     )
+
+
+# How Postgres writes values as text for the publish's COPY, whatever the server's or the role's
+# defaults: ISO dates, timestamptz with a UTC offset, floats that read back to the same value.
+_OUTPUT_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC", "extra_float_digits": "1", "IntervalStyle": "postgres"}
+
+
+def csv_options(columns: list[Column]):
+    """Arrow's reading of Postgres's CSV: NULL is an unquoted empty field, an empty string a
+    quoted one; booleans t/f; a value may hold newlines; nothing else is NULL ("N/A" is text)."""
+    import pyarrow.csv as pacsv
+
+    return (
+        pacsv.ReadOptions(column_names=[c.name for c in columns], block_size=8 << 20),
+        pacsv.ParseOptions(newlines_in_values=True),
+        pacsv.ConvertOptions(
+            column_types={c.name: c.arrow_type() for c in columns}, null_values=[""], strings_can_be_null=True,
+            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
+        ),
+    )  # fmt: skip
+
+
+class _CopyOut:
+    """`COPY (query) TO STDOUT (FORMAT csv)` into a pipe, fed by a thread while the caller reads it:
+    Postgres writes, Arrow parses, at the same time. A reader that stops early closes its end; the
+    copy then fails on the broken pipe and the query is cancelled."""
+
+    def __init__(self, pg_conn, statement):
+        self._conn = pg_conn
+        read_fd, write_fd = os.pipe()
+        self.reader = os.fdopen(read_fd, "rb", buffering=1 << 20)
+        self._writer = os.fdopen(write_fd, "wb", buffering=1 << 20)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._copy, args=(statement,), name="publish-copy", daemon=True)
+        self._thread.start()
+
+    def _copy(self, statement) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.copy_expert(statement, self._writer)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader's thread by `finish`
+            self.error = exc
+        finally:
+            try:
+                self._writer.close()
+            except OSError:
+                pass  # the reader went away: its own error is the one reported
+
+    def finish(self, *, failed: bool) -> None:
+        """Wait for the copy; raise its error (a reader's failure, already raised, wins)."""
+        if failed and self._thread.is_alive():
+            self._conn.cancel()
+        self.reader.close()
+        self._thread.join()
+        if failed and self.error is not None:
+            import psycopg2.extensions
+
+            if self._conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+                self._conn.rollback()  # the cancelled copy aborted it: a rollback is all it can take
+        if self.error is not None and not failed:
+            raise self.error
+
+
+def _batches(pg_conn, statement, columns: list[Column], where: str):
+    """The query's rows as Arrow record batches, parsed from Postgres's CSV."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    copy = _CopyOut(pg_conn, statement)
+    failed = True
+    try:
+        read, parse, convert = csv_options(columns)
+        try:
+            reader = pacsv.open_csv(copy.reader, read_options=read, parse_options=parse, convert_options=convert)
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            if copy.error is not None:  # the copy failed first: the CSV was cut short
+                raise copy.error from exc
+            raise PublishError(f"{where}: a value Postgres wrote cannot be read as its column's type: {exc}") from exc
+        failed = False
+    finally:
+        copy.finish(failed=failed)
+
+
+class _Regroup:
+    """Record batches of any size in, tables of exactly the sizes asked for out (the row groups'
+    boundaries depend on the rows alone, so the same rows give the same bytes)."""
+
+    def __init__(self, schema):
+        self._schema, self._batches, self.rows = schema, [], 0
+
+    def add(self, batch) -> None:
+        if batch.num_rows:
+            self._batches.append(batch)
+            self.rows += batch.num_rows
+
+    def take(self, n: int):
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(self._batches, schema=self._schema)
+        head, rest = table.slice(0, n), table.slice(n)
+        self._batches, self.rows = rest.to_batches(), rest.num_rows
+        return head.combine_chunks()
 
 
 def _sha256(path: Path) -> str:
@@ -166,20 +274,19 @@ def publish_mart(
         client.make_bucket(lake_bucket)
     with pg_conn.cursor() as cur:
         columns = columns_of(cur, schema, mart)
+        primary_key = key_columns(cur, schema, mart)
+        saved = {}
+        for name, value in _OUTPUT_SETTINGS.items():
+            cur.execute("select current_setting(%s), set_config(%s, %s, false)", (name, name, value))
+            saved[name] = cur.fetchone()[0]
     arrow_schema = pa.schema([pa.field(c.name, c.arrow_type()) for c in columns])
-    converters = [converter(c) for c in columns]
+    statement = sql.SQL("copy (select {} from {}.{} order by {}) to stdout with (format csv)").format(
+        sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
+        sql.Identifier(schema), sql.Identifier(mart), order_by(columns, primary_key),
+    )  # fmt: skip
     objects: list[dict] = []
     total_rows = 0
-    with (
-        tempfile.TemporaryDirectory(prefix=f"publish-{mart}-") as tmp,
-        pg_conn.cursor(name=f"publish_{attempt}") as cur,
-    ):
-        cur.itersize = ROWS_PER_GROUP
-        cur.execute(
-            sql.SQL("select * from {}.{} order by {}").format(
-                sql.Identifier(schema), sql.Identifier(mart), order_by(columns)
-            )
-        )
+    with tempfile.TemporaryDirectory(prefix=f"publish-{mart}-") as tmp:
         writer, path, rows_in_object = None, None, 0
 
         def finish_object() -> None:
@@ -194,21 +301,30 @@ def publish_mart(
             log(f"publish {mart} ds={ds}: {key} ({rows_in_object:,} rows, {size:,} bytes)")
             writer, path, rows_in_object = None, None, 0
 
-        while rows := cur.fetchmany(min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)):
+        def write_group(group) -> None:
+            nonlocal writer, path, rows_in_object, total_rows
             if writer is None:
                 path = Path(tmp) / f"part-{len(objects):04d}.parquet"
                 writer = pq.ParquetWriter(path, arrow_schema, compression="zstd")
-            arrays = [
-                pa.array(values if convert is None else [convert(v) for v in values], type=f.type)
-                for convert, f, values in zip(converters, arrow_schema, zip(*rows, strict=True), strict=True)
-            ]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=arrow_schema))  # one row group
-            rows_in_object += len(rows)
-            total_rows += len(rows)
+            writer.write_table(group, row_group_size=group.num_rows)  # one row group
+            rows_in_object += group.num_rows
+            total_rows += group.num_rows
             if rows_in_object >= ROWS_PER_OBJECT:
                 finish_object()
+
+        pending = _Regroup(arrow_schema)
+        with contextlib.closing(_batches(pg_conn, statement, columns, f"{schema}.{mart}")) as batches:
+            for batch in batches:
+                pending.add(batch)
+                while pending.rows >= (wanted := min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)):
+                    write_group(pending.take(wanted))
+        while pending.rows:
+            write_group(pending.take(min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)))
         if writer is not None:
             finish_object()
+    with pg_conn.cursor() as cur:  # the connection's own settings back (a failed run's are rolled back)
+        for name, value in saved.items():
+            cur.execute("select set_config(%s, %s, false)", (name, value))
     manifest = {
         "mart": mart,
         "ds": ds,
