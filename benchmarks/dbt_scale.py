@@ -12,7 +12,8 @@ the initial build and time per row, the daily run's time, the daily/initial rati
 the daily run wrote (dbt's rows_affected: merged, inserted or snapshotted); then the
 tests' summed time and each build's wall time. Per-model times are dbt's own (run_results.json).
 --project-dir measures another copy of the project (e.g. the old staging SQL, for a before/after);
---no-raw-index leaves out the index on raw's `_airbyte_extracted_at` the runtime creates.
+--no-raw-index leaves out the index on raw's `_airbyte_extracted_at` the runtime creates; --threads
+sets dbt's threads (default: the profile's, 2, as the DAG).
 Every build is the DAG's: `--exclude-resource-type unit_test` (--unit-tests runs them too).
 """
 
@@ -138,7 +139,7 @@ def measure(server: EmbeddedPostgres, customers: int, args: argparse.Namespace) 
     }  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix=f"dbt-scale-{customers}-"))
     project = Path(args.project_dir).resolve()
-    build_flags = () if args.unit_tests else DAG_BUILD
+    build_flags = (() if args.unit_tests else DAG_BUILD) + ((f"--threads={args.threads}",) if args.threads else ())
 
     started = time.monotonic()
     size = fill_shop(conn, customers, args.purchases, extracted_at_index=args.raw_index)
@@ -209,6 +210,9 @@ def main() -> int:
     )
     parser.add_argument("--unit-tests", action="store_true", help="run dbt's unit tests too (the DAG does not)")
     parser.add_argument("--top", type=int, default=5, help="costliest nodes listed per build")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="dbt's threads (default: the profile's 2, as the DAG)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per dbt build")
     args = parser.parse_args()
 

@@ -243,9 +243,10 @@ def test_a_value_the_lake_cannot_type_names_the_mart_and_leaves_the_connection_u
     with pg, pg.cursor() as cur:
         cur.execute("update marts.orders set placed_at = 'infinity' where order_id = 42")
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(lake.PublishError, match=r"marts\.orders: a value Postgres wrote cannot be read") as caught:
+    with pytest.raises(
+        lake.PublishError, match=r"marts\.orders: a value of column placed_at \(timestamp with time zone\)"
+    ):
         lake.publish_mart(pg, client, "orders", "2026-01-07", lake_bucket=bucket, log=lambda _: None)
-    assert "placed_at" in str(caught.value) or "infinity" in str(caught.value)
     assert lake.read_manifest(client, "orders", "2026-01-07", lake_bucket=bucket) is None, "nothing committed"
     with pg.cursor() as cur:
         cur.execute("select count(*) from marts.orders")

@@ -83,7 +83,6 @@ models:
         description: The order refunded (primary key).
         data_type: bigint
         constraints: [{type: not_null}, {type: primary_key}]
-        data_tests: [unique, not_null]
       - name: refund_count
         description: Refunds of the order.
         data_type: bigint

@@ -15,6 +15,7 @@ import pytest
 
 from include.pipeline import environments, settings
 from include.pipeline.ingest.declaration import load_connections
+from tests.support.cosmos_tasks import last_task, run_task, tested_models
 
 PROBE = Path(__file__).with_name("cosmos_probe.py")
 PRODUCER = "transform.dbt_producer_watcher"
@@ -48,17 +49,22 @@ def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_
     ingest = sorted(f"ingest.{c.name}" for c in load_connections().connections)
     assert tasks["freshness"]["upstream"] == ingest
     sensors = {t: v for t, v in tasks.items() if v["node"]}
+    tested = tested_models(manifest)
     for model in models:
-        assert "DbtRunLocalOperator" in tasks[f"transform.{model}.run"]["bases"]  # it reruns its model
-        assert tasks[f"transform.{model}.run"]["node"] == f"model.ecommerce.{model}"
-        assert "DbtTestLocalOperator" in tasks[f"transform.{model}.test"]["bases"]
-        assert tasks[f"transform.{model}.test"]["upstream"] == [f"transform.{model}.run"]
+        run = run_task(model, tested)
+        assert "DbtRunLocalOperator" in tasks[run]["bases"]  # it reruns its model
+        assert tasks[run]["node"] == f"model.ecommerce.{model}"
+        if model in tested:
+            assert "DbtTestLocalOperator" in tasks[f"transform.{model}.test"]["bases"]
+            assert tasks[f"transform.{model}.test"]["upstream"] == [run]
+        else:
+            assert f"transform.{model}.test" not in tasks
     assert "DbtSnapshotLocalOperator" in tasks["transform.customers_snapshot.snapshot"]["bases"]
     assert not any("Watcher" in base for task in tasks.values() for base in task["bases"]), "no Cosmos watcher class"
     assert tasks["transform.customers_snapshot.snapshot"]["upstream"] == ["transform.stg_shop__users.test"]
     # every per-node task watches that one producer: no other task in the group runs dbt
     assert {v["producer"] for v in sensors.values()} == {PRODUCER}
-    assert len(sensors) == 2 * len(models) + 2
+    assert len(sensors) == len(models) + len(tested & set(models)) + 2
 
 
 def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(rendered):
@@ -81,10 +87,12 @@ def test_each_node_task_starts_in_the_triggerer_so_it_costs_no_worker_process(re
         ("customers", ["int_purchase_changes", "int_purchases_enriched", "stg_shop__users"]),
     ],
 )
-def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(rendered, model, parents):
+def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(rendered, manifest, model, parents):
     # dbt build skips a failed test's children; in Airflow the child's task waits for the parent's
-    # test task, so a red test leaves its children upstream_failed (never retried into a rebuild)
-    assert rendered["tasks"][f"transform.{model}.run"]["upstream"] == [f"transform.{p}.test" for p in parents]
+    # test task, so a red test leaves its children upstream_failed (never retried into a rebuild);
+    # a parent without tests: its one task
+    tested = tested_models(manifest)
+    assert rendered["tasks"][run_task(model, tested)]["upstream"] == sorted(last_task(p, tested) for p in parents)
 
 
 def test_docs_are_generated_after_the_whole_transform(rendered):
@@ -106,9 +114,10 @@ def test_each_mart_is_published_after_its_own_model_and_tests_only(rendered, man
         if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
     ]  # fmt: skip
     assert marts and {t for t in tasks if t.startswith("publish.")} == {f"publish.{m}" for m in marts}
+    tested = tested_models(manifest)
     for mart in marts:
-        own = [t for t in (f"transform.{mart}.run", f"transform.{mart}.test") if t in tasks]  # .test: if it has tests
-        assert tasks[f"publish.{mart}"]["upstream"] == own and own[0] == f"transform.{mart}.run"
+        own = [run_task(mart, tested)] + ([f"transform.{mart}.test"] if mart in tested else [])
+        assert tasks[f"publish.{mart}"]["upstream"] == own
         assert tasks[f"publish.{mart}"]["trigger_rule"] == "all_success"
 
 
@@ -123,16 +132,20 @@ def test_the_runs_dbt_artifacts_are_published_whatever_the_transform_did(rendere
 
 def test_each_nodes_metrics_row_is_filed_under_the_task_that_shows_the_node(rendered, manifest):
     task_of = rendered["metrics_task_of"]
+    tested = tested_models(manifest)
     for uid, node in manifest["nodes"].items():
         if node["resource_type"] == "model":
-            assert task_of[uid] == f"transform.{node['name']}.run"
+            assert task_of[uid] == run_task(node["name"], tested)
         elif node["resource_type"] == "snapshot":
             assert task_of[uid] == f"transform.{node['name']}.snapshot"
-    orders_tests = [
-        uid for uid, n in manifest["nodes"].items()
-        if n["resource_type"] == "test" and n["depends_on"]["nodes"] == ["model.ecommerce.orders"]
-    ]  # fmt: skip
-    assert orders_tests and {task_of[t] for t in orders_tests} == {"transform.orders.test"}
+    own_tests: dict[str, list[str]] = {}  # a model's tests that read it alone: shown by its test task
+    for uid, n in manifest["nodes"].items():
+        parents = n["depends_on"]["nodes"] if n["resource_type"] == "test" else []
+        if len(parents) == 1 and parents[0].startswith("model."):
+            own_tests.setdefault(manifest["nodes"][parents[0]]["name"], []).append(uid)
+    assert own_tests
+    for model, tests in own_tests.items():
+        assert {task_of[t] for t in tests} == {f"transform.{model}.test"}, model
 
 
 def test_the_full_refresh_param_reaches_the_dbt_build_as_a_flag(rendered):

@@ -19,6 +19,8 @@ kept by difference, merges only the days the day touched (moved, returned and la
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from psycopg2 import sql
 
@@ -284,15 +286,17 @@ def test_a_daily_build_tests_the_rows_it_touched(builds, manifest):
             and (n.get("test_metadata") or {}).get("name") in kinds and n["name"] in builds["tests"]
         ]  # fmt: skip
 
+    # keys are unique indexes or primary-key constraints, the marts' rules check constraints: the
+    # tests left are looked at (a model may have none left: int_purchases_enriched, customers)
+    kinds = ("unique", "not_null", "accepted_values", "accepted_range", "not_before", "relationships")
     big = ("stg_shop__users", "stg_shop__purchases", "int_purchases_enriched", "orders", "customers")
-    for model in big:  # keys are unique indexes or primary-key constraints: the other tests are looked at
-        names = tests_of(
-            model, ("unique", "not_null", "accepted_values", "accepted_range", "not_before", "relationships")
-        )
-        assert names and all(restricted(builds["tests"][name]) for name in names), (model, names)
+    for model in big:
+        names = tests_of(model, kinds)
+        assert all(restricted(builds["tests"][name]) for name in names), (model, names)
         assert not any(restricted(builds["first_tests"][name]) for name in names), model
+    assert all(tests_of(model, kinds) for model in ("stg_shop__users", "stg_shop__purchases", "orders"))
     small = [
-        name for model in ("products", "monthly_cohort_retention") for name in tests_of(model, ("accepted_range",))
+        name for model in ("stg_shop__products", "stg_shop__quarantined_records") for name in tests_of(model, kinds)
     ]
     assert small and not any(restricted(builds["tests"][name]) for name in small)
 
@@ -305,8 +309,8 @@ def test_the_unit_tests_run_and_pass_here_as_the_daily_dag_leaves_them_out(build
 
 
 def test_the_constraints_and_unique_indexes_that_replace_tests_are_in_the_database(builds, manifest):
-    """Where the database holds a key, no data test reads the table again for it: the marts'
-    not_null and primary-key constraints (enforced contracts), the unique indexes of staging,
+    """Where the database holds a key or a rule, no data test reads the table again for it: the
+    marts' not_null, primary-key and check constraints (enforced contracts), the unique indexes of staging,
     int_purchases_enriched and the snapshot (their `indexes` config). All are on the tables the
     daily builds wrote into, so a null or a duplicate fails the build that writes it."""
     conn = builds["target"].connect()
@@ -329,6 +333,23 @@ def test_the_constraints_and_unique_indexes_that_replace_tests_are_in_the_databa
                     (relation,),
                 )
                 unique = {(tuple(sorted(cols)), primary) for cols, primary in cur.fetchall()}
+                cur.execute(
+                    "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass"
+                    " and contype = 'c'",
+                    (relation,),
+                )
+                checks = [" ".join(r[0].split()) for r in cur.fetchall()]
+                declared = [c for column in node["columns"].values() for c in column.get("constraints", [])] + list(
+                    node.get("constraints") or []
+                )
+                assert len([c for c in declared if c["type"] == "check"]) <= len(checks), (relation, checks)
+                for c in declared:
+                    if c["type"] == "check":  # Postgres writes it back its own way: its column names are there
+                        words = set(re.findall(r"[a-z_]+", c["expression"])) - {"in", "and", "between", "or"}
+                        assert any(words <= set(re.findall(r"[a-z_]+", found)) for found in checks), (relation, c)
+                        checked += 1
+                    if c["type"] == "primary_key" and c.get("columns"):
+                        assert (tuple(sorted(c["columns"])), True) in unique, f"{relation}: no primary key {c}"
                 for name, column in node["columns"].items():
                     types = {c["type"] for c in column.get("constraints", [])}
                     if types & {"not_null", "primary_key"}:
@@ -344,6 +365,24 @@ def test_the_constraints_and_unique_indexes_that_replace_tests_are_in_the_databa
     finally:
         conn.close()
     assert checked > 10
+
+
+@pytest.mark.parametrize(
+    ("mart", "column", "value"),
+    [("orders", "order_status", "'shipped'"), ("customers", "lifetime_value", "-1"), ("products", "return_rate", "2")],
+)
+def test_a_row_breaking_a_marts_rule_is_refused_as_it_is_written(builds, mart, column, value):
+    """The rules the marts' tests used to read back are check constraints: Postgres refuses the
+    row (a day's merge writing it fails, in its transaction: the mart keeps its rows)."""
+    import psycopg2.errors
+
+    conn = builds["target"].connect()
+    try:
+        with pytest.raises(psycopg2.errors.CheckViolation), conn.cursor() as cur:
+            cur.execute(f"update marts.{mart} set {column} = {value} where ctid = (select min(ctid) from marts.{mart})")  # noqa: S608 - literals
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 def test_a_duplicate_brought_by_a_day_fails_that_days_restricted_test(duplicate_day):

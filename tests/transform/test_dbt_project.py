@@ -55,14 +55,17 @@ def unique_indexes(node: dict) -> list[tuple[str, ...]]:
 
 def keys(manifest: dict, node: dict) -> list[tuple[str, ...]]:
     """`node`'s keys held unique and not null, by data tests or by the database: a column tested
-    unique (or with a unique index) and not_null, a primary-key constraint of an enforced contract,
-    columns tested together by unique_combination_of_columns (or with a unique index on them) and
+    unique (or with a unique index) and not_null, a primary-key constraint of an enforced contract
+    (on a column, or the model's on several), columns tested together by unique_combination_of_columns (or with a unique index on them) and
     each not_null."""
     tests = column_tests(manifest, node["unique_id"])
     not_null = {c for c, names in tests.items() if "not_null" in names}
+    not_null |= {c for c, types in enforced(node).items() if types & {"not_null", "primary_key"}}
     unique = {(c,) for c, names in tests.items() if "unique" in names} | set(unique_indexes(node))
     found = [u for u in unique if set(u) <= not_null]
     found += [(c,) for c, types in enforced(node).items() if "primary_key" in types]
+    if node["config"].get("contract", {}).get("enforced"):  # a model-level (compound) primary key
+        found += [tuple(c["columns"]) for c in node.get("constraints") or [] if c["type"] == "primary_key"]
     if "unique_combination_of_columns" in tests.get("", set()):
         found.append(("<tested combination>",))
     return found

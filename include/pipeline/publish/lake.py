@@ -214,7 +214,13 @@ def _batches(pg_conn, statement, columns: list[Column], where: str):
         except pa.ArrowInvalid as exc:
             if copy.error is not None:  # the copy failed first: the CSV was cut short
                 raise copy.error from exc
-            raise PublishError(f"{where}: a value Postgres wrote cannot be read as its column's type: {exc}") from exc
+            found = re.search(r"CSV column #(\d+)", str(exc))
+            column = columns[int(found.group(1))] if found and int(found.group(1)) < len(columns) else None
+            what = f"column {column.name} ({column.pg_type})" if column else "a column"
+            raise PublishError(
+                f"{where}: a value of {what} has no Parquet form of its type (Arrow: {exc}); fix the value in the"
+                " model or cast the column"
+            ) from exc
         failed = False
     finally:
         copy.finish(failed=failed)
