@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from include.pipeline import environments, settings
-from tests.support.cosmos_tasks import run_task, tested_models
+from tests.support.cosmos_tasks import models_with_tests, run_task
 from tests.support.declarations import declaration, edited, write
 
 # The DAG folder the stack's Airflow loads (`make demo`, `make up`), not a copy of its path.
@@ -104,7 +104,7 @@ def test_one_ingest_task_per_declared_connection_then_one_task_per_dbt_model(par
         assert f"ingest.{connection.name}" in tasks
     manifest = json.loads((settings.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
     models = [n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"]
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     for model in models:
         assert run_task(model, tested) in tasks, f"no task runs model {model}: {sorted(tasks)}"
         assert model not in tested or f"transform.{model}.test" in tasks, f"model {model} has tests but no test task"

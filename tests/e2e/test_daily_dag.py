@@ -10,7 +10,7 @@ from include.pipeline.ingest.declaration import load_connections
 from include.pipeline.ingest.embedded_sync import expected_counts
 from include.pipeline.publish import artifacts as artifacts_module
 from tests.support import E2E_DATE
-from tests.support.cosmos_tasks import dbt_manifest, last_task, run_task, tested_models
+from tests.support.cosmos_tasks import dbt_manifest, last_task, models_with_tests, run_task
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def test_the_daily_dag_runs_green_and_a_rerun_of_the_same_day_changes_nothing(ow
     assert first["marts.orders"] == first["staging.stg_shop__purchases"] == (rows["purchases"], rows["purchases"])
     # every dbt model ran as its own task, with its tests after it (if it has any), and all succeeded
     manifest = dbt_manifest()
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     for model in (n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"):
         assert f"task_id={run_task(model, tested)}" in log and f"task_id={last_task(model, tested)}" in log
 

@@ -17,7 +17,7 @@ def dbt_manifest() -> dict:
     return json.loads((settings.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
 
 
-def tested_models(manifest: dict) -> set[str]:
+def models_with_tests(manifest: dict) -> set[str]:
     """The names of the models a data test reads (a relationships test: both of its models)."""
     nodes = manifest["nodes"]
     return {

@@ -15,7 +15,7 @@ import pytest
 
 from include.pipeline import environments, settings
 from include.pipeline.ingest.declaration import load_connections
-from tests.support.cosmos_tasks import last_task, run_task, tested_models
+from tests.support.cosmos_tasks import last_task, models_with_tests, run_task
 
 PROBE = Path(__file__).with_name("cosmos_probe.py")
 PRODUCER = "transform.dbt_producer_watcher"
@@ -49,7 +49,7 @@ def test_one_dbt_build_in_the_producer_and_one_task_per_model_its_tests_and_the_
     ingest = sorted(f"ingest.{c.name}" for c in load_connections().connections)
     assert tasks["freshness"]["upstream"] == ingest
     sensors = {t: v for t, v in tasks.items() if v["node"]}
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     for model in models:
         run = run_task(model, tested)
         assert "DbtRunLocalOperator" in tasks[run]["bases"]  # it reruns its model
@@ -91,7 +91,7 @@ def test_a_model_runs_only_after_its_parents_tests_so_a_failing_test_stops_it(re
     # dbt build skips a failed test's children; in Airflow the child's task waits for the parent's
     # test task, so a red test leaves its children upstream_failed (never retried into a rebuild);
     # a parent without tests: its one task
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     assert rendered["tasks"][run_task(model, tested)]["upstream"] == sorted(last_task(p, tested) for p in parents)
 
 
@@ -114,7 +114,7 @@ def test_each_mart_is_published_after_its_own_model_and_tests_only(rendered, man
         if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
     ]  # fmt: skip
     assert marts and {t for t in tasks if t.startswith("publish.")} == {f"publish.{m}" for m in marts}
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     for mart in marts:
         own = [run_task(mart, tested)] + ([f"transform.{mart}.test"] if mart in tested else [])
         assert tasks[f"publish.{mart}"]["upstream"] == own
@@ -132,7 +132,7 @@ def test_the_runs_dbt_artifacts_are_published_whatever_the_transform_did(rendere
 
 def test_each_nodes_metrics_row_is_filed_under_the_task_that_shows_the_node(rendered, manifest):
     task_of = rendered["metrics_task_of"]
-    tested = tested_models(manifest)
+    tested = models_with_tests(manifest)
     for uid, node in manifest["nodes"].items():
         if node["resource_type"] == "model":
             assert task_of[uid] == run_task(node["name"], tested)

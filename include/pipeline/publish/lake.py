@@ -191,10 +191,10 @@ class _CopyOut:
         self.reader.close()
         self._thread.join()
         if failed and self.error is not None:
-            import psycopg2.extensions
-
-            if self._conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR:
-                self._conn.rollback()  # the cancelled copy aborted it: a rollback is all it can take
+            # the copy was cut (cancelled, or its pipe closed): its transaction is aborted, or will
+            # be once the server's error is read; a rollback is all it can take (libpq drops what
+            # is left of the COPY), and it gives the connection its settings back
+            self._conn.rollback()
         if self.error is not None and not failed:
             raise self.error
 
@@ -247,6 +247,20 @@ class _Regroup:
         return head.combine_chunks()
 
 
+def _restore(pg_conn, saved: dict[str, str], *, quietly: bool = False) -> None:
+    """Give the connection back the settings the publish changed for its COPY (after a failure:
+    as far as its transaction allows; a rollback restores them anyway)."""
+    import psycopg2
+
+    try:
+        with pg_conn.cursor() as cur:
+            for name, value in saved.items():
+                cur.execute("select set_config(%s, %s, false)", (name, value))
+    except psycopg2.Error:
+        if not quietly:
+            raise
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -292,45 +306,47 @@ def publish_mart(
     )  # fmt: skip
     objects: list[dict] = []
     total_rows = 0
-    with tempfile.TemporaryDirectory(prefix=f"publish-{mart}-") as tmp:
-        writer, path, rows_in_object = None, None, 0
-
-        def finish_object() -> None:
-            nonlocal writer, path, rows_in_object
-            writer.close()
-            size, digest = path.stat().st_size, _sha256(path)
-            key = f"{prefix}part-{len(objects):04d}-{digest[:16]}.parquet"  # named by its content
-            entry = {"key": key, "rows": rows_in_object, "bytes": size, "sha256": digest}
-            client.fput_object(lake_bucket, key, str(path), content_type="application/vnd.apache.parquet")
-            path.unlink()
-            objects.append(entry)
-            log(f"publish {mart} ds={ds}: {key} ({rows_in_object:,} rows, {size:,} bytes)")
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"publish-{mart}-") as tmp:
             writer, path, rows_in_object = None, None, 0
 
-        def write_group(group) -> None:
-            nonlocal writer, path, rows_in_object, total_rows
-            if writer is None:
-                path = Path(tmp) / f"part-{len(objects):04d}.parquet"
-                writer = pq.ParquetWriter(path, arrow_schema, compression="zstd")
-            writer.write_table(group, row_group_size=group.num_rows)  # one row group
-            rows_in_object += group.num_rows
-            total_rows += group.num_rows
-            if rows_in_object >= ROWS_PER_OBJECT:
-                finish_object()
+            def finish_object() -> None:
+                nonlocal writer, path, rows_in_object
+                writer.close()
+                size, digest = path.stat().st_size, _sha256(path)
+                key = f"{prefix}part-{len(objects):04d}-{digest[:16]}.parquet"  # named by its content
+                entry = {"key": key, "rows": rows_in_object, "bytes": size, "sha256": digest}
+                client.fput_object(lake_bucket, key, str(path), content_type="application/vnd.apache.parquet")
+                path.unlink()
+                objects.append(entry)
+                log(f"publish {mart} ds={ds}: {key} ({rows_in_object:,} rows, {size:,} bytes)")
+                writer, path, rows_in_object = None, None, 0
 
-        pending = _Regroup(arrow_schema)
-        with contextlib.closing(_batches(pg_conn, statement, columns, f"{schema}.{mart}")) as batches:
-            for batch in batches:
-                pending.add(batch)
-                while pending.rows >= (wanted := min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)):
-                    write_group(pending.take(wanted))
-        while pending.rows:
-            write_group(pending.take(min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)))
-        if writer is not None:
-            finish_object()
-    with pg_conn.cursor() as cur:  # the connection's own settings back (a failed run's are rolled back)
-        for name, value in saved.items():
-            cur.execute("select set_config(%s, %s, false)", (name, value))
+            def write_group(group) -> None:
+                nonlocal writer, path, rows_in_object, total_rows
+                if writer is None:
+                    path = Path(tmp) / f"part-{len(objects):04d}.parquet"
+                    writer = pq.ParquetWriter(path, arrow_schema, compression="zstd")
+                writer.write_table(group, row_group_size=group.num_rows)  # one row group
+                rows_in_object += group.num_rows
+                total_rows += group.num_rows
+                if rows_in_object >= ROWS_PER_OBJECT:
+                    finish_object()
+
+            pending = _Regroup(arrow_schema)
+            with contextlib.closing(_batches(pg_conn, statement, columns, f"{schema}.{mart}")) as batches:
+                for batch in batches:
+                    pending.add(batch)
+                    while pending.rows >= (wanted := min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)):
+                        write_group(pending.take(wanted))
+            while pending.rows:
+                write_group(pending.take(min(ROWS_PER_GROUP, ROWS_PER_OBJECT - rows_in_object)))
+            if writer is not None:
+                finish_object()
+    except BaseException:
+        _restore(pg_conn, saved, quietly=True)
+        raise
+    _restore(pg_conn, saved)
     manifest = {
         "mart": mart,
         "ds": ds,
