@@ -143,12 +143,18 @@ def test_the_embedded_warehouse_runs_with_settings_sized_to_the_machine(postgres
 
 
 @pytest.mark.parametrize(
-    ("ram_mib", "shared_buffers", "work_mem", "maintenance_work_mem"),
-    [(2048, "256MB", "16MB", "128MB"), (8192, "1024MB", "64MB", "512MB"), (65536, "2048MB", "64MB", "1024MB")],
+    ("ram_mib", "shared_buffers", "work_mem", "maintenance_work_mem", "wal_buffers"),
+    [
+        (2048, "256MB", "16MB", "128MB", "16MB"),
+        (8192, "1024MB", "64MB", "512MB", "64MB"),
+        (65536, "2048MB", "64MB", "1024MB", "128MB"),
+    ],
 )
-def test_the_warehouse_settings_follow_the_ram_within_bounds(ram_mib, shared_buffers, work_mem, maintenance_work_mem):
+def test_the_warehouse_settings_follow_the_ram_within_bounds(
+    ram_mib, shared_buffers, work_mem, maintenance_work_mem, wal_buffers
+):
     got = sizing.warehouse_settings(ram_mib)
-    assert (got["shared_buffers"], got["work_mem"], got["maintenance_work_mem"]) == (
-        shared_buffers, work_mem, maintenance_work_mem,
+    assert (got["shared_buffers"], got["work_mem"], got["maintenance_work_mem"], got["wal_buffers"]) == (
+        shared_buffers, work_mem, maintenance_work_mem, wal_buffers,
     )  # fmt: skip
     assert got["effective_cache_size"] == f"{ram_mib // 2}MB"

@@ -9,12 +9,15 @@
     - `unique` (one_current_row_per_key, unique_combination_of_columns): every row, in the whole
       table, whose value one of the build's rows holds: a duplicate needs at least one row the
       build wrote, so a duplicate of an old row by a new one fails as before;
-    - `relationships`: the child rows whose parent key the build touched (int_purchase_changes
-      lists a parent that left for the quarantine too), checked against the whole parent; in
+    - `relationships`: the child rows whose parent key the build touched, checked against the
+      whole parent: the rows the build wrote hold them all (int_purchase_changes lists every
+      purchase of a parent that changed or left for the quarantine, see touched_rows); in
       staging (tested before int_purchase_changes is built) the rows written since: the orphans
       of a parent quarantined by this build are read by the marts' relationships tests;
     - any other test, and every test of a model touched_keys does not list (the small ones:
-      products, the daily and cohort aggregates, the quarantine, the work table), reads it whole.
+      products, the daily and cohort aggregates, the quarantine, the work table), reads it whole;
+    - a source's one-row tests (not_null on raw's keys) read the records landed since the newest
+      extraction the last build holds, as staging does.
     A first build, `--full-refresh`, a plain `dbt test` and `dbt run` read whole tables.
 -#}
 {% macro get_where_subquery(relation) -%}
@@ -36,13 +39,19 @@
 
 {#- The models whose daily tests read the touched rows only: {model: {column: the column of
     int_purchase_changes holding its touched values}}, the model's own key first; `since`: the
-    model is built before int_purchase_changes (staging, the snapshot) and has `extracted_at`;
-    `indexed`: other columns with an index of their own (a `unique` test on one reads it through
-    the index, macro among). -#}
+    model is built before int_purchase_changes (staging, the snapshot) and has `extracted_at`
+    (`extracted`: the column's name, when it is another); `indexed`: other columns with an index
+    of their own (a `unique` test on one reads it through the index, macro among). A source is
+    listed as `source <source>.<table>`: the raw tables, whose one-row tests read the records
+    landed since (a daily build's staging reads no others). -#}
 {% macro touched_keys() -%}
     {%- set purchase = {'purchase_id': 'purchase_id', 'customer_id': 'customer_id', 'product_id': 'product_id'} -%}
+    {%- set raw = {'keys': {}, 'since': true, 'extracted': '_airbyte_extracted_at'} -%}
     {%- do return({
-        'stg_shop__users': {'keys': {'customer_id': 'customer_id'}, 'since': true},
+        'source shop.users': raw,
+        'source shop.purchases': raw,
+        'source shop.products': raw,
+        'stg_shop__users': {'keys': {'customer_id': 'customer_id'}, 'since': true, 'indexed': ['email']},
         'stg_shop__purchases': {'keys': purchase, 'since': true},
         'customers_snapshot': {'keys': {'customer_id': 'customer_id'}, 'since': true, 'indexed': ['dbt_scd_id']},
         'int_purchases_enriched': {'keys': purchase, 'since': false},
@@ -54,7 +63,7 @@
 
 {#- SQL: the filter the generic test being compiled reads `relation` through, or '' (whole). -#}
 {% macro touched_rows(relation) -%}
-    {%- set entry = touched_keys().get(relation.identifier) if execute else none -%}
+    {%- set entry = touched_keys().get(tested_node_name(relation)) if execute else none -%}
     {%- if entry is none or flags.WHICH != 'build' or flags.FULL_REFRESH -%}
         {%- do return('') -%}
     {%- endif -%}
@@ -64,11 +73,19 @@
     {%- set name = test.get('name') -%}
     {%- set kwargs = test.get('kwargs') or {} -%}
     {%- set column = kwargs.get('column_name') -%}
+    {%- if not entry['keys'] -%}
+        {#- a source: its one-row tests read the records landed since; a build that has already
+            built int_purchase_changes (a retried test) and every other test read it whole -#}
+        {%- if scope['changes'] is none and name in ('not_null', 'accepted_values', 'accepted_range') -%}
+            {%- do return(entry['extracted'] ~ ' >= ' ~ scope['since']) -%}
+        {%- endif -%}
+        {%- do return('') -%}
+    {%- endif -%}
     {%- set key = (entry['keys'] | list)[0] -%}
     {%- if scope['changes'] is not none -%}
         {%- set own_rows = among([key], touched_values(scope['changes'], entry['keys'][key])) -%}
     {%- else -%}
-        {%- set own_rows = 'extracted_at >= ' ~ scope['since'] -%}
+        {%- set own_rows = entry.get('extracted', 'extracted_at') ~ ' >= ' ~ scope['since'] -%}
     {%- endif -%}
     {%- if name in ('not_null', 'accepted_values', 'accepted_range', 'not_before') -%}
         {%- do return(own_rows) -%}
@@ -84,7 +101,11 @@
         {%- endif -%}
         {%- do return('(' ~ columns | join(', ') ~ ') in (' ~ query ~ ')') -%}
     {%- elif name == 'relationships' and scope['changes'] is not none and column in entry['keys'] -%}
-        {%- do return(column ~ ' in (' ~ touched_values(scope['changes'], entry['keys'][column]) ~ ')') -%}
+        {#- the rows the build wrote, read through the key's index: they hold every child of a
+            parent the build touched, since int_purchase_changes lists every purchase of a changed
+            or quarantined customer or product (a parent row leaves a mart only when its record
+            leaves staging), and every purchase that moved to another parent -#}
+        {%- do return(own_rows) -%}
     {%- elif name == 'relationships' and scope['changes'] is none -%}
         {#- staging, before int_purchase_changes: the rows written since. A parent this build moved
             to the quarantine is a touched key of int_purchase_changes: the marts' relationships
@@ -104,6 +125,19 @@
     a scan then compares every row with the whole array (1.1M rows x 22k e-mails: minutes). -#}
 {% macro among(columns, query) -%}
     {{ columns[0] }} = any(array({{ query }}))
+{%- endmacro %}
+
+
+{#- The name touched_keys lists the relation a generic test reads under: `source <source>.<table>`
+    for a source (the test's node depends on it), else the relation's identifier. -#}
+{% macro tested_node_name(relation) -%}
+    {%- for node in model.depends_on.nodes if node.startswith('source.') -%}
+        {%- set source = graph.sources.get(node) -%}
+        {%- if source and source.identifier == relation.identifier and source.schema == relation.schema -%}
+            {%- do return('source ' ~ source.source_name ~ '.' ~ source.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do return(relation.identifier) -%}
 {%- endmacro %}
 
 

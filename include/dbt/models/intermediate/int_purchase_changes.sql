@@ -75,7 +75,9 @@ changed_purchases as (
     where purchases.extracted_at >= {{ since }}
     union
     select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
-    where purchases.customer_id in (select changed_customers.customer_id from changed_customers)
+    where {{ among_keys(
+        'purchases.customer_id', 'select changed_customers.customer_id from changed_customers', enriched
+    ) }}
     union
     select purchases.purchase_id from {{ ref('stg_shop__purchases') }} as purchases
     where purchases.product_id in (select changed_products.product_id from changed_products)

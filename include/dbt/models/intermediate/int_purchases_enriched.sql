@@ -17,12 +17,14 @@
             {'columns': ['extracted_at']},
         ],
         pre_hook="{% if is_incremental() %}
-            delete from {{ this }} as enriched
-            where enriched.purchase_id in (select purchase_id from {{ ref('int_purchase_changes') }})
-                and not exists (
+            delete from {{ this }}
+            where purchase_id = any(array(
+                select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
+                where changes.state = 'before' and not exists (
                     select from {{ ref('stg_shop__purchases') }} as purchases
-                    where purchases.purchase_id = enriched.purchase_id
+                    where purchases.purchase_id = changes.purchase_id
                 )
+            ))
         {% endif %}",
     )
 }}

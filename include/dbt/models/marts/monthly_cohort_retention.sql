@@ -39,7 +39,8 @@ with
         from {{ ref('int_purchases_enriched') }}
         where
             purchased_at is not null
-            and customer_id in (select changed_customers.customer_id from changed_customers)
+            -- through the customer_id index, one probe per customer (see customers.sql)
+            and customer_id = any(array(select changed_customers.customer_id from changed_customers))
     ),
 
     -- the changed customers' months before the build: their unchanged purchases, as they are,

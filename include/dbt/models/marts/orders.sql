@@ -11,12 +11,14 @@
         incremental_strategy='by_key',
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}
-            delete from {{ this }} as orders
-            where orders.order_id in (select purchase_id from {{ ref('int_purchase_changes') }})
-                and not exists (
+            delete from {{ this }}
+            where order_id = any(array(
+                select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
+                where changes.state = 'before' and not exists (
                     select from {{ ref('int_purchases_enriched') }} as purchases
-                    where purchases.purchase_id = orders.order_id
+                    where purchases.purchase_id = changes.purchase_id
                 )
+            ))
         {% endif %}",
     )
 }}
@@ -28,7 +30,11 @@ with
 purchases as (
     select * from {{ ref('int_purchases_enriched') }}
     {% if is_incremental() %}
-        where purchase_id in (select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes)
+        -- through the purchase_id index, one probe per key (see customers.sql)
+        where purchase_id = any(array(
+            select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
+            where changes.purchase_id is not null
+        ))
     {% endif %}
 ),
 

@@ -9,7 +9,7 @@
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}
             delete from {{ this }}
-            where product_id in (select product_id from {{ ref('int_purchase_changes') }})
+            where product_id = any(array(select product_id from {{ ref('int_purchase_changes') }} where product_id is not null))
         {% endif %}",
     )
 }}

@@ -1,7 +1,13 @@
+{#- The index on customer_id: int_purchase_changes reads a changed customer's purchases through
+    it; macro create_missing_indexes adds it to a table built before it. -#}
 {{
     config(
         unique_key='purchase_id',
-        indexes=[{'columns': ['purchase_id'], 'unique': true}, {'columns': ['extracted_at']}],
+        indexes=[
+            {'columns': ['purchase_id'], 'unique': true},
+            {'columns': ['extracted_at']},
+            {'columns': ['customer_id']},
+        ],
         pre_hook="{{ delete_newly_quarantined(source('shop', 'purchases'), 'purchase_id') }}",
     )
 }}
