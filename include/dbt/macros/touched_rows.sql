@@ -9,9 +9,8 @@
     - `unique` (one_current_row_per_key, unique_combination_of_columns): every row, in the whole
       table, whose value one of the build's rows holds: a duplicate needs at least one row the
       build wrote, so a duplicate of an old row by a new one fails as before;
-    - `relationships`: the child rows whose parent key the build touched, checked against the
-      whole parent: the rows the build wrote hold them all (int_purchase_changes lists every
-      purchase of a parent that changed or left for the quarantine, see touched_rows); in
+    - `relationships`: the child rows whose parent key the build touched (int_purchase_changes
+      lists a parent that left for the quarantine too), checked against the whole parent; in
       staging (tested before int_purchase_changes is built) the rows written since: the orphans
       of a parent quarantined by this build are read by the marts' relationships tests;
     - any other test, and every test of a model touched_keys does not list (the small ones:
@@ -101,11 +100,10 @@
         {%- endif -%}
         {%- do return('(' ~ columns | join(', ') ~ ') in (' ~ query ~ ')') -%}
     {%- elif name == 'relationships' and scope['changes'] is not none and column in entry['keys'] -%}
-        {#- the rows the build wrote, read through the key's index: they hold every child of a
-            parent the build touched, since int_purchase_changes lists every purchase of a changed
-            or quarantined customer or product (a parent row leaves a mart only when its record
-            leaves staging), and every purchase that moved to another parent -#}
-        {%- do return(own_rows) -%}
+        {#- a semi-join Postgres sizes from int_purchase_changes' statistics: at 10M (700,000
+            orders a day) hashing both tables beats the 700,000 probes of the build's own rows
+            through the keys' indexes (14.5 s), which it chose from `= any(array(...))`'s guess -#}
+        {%- do return(column ~ ' in (' ~ touched_values(scope['changes'], entry['keys'][column]) ~ ')') -%}
     {%- elif name == 'relationships' and scope['changes'] is none -%}
         {#- staging, before int_purchase_changes: the rows written since. A parent this build moved
             to the quarantine is a touched key of int_purchase_changes: the marts' relationships

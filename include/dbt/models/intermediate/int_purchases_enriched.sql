@@ -36,7 +36,12 @@ with
 purchases as (
     select * from {{ ref('stg_shop__purchases') }}
     {% if is_incremental() %}
-        where purchase_id in (select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes)
+        -- through staging's purchase_id index, one probe per key (a semi-join hashed a scan of
+        -- every staged purchase, in each parallel worker)
+        where purchase_id = any(array(
+            select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
+            where changes.purchase_id is not null
+        ))
     {% endif %}
 ),
 
