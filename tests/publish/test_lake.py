@@ -256,15 +256,17 @@ def test_a_value_the_lake_cannot_type_names_the_mart_and_leaves_the_connection_u
 def test_an_upload_failing_while_postgres_still_writes_stops_the_copy_and_frees_the_connection(
     pg, client, small_objects, monkeypatch
 ):
-    """The copy runs in a thread beside the upload: an upload that fails early cancels the query
-    still streaming, the thread ends and the connection takes the next statement."""
+    """The copy runs in a thread beside the upload: an upload that fails early ends the copy,
+    whichever way (cancelled while Postgres still writes, or cut when the reader closes its end
+    after Arrow took in the whole copy: a CI run saw the latter, so which one runs is not
+    asserted), the thread ends and the connection takes the next statement."""
     import threading
 
-    streaming = []
+    finished = []
     finish = lake._CopyOut.finish
 
     def watched(self, *, failed):
-        streaming.append(self._thread.is_alive())
+        finished.append(failed)
         return finish(self, failed=failed)
 
     monkeypatch.setattr(lake._CopyOut, "finish", watched)
@@ -280,7 +282,7 @@ def test_an_upload_failing_while_postgres_still_writes_stops_the_copy_and_frees_
         lake.publish_mart(
             pg, FailingPut(client, fail_on=1), "orders", "2026-01-13", lake_bucket=f"lake-{uuid.uuid4().hex[:8]}"
         )
-    assert streaming == [True], "the upload failed while Postgres was still writing"
+    assert finished == [True], "the copy was ended as a failed one"
     assert threading.active_count() == threads, "the copy's thread ended"
     with pg.cursor() as cur:
         cur.execute("select count(*) from marts.orders")
