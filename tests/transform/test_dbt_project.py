@@ -111,12 +111,18 @@ def test_the_intermediate_model_and_the_marts_over_it_recompute_only_what_a_day_
     """Issue 27: int_purchases_enriched and every model reading it are incremental, each reading
     the day's changed keys from int_purchase_changes (a table of the day's changes, itself rebuilt
     each run); the guard that they equal a full rebuild is test_dbt_incremental. (A mart of the
-    user's own source, not reading it, may stay a table.)"""
+    user's own source, not reading it, may stay a table.) A work table (meta `work_table`, such as
+    int_touched_purchases: the day's slice the customer-level marts read) is a table rebuilt each
+    run from the day's changes, not a history to keep."""
     changes, enriched = "model.ecommerce.int_purchase_changes", "model.ecommerce.int_purchases_enriched"
     assert manifest["nodes"][changes]["config"]["materialized"] == "table"
     over = [n for n in models(manifest) if n["unique_id"] == enriched or enriched in n["depends_on"]["nodes"]]
     assert enriched in {n["unique_id"] for n in over} and any(n["fqn"][1] == "marts" for n in over)
-    for node in over:
+    work = [n for n in over if n["config"].get("meta", {}).get("work_table")]
+    for node in work:
+        assert node["config"]["materialized"] == "table", node["name"]
+        assert changes in node["depends_on"]["nodes"], node["name"]
+    for node in (n for n in over if n not in work):
         assert node["config"]["materialized"] == "incremental", node["name"]
         assert node["config"]["on_schema_change"] == "fail", node["name"]
         assert changes in node["depends_on"]["nodes"], node["name"]

@@ -76,16 +76,32 @@ def work_per_row(postgres_server, tmp_path_factory) -> dict[int, dict]:
 
 
 def growth(work_per_row: dict[int, dict]) -> dict[str, tuple[float, float]]:
-    """{model: (growth of rows handled per raw row, growth of buffers per raw row)} LARGE vs SMALL."""
+    """{model: (growth of rows handled per raw row, growth of buffers per raw row)} LARGE vs SMALL
+    (a model with no work at either size, a work table empty on a first build, left out)."""
     small, large = work_per_row[SMALL], work_per_row[LARGE]
-    return {m: (large[m][0] / small[m][0], large[m][1] / max(small[m][1], 1e-9)) for m in small}
+    return {
+        m: (large[m][0] / small[m][0], large[m][1] / max(small[m][1], 1e-9))
+        for m in small
+        if small[m][0] or large[m][0]
+    }
+
+
+def empty_on_a_first_build(manifest: dict) -> set[str]:
+    """Work tables (meta `work_table`) read only by daily builds: int_touched_purchases is empty on
+    a first build, which this guard measures (test_dbt_incremental covers its daily builds)."""
+    return {
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("meta", {}).get("work_table")
+    }
 
 
 def test_every_model_is_measured(work_per_row, manifest):
     models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    may_be_empty = empty_on_a_first_build(manifest)
     for size in (SMALL, LARGE):
         assert set(work_per_row[size]) == models
-        assert all(rows > 0 for rows, _ in work_per_row[size].values()), work_per_row[size]
+        assert all(rows > 0 for m, (rows, _) in work_per_row[size].items() if m not in may_be_empty), work_per_row[size]
 
 
 def test_no_model_does_more_work_per_row_on_a_bigger_shop(work_per_row):

@@ -8,7 +8,7 @@
     figures. `customer_count` (distinct customers a day) changes only for a (customer, day) pair
     of those purchases: -1 if the customer had a purchase that day before the build (one the
     build did not change, or a changed one as it was), +1 if it has one now, read from the
-    pair's purchases through the customer_id index. A day left without purchases is deleted
+    customer's purchases in int_touched_purchases. A day left without purchases is deleted
     (post-hook), as a full build would not have it. Counts and sums are exact: the result equals
     a full build's (tests/transform/test_dbt_incremental.py).
 -#}
@@ -23,6 +23,7 @@
 }}
 
 -- depends_on: {{ ref('int_purchase_changes') }}
+-- depends_on: {{ ref('int_touched_purchases') }}
 
 with
 
@@ -37,11 +38,8 @@ with
             gross_amount,
             refund_amount,
             net_amount
-        from {{ ref('int_purchases_enriched') }}
-        where purchase_id = any(array(  -- through the purchase_id index (see pair_purchases)
-            select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
-            where changes.purchase_id is not null
-        ))
+        from {{ ref('int_touched_purchases') }}
+        where is_changed
     ),
 
     contributions as (
@@ -88,18 +86,16 @@ with
         where customer_id is not null
     ),
 
-    -- every purchase now of a pair's customer on the pair's day (changed or not); the customers'
-    -- purchases read through the customer_id index (`= any(array(...))`: Postgres estimates a few
-    -- values and probes the index per customer, where a join would hash a scan of every purchase)
+    -- every purchase now of a pair's customer on the pair's day (changed or not): the pair's
+    -- customer is one int_purchase_changes lists, whose purchases int_touched_purchases holds
     pair_purchases as (
         select
-            enriched.purchase_id,
-            enriched.customer_id,
-            enriched.order_date
-        from {{ ref('int_purchases_enriched') }} as enriched
+            touched.customer_id,
+            touched.order_date,
+            touched.is_changed
+        from {{ ref('int_touched_purchases') }} as touched
         inner join pairs
-            on enriched.customer_id = pairs.customer_id and enriched.order_date = pairs.order_date
-        where enriched.customer_id = any(array(select distinct pairs.customer_id from pairs))
+            on touched.customer_id = pairs.customer_id and touched.order_date = pairs.order_date
     ),
 
     presence as (
@@ -114,10 +110,7 @@ with
                 order_date,
                 true as is_now,
                 -- a purchase the build did not change was there before it, as it is
-                not exists (  -- read through int_purchase_changes' purchase_id index
-                    select from {{ ref('int_purchase_changes') }} as changed
-                    where changed.purchase_id = pair_purchases.purchase_id
-                ) as was_before
+                not is_changed as was_before
             from pair_purchases
             union all
             select

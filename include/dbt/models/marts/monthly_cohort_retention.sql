@@ -21,6 +21,7 @@
 }}
 
 -- depends_on: {{ ref('int_purchase_changes') }}
+-- depends_on: {{ ref('int_touched_purchases') }}
 
 with
 
@@ -33,14 +34,13 @@ with
 
     purchases_now as (
         select
-            purchase_id,
             customer_id,
+            is_changed,
             date_trunc('month', purchased_at at time zone 'UTC')::date as activity_month
-        from {{ ref('int_purchases_enriched') }}
+        from {{ ref('int_touched_purchases') }}  -- every purchase of the customers listed
         where
             purchased_at is not null
-            -- through the customer_id index, one probe per customer (see customers.sql)
-            and customer_id = any(array(select changed_customers.customer_id from changed_customers))
+            and customer_id in (select changed_customers.customer_id from changed_customers)
     ),
 
     -- the changed customers' months before the build: their unchanged purchases, as they are,
@@ -50,10 +50,7 @@ with
             customer_id,
             activity_month
         from purchases_now
-        where not exists (  -- an anti-join (`not in` probes the list per row past work_mem)
-            select from {{ ref('int_purchase_changes') }} as changed
-            where changed.purchase_id = purchases_now.purchase_id
-        )
+        where not is_changed
         union
         select
             customer_id,
