@@ -1,7 +1,7 @@
 {#-
     Incremental: a daily build recomputes only the purchases int_purchase_changes lists (their
     record, product or customer changed) and replaces them by purchase_id (strategy by_key); the pre-hook deletes
-    those that left staging (quarantined), as a full build would leave them out. Indexed for the
+    those that left staging (quarantined; macro purchases_gone), as a full build would leave them out. Indexed for the
     marts' reads of the changed keys (customer_id) and for the newest extraction it
     holds (extracted_at: where int_purchase_changes and a daily build's staging tests start).
 -#}
@@ -18,13 +18,7 @@
         ],
         pre_hook="{% if is_incremental() %}
             delete from {{ this }}
-            where purchase_id = any(array(
-                select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
-                where changes.state = 'before' and not exists (
-                    select from {{ ref('stg_shop__purchases') }} as purchases
-                    where purchases.purchase_id = changes.purchase_id
-                )
-            ))
+            where purchase_id = any(array({{ purchases_gone(ref('int_purchase_changes')) }}))
         {% endif %}",
     )
 }}

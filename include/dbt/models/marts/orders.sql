@@ -1,8 +1,8 @@
 {#-
     Incremental: replaces by order_id (strategy by_key) the purchases int_purchase_changes lists (their record,
     product or customer changed since the last build); the pre-hook deletes those whose purchase
-    left the intermediate model (its newest extraction was quarantined), as a full build would
-    leave them out.
+    left staging (its newest extraction was quarantined; macro purchases_gone), as a full build
+    would leave them out.
 -#}
 {{
     config(
@@ -12,13 +12,7 @@
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}
             delete from {{ this }}
-            where order_id = any(array(
-                select changes.purchase_id from {{ ref('int_purchase_changes') }} as changes
-                where changes.state = 'before' and not exists (
-                    select from {{ ref('int_purchases_enriched') }} as purchases
-                    where purchases.purchase_id = changes.purchase_id
-                )
-            ))
+            where order_id = any(array({{ purchases_gone(ref('int_purchase_changes')) }}))
         {% endif %}",
     )
 }}
