@@ -1,11 +1,13 @@
 {#-
-    What the customer-level marts (customers, daily_revenue, monthly_cohort_retention) recompute a
-    day from: every purchase, as int_purchases_enriched holds it after the build, of each customer
-    int_purchase_changes lists (its profile changed, or one of its purchases did, before or after
-    the change), and each purchase it lists. A narrow table the three marts scan, read here once:
-    each of them used to read the same purchases through int_purchases_enriched's customer_id
-    index on its own, and at 10M orders a day's ~1.4M purchases of ~680,000 customers lie on
-    nearly every page of a table larger than Postgres's shared buffers (docs/benchmarks.md).
+    What daily_revenue and monthly_cohort_retention recompute a day from: every purchase, as
+    int_purchases_enriched holds it after the build, of each customer int_purchase_changes lists
+    (its profile changed, or one of its purchases did, before or after the change), and each
+    purchase it lists. A narrow table both marts scan, read here once: each of them used to read
+    the same purchases through int_purchases_enriched's customer_id index on its own, and at 10M
+    orders a day's ~1.4M purchases of ~1M customers lie on nearly every page of a table larger
+    than Postgres's shared buffers (docs/benchmarks.md). `customers` reads its own through the
+    index: it starts as soon as int_purchases_enriched is built, while this table is being made,
+    instead of after it (the day's longest chain of models at 10M).
 
     Empty unless int_purchase_changes is an increment (macro purchase_changes_mark): a first
     build and --full-refresh build the marts whole from int_purchases_enriched.

@@ -15,14 +15,12 @@
 }}
 
 -- depends_on: {{ ref('int_purchase_changes') }}
--- depends_on: {{ ref('int_touched_purchases') }}
 
 with
 
-{#- on an increment, the changed customers' profiles are read through staging's customer_id index,
-    one probe per key (`= any(array(...))`: Postgres estimates a few values; a semi-join hashes a
-    scan of every customer, in each parallel worker, for a day's few percent), and their purchases
-    from int_touched_purchases (all of them, read once for the three customer-level marts) #}
+{#- on an increment, the changed customers' rows are read through the customer_id indexes, one
+    probe per key (`= any(array(...))`: Postgres estimates a few values; a semi-join hashes a scan
+    of every customer and purchase, in each parallel worker, for a day's few percent) #}
 {%- set changed_customers -%}
     select distinct changes.customer_id from {{ ref('int_purchase_changes') }} as changes
     where changes.customer_id is not null
@@ -36,10 +34,9 @@ customers as (
 ),
 
 purchases as (
+    select * from {{ ref('int_purchases_enriched') }}
     {% if is_incremental() %}
-        select * from {{ ref('int_touched_purchases') }}
-    {% else %}
-        select * from {{ ref('int_purchases_enriched') }}
+        where customer_id = any(array({{ changed_customers }}))
     {% endif %}
 ),
 
