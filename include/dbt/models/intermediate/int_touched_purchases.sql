@@ -12,7 +12,15 @@
     Empty unless int_purchase_changes is an increment (macro purchase_changes_mark): a first
     build and --full-refresh build the marts whole from int_purchases_enriched.
 -#}
-{{ config(materialized='table', indexes=[{'columns': ['purchase_id'], 'unique': true}]) }}
+{#- a bitmap scan, not an index scan (`set local`: this build's transaction only): Postgres takes
+    `= any(array(...))` for a few values and would read the ~1.1M purchases of a 10M-order day in
+    the index's customer order, a heap page at random for each; a bitmap reads their pages once,
+    in the table's order (10M: 6.5 -> 4.9 s). -#}
+{{ config(
+    materialized='table',
+    indexes=[{'columns': ['purchase_id'], 'unique': true}],
+    pre_hook="set local enable_indexscan = off",
+) }}
 
 {%- set changes = ref('int_purchase_changes') %}
 {%- set increment = false %}
