@@ -129,12 +129,21 @@ def metrics_enabled() -> bool:
     return os.environ.get("STACK_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
-def shop_size_overrides() -> dict[str, int]:
-    """SHOP_CUSTOMERS / SHOP_ORDERS: the simulated shop's size on day 0, over connections.yaml's
-    `simulator:` block (e.g. `SHOP_CUSTOMERS=1000000 SHOP_ORDERS=1000000` for the benchmark)."""
-    out = {}
+def shop_size_overrides() -> dict[str, int | float]:
+    """SHOP_CUSTOMERS / SHOP_ORDERS: the simulated shop's size on day 0, and SHOP_DAILY_NEW /
+    SHOP_DAILY_CHANGED: its day's new and changed share, over connections.yaml's `simulator:` block
+    (e.g. `SHOP_CUSTOMERS=10000000 SHOP_ORDERS=10000000 SHOP_DAILY_NEW=0.002 SHOP_DAILY_CHANGED=0.002`:
+    10M of history, a day of the size of a 1M shop's)."""
+    out: dict[str, int | float] = {}
     for key, name in (("customers", "SHOP_CUSTOMERS"), ("orders", "SHOP_ORDERS")):
         value = setting(name)
         if value:
             out[key] = int(value)
+    for key, name in (("daily_new", "SHOP_DAILY_NEW"), ("daily_changed", "SHOP_DAILY_CHANGED")):
+        value = setting(name)
+        if value:
+            share = float(value)
+            if not 0 <= share <= 1:
+                raise ValueError(f"{name}={value!r} is not a share: write a number from 0 to 1 (0.01: 1% a day)")
+            out[key] = share
     return out

@@ -90,6 +90,19 @@ def test_the_simulator_keys_are_the_shop_settings():
     assert SIMULATOR_KEYS == ShopSettings.KEYS and SIMULATOR_FORMATS == FORMATS
 
 
+def test_the_environment_sizes_the_simulated_shop_and_its_day(monkeypatch):
+    from include.simulator.shop import ShopSettings
+
+    for name, value in (("SHOP_CUSTOMERS", "5000"), ("SHOP_DAILY_NEW", "0.002"), ("SHOP_DAILY_CHANGED", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SHOP_ORDERS", raising=False)
+    shop = ShopSettings.from_config({"customers": 10, "orders": 20}, settings.shop_size_overrides())
+    assert (shop.customers, shop.orders, shop.new_customers(), shop.changed_customers()) == (5000, 20, 10, 0)
+    monkeypatch.setenv("SHOP_DAILY_NEW", "2")
+    with pytest.raises(ValueError, match="SHOP_DAILY_NEW='2' is not a share"):
+        settings.shop_size_overrides()
+
+
 S3 = """version: 1
 sources:
   shop:
