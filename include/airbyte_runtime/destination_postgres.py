@@ -3,8 +3,9 @@
 Each record becomes one CSV row of its stream's stage (rows.py), COPYed while the connector is
 still read (stage.py). When the read ends, each stream, in the configured catalog's order, is
 checked (checks.py), then moved into its table in one transaction with its state (state.py):
-- merge (incremental_deduped_history): the staged keys' rows deleted, the latest version of each
-  key inserted (highest cursor, then latest extracted, then last emitted);
+- merge (incremental_deduped_history): the staged keys' rows deleted (through the index on the
+  key the first merge creates), the latest version of each key inserted (highest cursor, then
+  latest extracted, then last emitted);
 - append: the stage inserted as it is;
 - replace (full refresh): the stage becomes the table (renamed in its place).
 Tables keep the layout PyAirbyte's cache made (tables.py), so the warehouses it wrote carry on.
@@ -221,6 +222,9 @@ class WarehouseWriter(sync_checks.SyncChecks):
             names = sql.SQL(", ").join(map(sql.Identifier, columns))
             if self.strategy == "merge" and self.primary_keys.get(stream):
                 how = self._merge(db, stream, final, staged, names)
+                tables.ensure_key_index(
+                    db, self.schema, table, [tables.normalize(k) for k in self.primary_keys[stream]]
+                )
             else:
                 db.execute(sql.SQL("insert into {} ({}) select {} from {}").format(final, names, names, staged))
                 how = "append"

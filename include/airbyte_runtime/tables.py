@@ -12,6 +12,8 @@ sources and every reader of the raw schema see no difference:
   that pattern);
 - every final table has an index on `_airbyte_extracted_at` (`ensure_extracted_at_index`): a daily
   dbt build reads only the records extracted since its last one, and finds them through it.
+- a merged stream's table (incremental_deduped_history) has an index on its primary key
+  (`ensure_key_index`): a merge deletes the staged keys' rows through it, not by a scan.
 Owned here rather than taken from PyAirbyte: its processor has no public API for its DDL.
 """
 
@@ -137,6 +139,29 @@ def ensure_extracted_at_index(cursor: Any, schema: str, table: str) -> None:
         cursor.execute(
             sql.SQL("create index on {} ({})").format(sql.Identifier(schema, table), sql.Identifier(EXTRACTED_AT))
         )
+
+
+def ensure_key_index(cursor: Any, schema: str, table: str, keys: list[str]) -> None:
+    """An index on a merged stream's primary key (`keys`, normalized), created unless one leads with it.
+
+    A merge deletes the staged keys' rows: without it that delete reads the whole table, every day
+    (docs/benchmarks.md, "A day's merge into raw"). Not unique: keyless records are kept as they
+    come. Made after the first merge's insert (built once on the whole table, not row by row).
+    """
+    from psycopg2 import sql
+
+    cursor.execute(
+        "select 1 from pg_index i join pg_class c on c.oid = i.indrelid"
+        " join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s and i.indnkeyatts >= %s"
+        " and (select array_agg(a.attname::text order by k.position) from unnest(i.indkey[0:%s - 1])"
+        "      with ordinality as k(attnum, position)"
+        "      join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum) = %s::text[]",
+        (schema, table, len(keys), len(keys), keys),
+    )
+    if cursor.fetchone() is None:
+        columns = sql.SQL(", ").join(map(sql.Identifier, keys))
+        cursor.execute(sql.SQL("create index on {} ({})").format(sql.Identifier(schema, table), columns))
 
 
 class StreamKeys:

@@ -55,3 +55,34 @@ def test_a_raw_table_without_the_index_gets_it_at_the_next_sync(source, warehous
     )
     (name,) = sql(INDEXES)[0]
     assert name.split(".")[-1] in " ".join(row[0] for row in plan), plan
+
+
+KEY_INDEXES = (
+    "select i.indexrelid::regclass::text from pg_index i join pg_attribute a"
+    " on a.attrelid = i.indrelid and a.attnum = i.indkey[0]"
+    " where i.indrelid = 'raw.items'::regclass and a.attname = 'id'"
+)
+
+
+def test_a_merged_table_gets_one_index_on_its_key_and_its_merge_deletes_through_it(source, warehouse, sql):  # noqa: F811
+    # a merge deletes the staged keys' rows: without the index, a scan of the whole table each day
+    conn = connection(source([record(1, "01", name="a"), record(2, "02", name="b")]), "incremental_deduped_history")
+    sync(conn, warehouse)
+    sync(conn, warehouse)
+    assert len(sql(KEY_INDEXES)) == 1
+    (name,) = sql(KEY_INDEXES)[0]
+    plan = sql(
+        "create temp table staged as select * from raw.items where id = 2; analyze staged;"
+        " set local enable_seqscan = off; set local enable_hashjoin = off; set local enable_mergejoin = off;"
+        " explain delete from raw.items f using staged s where f.id = s.id"
+    )
+    assert name.split(".")[-1] in " ".join(row[0] for row in plan), plan
+    # keyless rows are kept as they come: the index is not unique
+    assert sql(f"select indisunique from pg_index where indexrelid = '{name}'::regclass") == [(False,)]
+
+
+def test_append_and_replace_tables_get_no_key_index(source, warehouse, sql):  # noqa: F811
+    records = [record(1, "01", name="a")]
+    for mode in ("incremental_append", "full_refresh_overwrite"):
+        sync(connection(source(records), mode), warehouse)
+        assert sql(KEY_INDEXES) == [], mode
