@@ -78,7 +78,7 @@ def test_a_merged_table_gets_one_index_on_its_key_and_its_merge_deletes_through_
     )
     assert name.split(".")[-1] in " ".join(row[0] for row in plan), plan
     # keyless rows are kept as they come: the index is not unique
-    assert sql(f"select indisunique from pg_index where indexrelid = '{name}'::regclass") == [(False,)]
+    assert sql("select indisunique from pg_index where indexrelid = %s::regclass", (name,)) == [(False,)]
 
 
 def test_append_and_replace_tables_get_no_key_index(source, warehouse, sql):  # noqa: F811
