@@ -228,6 +228,7 @@ class WarehouseWriter(sync_checks.SyncChecks):
             else:
                 db.execute(sql.SQL("insert into {} ({}) select {} from {}").format(final, names, names, staged))
                 how = "append"
+        tables.ensure_type_errors_index(db, self.schema, table)  # after the rows: built once by a first load
         if state is not None:
             stored.save(db, self.schema, self.source_name, stream, state)
         return how

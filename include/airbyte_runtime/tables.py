@@ -14,6 +14,9 @@ sources and every reader of the raw schema see no difference:
   dbt build reads only the records extracted since its last one, and finds them through it.
 - a merged stream's table (incremental_deduped_history) has an index on its primary key
   (`ensure_key_index`): a merge deletes the staged keys' rows through it, not by a scan.
+- every final table has a partial index on the records Airbyte flagged (`TYPE_ERRORS`,
+  `ensure_type_errors_index`): the freshness gate counts them before each day's dbt build, and
+  without it that count parses every record's `_airbyte_meta`, the whole history, every day.
 Owned here rather than taken from PyAirbyte: its processor has no public API for its DDL.
 """
 
@@ -25,10 +28,15 @@ import secrets
 import string
 from typing import Any
 
-from include.airbyte_runtime.rows import airbyte_type
-
 RAW_ID, EXTRACTED_AT, META = "_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"
 AIRBYTE_COLUMNS = (RAW_ID, EXTRACTED_AT, META)
+# A record Airbyte flagged: a value its column could not hold, nulled and listed in
+# `_airbyte_meta.changes`. The predicate of the partial index below, and what readers filter on to
+# use it (Postgres uses a partial index only for a query that repeats its predicate). Never raises:
+# `changes` missing, null or not an array is no change.
+TYPE_ERRORS = (
+    "jsonb_typeof(_airbyte_meta::jsonb -> 'changes') = 'array' and _airbyte_meta::jsonb -> 'changes' <> '[]'::jsonb"
+)
 # Airbyte type -> the column type PyAirbyte declared for it (its CONVERSION_MAP, rendered generically)
 SQL_TYPES = {
     "string": "VARCHAR", "integer": "BIGINT", "number": "DECIMAL(38, 9)", "boolean": "BOOLEAN", "date": "DATE",
@@ -53,6 +61,9 @@ def normalize(name: str) -> str:
 
 def sql_type(definition: Any) -> str:
     """The column type of a JSON-schema property (a string column when its type is unknown)."""
+    # here, not at the top: readers of the layout (the freshness gate) run without the runtime's orjson
+    from include.airbyte_runtime.rows import airbyte_type
+
     kind = airbyte_type(definition)
     if kind in SQL_TYPES:
         return SQL_TYPES[kind]
@@ -121,7 +132,8 @@ def ensure_final_table(cursor: Any, schema: str, table: str, columns: dict[str, 
 
 
 def ensure_extracted_at_index(cursor: Any, schema: str, table: str) -> None:
-    """An index on the table's `_airbyte_extracted_at`, created unless one leads with it already.
+    """An index on the table's `_airbyte_extracted_at`, created unless one leads with it already
+    (a whole one: not the partial index of ensure_type_errors_index).
 
     Checked in the catalog first: `create index if not exists` would lock the table before it
     looks. Postgres names the index (`<table>__airbyte_extracted_at_idx`, cut and numbered to fit).
@@ -132,12 +144,36 @@ def ensure_extracted_at_index(cursor: Any, schema: str, table: str) -> None:
         "select 1 from pg_index i join pg_class c on c.oid = i.indrelid"
         " join pg_namespace n on n.oid = c.relnamespace"
         " join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]"
-        " where n.nspname = %s and c.relname = %s and a.attname = %s",
+        " where n.nspname = %s and c.relname = %s and a.attname = %s and i.indpred is null",
         (schema, table, EXTRACTED_AT),
     )
     if cursor.fetchone() is None:
         cursor.execute(
             sql.SQL("create index on {} ({})").format(sql.Identifier(schema, table), sql.Identifier(EXTRACTED_AT))
+        )
+
+
+def ensure_type_errors_index(cursor: Any, schema: str, table: str) -> None:
+    """A partial index holding only the records Airbyte flagged (`TYPE_ERRORS`), unless the table has
+    one already (an index whose predicate reads `_airbyte_meta`). A count of them reads this index,
+    a few entries, instead of parsing the `_airbyte_meta` of every record; an insert only evaluates
+    the predicate (which parses its `_airbyte_meta`): made after a move's insert, so a first load
+    builds it once on the whole table. Checked in the catalog first, as ensure_extracted_at_index.
+    """
+    from psycopg2 import sql
+
+    cursor.execute(
+        "select 1 from pg_index i join pg_class c on c.oid = i.indrelid"
+        " join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s and pg_get_expr(i.indpred, i.indrelid) like %s",
+        (schema, table, f"%{META}%changes%"),
+    )
+    if cursor.fetchone() is None:
+        cursor.execute(
+            sql.SQL("create index on {} ({}) where ").format(
+                sql.Identifier(schema, table), sql.Identifier(EXTRACTED_AT)
+            )
+            + sql.SQL(TYPE_ERRORS)
         )
 
 
