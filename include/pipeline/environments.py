@@ -74,7 +74,11 @@ def airflow_env() -> dict[str, str]:
         **dbt_docs_airflow_env(settings.LOCAL_DIR),  # the newest dbt docs in the web UI (Browse > dbt Docs)
     }
     # Values from the environment win, so CI or a user can point Airflow elsewhere.
-    return {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}
+    env = {key: os.environ.get(key, value) if key != "PYTHONPATH" else value for key, value in env.items()}
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):  # a writer waits for the lock
+        key = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"
+        env[key] = os.environ.get(key, "include.pipeline.metadata_db.CONNECT_ARGS")
+    return env
 
 
 def warehouse_env() -> dict[str, str]:
